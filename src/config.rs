@@ -133,6 +133,32 @@ impl MysqlConfig {
     }
 }
 
+impl Config {
+    /// Reads every service's password file, in service order. Problems name the key, so
+    /// `--check` and start-up report them like any other config error.
+    pub fn read_passwords(&self) -> Result<Vec<Option<String>>, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut passwords = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            match s.mysql.read_password() {
+                Ok(p) => passwords.push(p),
+                Err(e) => {
+                    let path = s.mysql.password_file.as_deref().unwrap_or(Path::new(""));
+                    problems.push(ConfigProblem {
+                        key: format!("service[{i}].mysql.password_file"),
+                        problem: format!("cannot read {}: {e}", path.display()),
+                    });
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(passwords)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 // ---------- raw (as written in the file) ----------
 
 #[derive(Deserialize)]
@@ -298,7 +324,10 @@ impl Validator {
             None => default,
             Some(h) if h == 0 || (3..=65535).contains(&h) => h as u16,
             Some(h) => {
-                self.bad(key, format!("{h} is invalid: must be 0 or 3..=65535 seconds"));
+                self.bad(
+                    key,
+                    format!("{h} is invalid: must be 0 or 3..=65535 seconds"),
+                );
                 default
             }
         }
@@ -423,9 +452,10 @@ impl Validator {
         for (j, p) in raw.prefixes.iter().enumerate() {
             let pkey = format!("{key}.prefixes[{j}]");
             match p.parse::<IpNetwork>() {
-                Ok(IpNetwork::V4(n)) if n.prefix() != 32 => {
-                    self.bad(pkey, format!("{p} is not a host route: services announce /32s"))
-                }
+                Ok(IpNetwork::V4(n)) if n.prefix() != 32 => self.bad(
+                    pkey,
+                    format!("{p} is not a host route: services announce /32s"),
+                ),
                 Ok(IpNetwork::V4(n)) => {
                     if prefixes.contains(&n) {
                         self.bad(pkey, format!("{p} is listed twice"));
@@ -581,7 +611,10 @@ user = "primaryd"
             .replace("asn = 4200000011", "asn = 4294967296")
             .replace("hold_time = 9", "hold_time = 2")
             .replace("\"192.0.2.10/32\"", "\"192.0.2.0/24\", \"nope\"")
-            .replace("user = \"primaryd\"", "user = \"primaryd\"\nrise = 0\nfall = 0\ninterval_ms = 0\ntimeout_ms = -1");
+            .replace(
+                "user = \"primaryd\"",
+                "user = \"primaryd\"\nrise = 0\nfall = 0\ninterval_ms = 0\ntimeout_ms = -1",
+            );
         let p = problems(&text);
         let keys: Vec<&str> = p.iter().map(|s| s.split(": ").next().unwrap()).collect();
         assert_eq!(
@@ -621,18 +654,31 @@ user = "primaryd"
     #[test]
     fn socket_and_host_are_exclusive() {
         let text = GOOD.replace("user = ", "host = \"127.0.0.1\"\nuser = ");
-        assert_eq!(problems(&text), ["service[0].mysql: set either socket or host, not both"]);
-        let text = GOOD.replace("socket = \"/run/mysqld/mysqld.sock\"", "host = \"127.0.0.1\"\nport = 3307");
+        assert_eq!(
+            problems(&text),
+            ["service[0].mysql: set either socket or host, not both"]
+        );
+        let text = GOOD.replace(
+            "socket = \"/run/mysqld/mysqld.sock\"",
+            "host = \"127.0.0.1\"\nport = 3307",
+        );
         let c = parse(&text).unwrap();
         assert_eq!(
             c.services[0].mysql.endpoint,
-            MysqlEndpoint::Tcp { host: "127.0.0.1".into(), port: 3307 }
+            MysqlEndpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 3307
+            }
         );
     }
 
     #[test]
     fn same_prefix_in_two_services_is_rejected() {
-        let second = GOOD.split("[[service]]").nth(1).unwrap().replace("\"main\"", "\"other\"");
+        let second = GOOD
+            .split("[[service]]")
+            .nth(1)
+            .unwrap()
+            .replace("\"main\"", "\"other\"");
         let p = problems(&format!("{GOOD}\n[[service]]{second}"));
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("service[1].prefixes: 192.0.2.10/32 is already announced"));
@@ -641,7 +687,30 @@ user = "primaryd"
     #[test]
     fn ipv6_is_refused_clearly_until_supported() {
         let p = problems(&GOOD.replace("\"192.0.2.10/32\"", "\"2001:db8::10/128\""));
-        assert!(p[0].contains("IPv6 prefixes are not supported yet"), "{p:?}");
+        assert!(
+            p[0].contains("IPv6 prefixes are not supported yet"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unreadable_password_file_is_a_problem_of_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "s3cret\nignored\n").unwrap();
+        let text = GOOD.replace(
+            "user = \"primaryd\"",
+            &format!(
+                "user = \"primaryd\"\npassword_file = {:?}",
+                pass.display().to_string()
+            ),
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.read_passwords().unwrap(), [Some("s3cret".to_string())]);
+        std::fs::remove_file(&pass).unwrap();
+        let p = c.read_passwords().unwrap_err();
+        assert_eq!(p[0].key, "service[0].mysql.password_file");
+        assert!(p[0].problem.contains("cannot read"), "{p:?}");
     }
 
     #[test]
@@ -652,7 +721,10 @@ user = "primaryd"
         let msg = load(&f).unwrap_err().to_string();
         assert_eq!(
             msg,
-            format!("{}: bgp.hold_time: 1 is invalid: must be 0 or 3..=65535 seconds", f.display())
+            format!(
+                "{}: bgp.hold_time: 1 is invalid: must be 0 or 3..=65535 seconds",
+                f.display()
+            )
         );
     }
 }

@@ -1,1 +1,71 @@
-fn main() {}
+//! `primaryd --config FILE [--check]`: thin entry point; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use primaryd::config::{self, ConfigError};
+
+/// Announce a MySQL service address over BGP only while the local server is a healthy,
+/// writable primary.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration (and that password files are readable), then exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let loaded = config::load(&args.config).and_then(|c| {
+        let passwords = c
+            .read_passwords()
+            .map_err(|problems| ConfigError::Invalid {
+                path: args.config.clone(),
+                problems,
+            })?;
+        Ok((c, passwords))
+    });
+    let (config, passwords) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check {
+        println!("{}: OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    // One thread is plenty for a handful of sessions and checks, and keeps RSS small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("primaryd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(primaryd::daemon::run(config, passwords)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("exiting: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
