@@ -1,2 +1,11 @@
-//! MySQL health checking: the probe (I/O), the pure rise/fall checker, and the task that runs
-//! them on a timer and reports transitions.
+//! MySQL/MariaDB health checking, split so the deciding parts are pure and testable:
+//!
+//! - [`mysql`]: the only code that talks to the server. One persistent connection, one probe
+//!   with a deadline, answered as a [`mysql::ProbeResult`]; [`mysql::evaluate`] decides
+//!   "writable primary" from what the server answered, without I/O.
+//! - [`checker`]: pure rise/fall hysteresis; a lost connection goes down at once.
+//! - [`task`]: the tokio task that probes on a timer and reports each transition.
+
+pub mod checker;
+pub mod mysql;
+pub mod task;
