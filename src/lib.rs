@@ -1,6 +1,8 @@
 //! primaryd: announce a MySQL service address over BGP only while the local server is a
 //! healthy, writable primary. See docs/architecture.md for the data flow.
 
+pub mod announcer;
 pub mod bgp;
 pub mod config;
+pub mod daemon;
 pub mod health;

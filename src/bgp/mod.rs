@@ -2,4 +2,6 @@
 //! state machine, and the tokio driver that runs it on a socket.
 
 pub mod codec;
+pub mod fsm;
 pub mod message;
+pub mod session;
