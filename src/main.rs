@@ -1,5 +1,6 @@
 //! `primaryd --config FILE [--check]`: thin entry point; the work is in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal; journald and log files get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     // One thread is plenty for a handful of sessions and checks, and keeps RSS small.
