@@ -18,6 +18,11 @@ fn check(path: &Path) -> (bool, String, String) {
     )
 }
 
+fn example_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml"))
+        .unwrap()
+}
+
 #[test]
 fn shipped_example_config_passes_check() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml");
@@ -30,9 +35,7 @@ fn shipped_example_config_passes_check() {
 fn check_prints_file_key_and_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml"))
-            .unwrap();
+    let example = example_text();
     let bad = example
         .replace("hold_time = 9\n", "hold_time = 2\n")
         .replace("rise = 2", "rise = 0\nrsie = 2");
@@ -46,9 +49,7 @@ fn check_prints_file_key_and_problem_and_fails() {
         "{stderr}"
     );
 
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml"))
-            .unwrap();
+    let example = example_text();
     std::fs::write(
         &path,
         example
@@ -72,9 +73,7 @@ fn check_prints_file_key_and_problem_and_fails() {
 fn missing_password_file_fails_check() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml"))
-            .unwrap();
+    let example = example_text();
     let missing = dir.path().join("nope.pass");
     std::fs::write(
         &path,
