@@ -1,15 +1,15 @@
 //! Which routes should be announced, and what must change on a session to get there. Pure:
 //! health in, prefixes out; the daemon publishes the result to every session.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
-use crate::config::ServiceConfig;
+use crate::config::{RouteAttributes, ServiceConfig};
 use crate::health::checker::Health;
 
-/// The prefixes every session should advertise right now.
-pub type DesiredRoutes = BTreeSet<Ipv4Network>;
+/// The routes every session should advertise right now, with what each carries.
+pub type DesiredRoutes = BTreeMap<IpNetwork, RouteAttributes>;
 
 /// A service's prefixes are desired only while its health is `Up`. `Unknown` (no verdict yet)
 /// and `Down` both keep them out: we never announce before the first successful check.
@@ -18,27 +18,42 @@ pub fn desired_routes(services: &[ServiceConfig], health: &[Health]) -> DesiredR
         .iter()
         .zip(health)
         .filter(|(_, h)| **h == Health::Up)
-        .flat_map(|(s, _)| s.prefixes.iter().copied())
+        .flat_map(|(s, _)| s.prefixes.iter().map(|p| (*p, s.attributes.clone())))
         .collect()
 }
 
-/// What a session must send to move its Adj-RIB-Out to `desired`.
+/// What a session must send to move its Adj-RIB-Out (what it advertised, with the
+/// attributes it sent) to `desired`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RibDiff {
-    pub announce: Vec<Ipv4Network>,
-    pub withdraw: Vec<Ipv4Network>,
+pub struct RibDiff<A> {
+    /// New prefixes, and prefixes whose attributes changed (re-announced, RFC 4271 §9.1.4).
+    pub announce: Vec<(IpNetwork, A)>,
+    pub withdraw: Vec<IpNetwork>,
 }
 
-impl RibDiff {
+impl<A> RibDiff<A> {
     pub fn is_empty(&self) -> bool {
         self.announce.is_empty() && self.withdraw.is_empty()
     }
 }
 
-pub fn diff(rib_out: &BTreeSet<Ipv4Network>, desired: &DesiredRoutes) -> RibDiff {
+/// `desired` maps prefixes to what we want them to carry, already in the session's own terms
+/// (the session turns service attributes into path attributes before diffing).
+pub fn diff<A: Clone + PartialEq>(
+    rib_out: &BTreeMap<IpNetwork, A>,
+    desired: &BTreeMap<IpNetwork, A>,
+) -> RibDiff<A> {
     RibDiff {
-        announce: desired.difference(rib_out).copied().collect(),
-        withdraw: rib_out.difference(desired).copied().collect(),
+        announce: desired
+            .iter()
+            .filter(|(p, a)| rib_out.get(p) != Some(a))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect(),
+        withdraw: rib_out
+            .keys()
+            .filter(|p| !desired.contains_key(p))
+            .copied()
+            .collect(),
     }
 }
 
@@ -58,7 +73,8 @@ address = "198.18.1.0"
 remote_asn = 65001
 [[service]]
 name = "a"
-prefixes = ["192.0.2.10/32", "192.0.2.11/32"]
+prefixes = ["192.0.2.10/32", "2001:db8::10/128"]
+med = 10
 [service.mysql]
 socket = "/a.sock"
 user = "u"
@@ -72,27 +88,35 @@ user = "u"
         config::parse(text).unwrap().services
     }
 
-    fn p(s: &str) -> Ipv4Network {
+    fn p(s: &str) -> IpNetwork {
         s.parse().unwrap()
     }
 
     #[test]
-    fn only_up_services_are_desired() {
+    fn only_up_services_are_desired_with_their_attributes() {
         let s = services();
         assert!(desired_routes(&s, &[Health::Unknown, Health::Unknown]).is_empty());
         assert!(desired_routes(&s, &[Health::Down, Health::Unknown]).is_empty());
         let d = desired_routes(&s, &[Health::Up, Health::Down]);
-        assert_eq!(d, [p("192.0.2.10/32"), p("192.0.2.11/32")].into());
+        assert_eq!(
+            d.keys().copied().collect::<Vec<_>>(),
+            [p("192.0.2.10/32"), p("2001:db8::10/128")]
+        );
+        assert!(d.values().all(|a| a.med == Some(10)));
         let d = desired_routes(&s, &[Health::Down, Health::Up]);
-        assert_eq!(d, [p("192.0.2.20/32")].into());
+        assert_eq!(d.keys().copied().collect::<Vec<_>>(), [p("192.0.2.20/32")]);
+        assert_eq!(d[&p("192.0.2.20/32")].med, None);
     }
 
     #[test]
-    fn diff_announces_missing_and_withdraws_extra() {
-        let rib: BTreeSet<_> = [p("192.0.2.10/32"), p("192.0.2.11/32")].into();
-        let want: DesiredRoutes = [p("192.0.2.11/32"), p("192.0.2.20/32")].into();
+    fn diff_announces_missing_and_changed_and_withdraws_extra() {
+        let rib: BTreeMap<_, _> = [(p("192.0.2.10/32"), 1), (p("192.0.2.11/32"), 1)].into();
+        let want: BTreeMap<_, _> = [(p("192.0.2.11/32"), 2), (p("192.0.2.20/32"), 1)].into();
         let d = diff(&rib, &want);
-        assert_eq!(d.announce, [p("192.0.2.20/32")]);
+        assert_eq!(
+            d.announce,
+            [(p("192.0.2.11/32"), 2), (p("192.0.2.20/32"), 1)]
+        );
         assert_eq!(d.withdraw, [p("192.0.2.10/32")]);
         assert!(diff(&want, &want).is_empty());
     }

@@ -4,17 +4,22 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::IpNetwork;
 use serde::Deserialize;
+
+use crate::bgp::message::{Community, LargeCommunity};
 
 /// Default BGP hold time in seconds (the FRR "datacenter" profile uses 9/3 as well).
 pub const DEFAULT_HOLD_TIME: u16 = 9;
 pub const DEFAULT_BGP_PORT: u16 = 179;
 pub const DEFAULT_MYSQL_PORT: u16 = 3306;
+/// A ToR sends us a handful of routes (a default, maybe loopbacks); far more means a leak.
+pub const DEFAULT_MAX_PREFIXES: u32 = 1000;
+pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
 /// One problem found in a config file, with the dotted key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub struct BgpConfig {
     pub asn: u32,
     pub router_id: Ipv4Addr,
     pub hold_time: u16,
+    /// Addresses to accept BGP connections on (passive peers, collisions); none: no listener.
+    pub listen: Vec<SocketAddr>,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -72,19 +79,60 @@ pub struct BgpConfig {
 pub struct PeerConfig {
     pub name: String,
     pub address: IpAddr,
+    /// Interface of a link-local (fe80::/10) peer address.
+    pub interface: Option<String>,
     pub remote_asn: u32,
     /// Source address to bind before connecting; the kernel picks one when absent.
     pub local_address: Option<IpAddr>,
     pub port: u16,
     pub hold_time: u16,
+    /// Only accept the peer's connection, never connect.
+    pub passive: bool,
+    /// File holding the TCP MD5 signature key (RFC 2385), first line.
+    pub md5_password_file: Option<PathBuf>,
+    /// GTSM (RFC 5082): send with TTL 255 and require at least 254 on what we receive.
+    pub ttl_security: bool,
+    /// More prefixes than this from the peer ends the session (Cease, RFC 4486).
+    pub max_prefixes: u32,
+    /// How long to wait before reconnecting after the prefix limit was hit.
+    pub max_prefixes_restart: Duration,
+    /// Next hops for families other than the session's own (and overrides for it).
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+}
+
+impl PeerConfig {
+    /// Reads the MD5 key file; called at start-up and by `--check`.
+    pub fn read_md5_password(&self) -> Result<Option<String>, std::io::Error> {
+        self.md5_password_file
+            .as_deref()
+            .map(read_first_line)
+            .transpose()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     pub name: String,
-    pub prefixes: Vec<Ipv4Network>,
+    /// Host routes: IPv4 /32s and IPv6 /128s.
+    pub prefixes: Vec<IpNetwork>,
     pub role: Role,
+    pub attributes: RouteAttributes,
     pub mysql: MysqlConfig,
+}
+
+/// What a service's routes carry besides the prefix; every peer gets the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteAttributes {
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+    pub med: Option<u32>,
+    /// Sent to iBGP peers only (100 when unset, as RFC 4271 requires one there).
+    pub local_pref: Option<u32>,
+    /// Extra copies of our ASN in the AS_PATH on eBGP sessions.
+    pub as_path_prepend: u8,
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    pub next_hop_ipv6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,34 +173,56 @@ impl MysqlConfig {
     pub fn read_password(&self) -> Result<Option<String>, std::io::Error> {
         match &self.password_file {
             None => Ok(None),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)?;
-                Ok(Some(text.lines().next().unwrap_or("").to_string()))
-            }
+            Some(p) => read_first_line(p).map(Some),
         }
     }
 }
 
+/// Secrets live in files (not in the config, not on command lines); the first line counts.
+fn read_first_line(path: &Path) -> Result<String, std::io::Error> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Secrets read from the files the config names, in config order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secrets {
+    /// Per service: the MySQL password.
+    pub mysql: Vec<Option<String>>,
+    /// Per peer: the TCP MD5 key.
+    pub md5: Vec<Option<String>>,
+}
+
 impl Config {
-    /// Reads every service's password file, in service order. Problems name the key, so
-    /// `--check` and start-up report them like any other config error.
-    pub fn read_passwords(&self) -> Result<Vec<Option<String>>, Vec<ConfigProblem>> {
+    /// Reads every secret file. Problems name the key, so `--check` and start-up report them
+    /// like any other config error.
+    pub fn read_secrets(&self) -> Result<Secrets, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
-        let mut passwords = Vec::new();
+        let mut unreadable = |key: String, path: Option<&Path>, e: std::io::Error| {
+            let path = path.unwrap_or(Path::new(""));
+            problems.push(ConfigProblem {
+                key,
+                problem: format!("cannot read {}: {e}", path.display()),
+            });
+            None
+        };
+        let mut secrets = Secrets::default();
         for (i, s) in self.services.iter().enumerate() {
-            match s.mysql.read_password() {
-                Ok(p) => passwords.push(p),
-                Err(e) => {
-                    let path = s.mysql.password_file.as_deref().unwrap_or(Path::new(""));
-                    problems.push(ConfigProblem {
-                        key: format!("service[{i}].mysql.password_file"),
-                        problem: format!("cannot read {}: {e}", path.display()),
-                    });
-                }
-            }
+            let p = s.mysql.read_password().unwrap_or_else(|e| {
+                let key = format!("service[{i}].mysql.password_file");
+                unreadable(key, s.mysql.password_file.as_deref(), e)
+            });
+            secrets.mysql.push(p);
+        }
+        for (i, peer) in self.bgp.peers.iter().enumerate() {
+            let p = peer.read_md5_password().unwrap_or_else(|e| {
+                let key = format!("bgp.peer[{i}].md5_password_file");
+                unreadable(key, peer.md5_password_file.as_deref(), e)
+            });
+            secrets.md5.push(p);
         }
         if problems.is_empty() {
-            Ok(passwords)
+            Ok(secrets)
         } else {
             Err(problems)
         }
@@ -175,6 +245,8 @@ struct RawBgp {
     asn: i64,
     router_id: String,
     hold_time: Option<i64>,
+    #[serde(default)]
+    listen: Vec<String>,
     #[serde(default, rename = "peer")]
     peers: Vec<RawPeer>,
 }
@@ -184,10 +256,20 @@ struct RawBgp {
 struct RawPeer {
     name: String,
     address: String,
+    interface: Option<String>,
     remote_asn: i64,
     local_address: Option<String>,
     port: Option<i64>,
     hold_time: Option<i64>,
+    #[serde(default)]
+    passive: bool,
+    md5_password_file: Option<String>,
+    #[serde(default)]
+    ttl_security: bool,
+    max_prefixes: Option<i64>,
+    max_prefixes_restart_s: Option<i64>,
+    next_hop_ipv4: Option<String>,
+    next_hop_ipv6: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +278,15 @@ struct RawService {
     name: String,
     prefixes: Vec<String>,
     role: Option<String>,
+    #[serde(default)]
+    communities: Vec<String>,
+    #[serde(default)]
+    large_communities: Vec<String>,
+    med: Option<i64>,
+    local_pref: Option<i64>,
+    as_path_prepend: Option<i64>,
+    next_hop_ipv4: Option<String>,
+    next_hop_ipv6: Option<String>,
     mysql: RawMysql,
 }
 
@@ -272,7 +363,7 @@ impl Validator {
     fn config(&mut self, raw: RawConfig) -> Config {
         let bgp = self.bgp(raw.bgp);
         let mut names = HashSet::new();
-        let mut owner: Vec<(Ipv4Network, String)> = Vec::new();
+        let mut owner: Vec<(IpNetwork, String)> = Vec::new();
         let mut services = Vec::new();
         for (i, s) in raw.services.into_iter().enumerate() {
             let key = format!("service[{i}]");
@@ -350,6 +441,16 @@ impl Validator {
             }
         };
         let hold_time = self.hold_time("bgp.hold_time", raw.hold_time, DEFAULT_HOLD_TIME);
+        let mut listen = Vec::new();
+        for (i, l) in raw.listen.iter().enumerate() {
+            match l.parse::<SocketAddr>() {
+                Ok(a) => listen.push(a),
+                Err(_) => self.bad(
+                    format!("bgp.listen[{i}]"),
+                    format!("{l:?} is not ADDRESS:PORT (e.g. \"0.0.0.0:179\", \"[::]:179\")"),
+                ),
+            }
+        }
         if raw.peers.is_empty() {
             self.bad("bgp.peer", "no [[bgp.peer]] configured");
         }
@@ -363,12 +464,20 @@ impl Validator {
                     format!("duplicate peer name {:?}", p.name),
                 );
             }
-            peers.push(self.peer(&key, p, hold_time));
+            let peer = self.peer(&key, p, hold_time);
+            if peer.passive && listen.is_empty() {
+                self.bad(
+                    format!("{key}.passive"),
+                    "a passive peer needs [bgp] listen to accept its connection",
+                );
+            }
+            peers.push(peer);
         }
         BgpConfig {
             asn,
             router_id,
             hold_time,
+            listen,
             peers,
         }
     }
@@ -391,16 +500,36 @@ impl Validator {
         }
     }
 
+    fn ipv4(&mut self, key: &str, v: Option<&str>) -> Option<Ipv4Addr> {
+        let v = v?;
+        v.parse()
+            .map_err(|_| self.bad(key, format!("{v:?} is not an IPv4 address")))
+            .ok()
+    }
+
+    fn ipv6(&mut self, key: &str, v: Option<&str>) -> Option<Ipv6Addr> {
+        let v = v?;
+        v.parse()
+            .map_err(|_| self.bad(key, format!("{v:?} is not an IPv6 address")))
+            .ok()
+    }
+
     fn peer(&mut self, key: &str, raw: RawPeer, default_hold: u16) -> PeerConfig {
         if raw.name.is_empty() {
             self.bad(format!("{key}.name"), "must not be empty");
         }
         let address = self.ip(&format!("{key}.address"), &raw.address);
-        if address.is_ipv6() {
-            self.bad(
-                format!("{key}.address"),
-                "BGP sessions over IPv6 are not supported yet",
-            );
+        let link_local = matches!(address, IpAddr::V6(a) if a.is_unicast_link_local());
+        match (&raw.interface, link_local) {
+            (None, true) => self.bad(
+                format!("{key}.interface"),
+                "required with a link-local peer address",
+            ),
+            (Some(_), false) => self.bad(
+                format!("{key}.interface"),
+                "only valid with a link-local (fe80::/10) peer address",
+            ),
+            _ => {}
         }
         let local_address = raw
             .local_address
@@ -414,13 +543,108 @@ impl Validator {
                 );
             }
         }
+        let max_prefixes = match raw.max_prefixes {
+            None => DEFAULT_MAX_PREFIXES,
+            Some(n) if (1..=u32::MAX as i64).contains(&n) => n as u32,
+            Some(n) => {
+                self.bad(
+                    format!("{key}.max_prefixes"),
+                    format!("{n} is invalid: must be 1..=4294967295"),
+                );
+                DEFAULT_MAX_PREFIXES
+            }
+        };
+        let restart_key = format!("{key}.max_prefixes_restart_s");
+        let max_prefixes_restart = match raw.max_prefixes_restart_s {
+            None => DEFAULT_MAX_PREFIXES_RESTART,
+            Some(n) if (1..=86400).contains(&n) => Duration::from_secs(n as u64),
+            Some(n) => {
+                self.bad(
+                    restart_key,
+                    format!("{n} is invalid: must be 1..=86400 seconds"),
+                );
+                DEFAULT_MAX_PREFIXES_RESTART
+            }
+        };
         PeerConfig {
             name: raw.name,
             address,
+            interface: raw.interface,
             remote_asn: self.asn(&format!("{key}.remote_asn"), raw.remote_asn),
             local_address,
             port: self.port(&format!("{key}.port"), raw.port, DEFAULT_BGP_PORT),
             hold_time: self.hold_time(&format!("{key}.hold_time"), raw.hold_time, default_hold),
+            passive: raw.passive,
+            md5_password_file: raw.md5_password_file.map(PathBuf::from),
+            ttl_security: raw.ttl_security,
+            max_prefixes,
+            max_prefixes_restart,
+            next_hop_ipv4: self.ipv4(
+                &format!("{key}.next_hop_ipv4"),
+                raw.next_hop_ipv4.as_deref(),
+            ),
+            next_hop_ipv6: self.ipv6(
+                &format!("{key}.next_hop_ipv6"),
+                raw.next_hop_ipv6.as_deref(),
+            ),
+        }
+    }
+
+    fn optional_u32(&mut self, key: &str, v: Option<i64>) -> Option<u32> {
+        let v = v?;
+        u32::try_from(v)
+            .map_err(|_| self.bad(key, format!("{v} is invalid: must be 0..=4294967295")))
+            .ok()
+    }
+
+    fn route_attributes(&mut self, key: &str, raw: &RawService) -> RouteAttributes {
+        let mut communities = Vec::new();
+        for (i, c) in raw.communities.iter().enumerate() {
+            match parse_community(c) {
+                Some(c) => communities.push(c),
+                None => self.bad(
+                    format!("{key}.communities[{i}]"),
+                    format!("{c:?} is not a community: ASN:VALUE, both 0..=65535"),
+                ),
+            }
+        }
+        let mut large_communities = Vec::new();
+        for (i, c) in raw.large_communities.iter().enumerate() {
+            match parse_large_community(c) {
+                Some(c) => large_communities.push(c),
+                None => self.bad(
+                    format!("{key}.large_communities[{i}]"),
+                    format!(
+                        "{c:?} is not a large community: GLOBAL:LOCAL1:LOCAL2, each 0..=4294967295"
+                    ),
+                ),
+            }
+        }
+        let as_path_prepend = match raw.as_path_prepend {
+            None => 0,
+            Some(n) if (0..=16).contains(&n) => n as u8,
+            Some(n) => {
+                self.bad(
+                    format!("{key}.as_path_prepend"),
+                    format!("{n} is invalid: must be 0..=16"),
+                );
+                0
+            }
+        };
+        RouteAttributes {
+            communities,
+            large_communities,
+            med: self.optional_u32(&format!("{key}.med"), raw.med),
+            local_pref: self.optional_u32(&format!("{key}.local_pref"), raw.local_pref),
+            as_path_prepend,
+            next_hop_ipv4: self.ipv4(
+                &format!("{key}.next_hop_ipv4"),
+                raw.next_hop_ipv4.as_deref(),
+            ),
+            next_hop_ipv6: self.ipv6(
+                &format!("{key}.next_hop_ipv6"),
+                raw.next_hop_ipv6.as_deref(),
+            ),
         }
     }
 
@@ -452,27 +676,21 @@ impl Validator {
         for (j, p) in raw.prefixes.iter().enumerate() {
             let pkey = format!("{key}.prefixes[{j}]");
             match p.parse::<IpNetwork>() {
-                Ok(IpNetwork::V4(n)) if n.prefix() != 32 => self.bad(
+                Ok(n) if !is_host_route(&n) => self.bad(
                     pkey,
-                    format!("{p} is not a host route: services announce /32s"),
+                    format!("{p} is not a host route: services announce /32s and /128s"),
                 ),
-                Ok(IpNetwork::V4(n)) => {
-                    if prefixes.contains(&n) {
-                        self.bad(pkey, format!("{p} is listed twice"));
-                    } else {
-                        prefixes.push(n);
-                    }
-                }
-                Ok(IpNetwork::V6(_)) => {
-                    self.bad(pkey, format!("{p}: IPv6 prefixes are not supported yet"))
-                }
+                Ok(n) if prefixes.contains(&n) => self.bad(pkey, format!("{p} is listed twice")),
+                Ok(n) => prefixes.push(n),
                 Err(e) => self.bad(pkey, format!("{p:?} is not a prefix: {e}")),
             }
         }
+        let attributes = self.route_attributes(key, &raw);
         ServiceConfig {
             name: raw.name,
             prefixes,
             role,
+            attributes,
             mysql: self.mysql(&format!("{key}.mysql"), raw.mysql),
         }
     }
@@ -535,6 +753,31 @@ impl Validator {
             fall: self.count(&format!("{key}.fall"), raw.fall, 1),
         }
     }
+}
+
+fn parse_community(s: &str) -> Option<Community> {
+    let (a, v) = s.split_once(':')?;
+    let (a, v): (u16, u16) = (a.trim().parse().ok()?, v.trim().parse().ok()?);
+    Some(Community(u32::from(a) << 16 | u32::from(v)))
+}
+
+fn parse_large_community(s: &str) -> Option<LargeCommunity> {
+    let mut parts = s.split(':').map(|p| p.trim().parse::<u32>());
+    let (Some(Ok(global)), Some(Ok(local1)), Some(Ok(local2)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some(LargeCommunity {
+        global,
+        local1,
+        local2,
+    })
+}
+
+/// A /32 or /128: the only prefixes a service announces.
+fn is_host_route(n: &IpNetwork) -> bool {
+    n.prefix() == if n.is_ipv4() { 32 } else { 128 }
 }
 
 #[cfg(test)]
@@ -685,12 +928,104 @@ user = "primaryd"
     }
 
     #[test]
-    fn ipv6_is_refused_clearly_until_supported() {
-        let p = problems(&GOOD.replace("\"192.0.2.10/32\"", "\"2001:db8::10/128\""));
-        assert!(
-            p[0].contains("IPv6 prefixes are not supported yet"),
-            "{p:?}"
+    fn ipv4_and_ipv6_host_routes_are_accepted_and_nothing_wider() {
+        let both = GOOD.replace(
+            "\"192.0.2.10/32\"",
+            "\"192.0.2.10/32\", \"2001:db8::10/128\"",
         );
+        assert_eq!(parse(&both).unwrap().services[0].prefixes.len(), 2);
+        let p = problems(&GOOD.replace("\"192.0.2.10/32\"", "\"2001:db8::/64\""));
+        assert!(p[0].contains("not a host route"), "{p:?}");
+    }
+
+    #[test]
+    fn route_attributes_parse_and_bad_ones_name_their_key() {
+        let attrs = r#"communities = ["65001:100", "0:65535"]
+large_communities = ["4200000001:1:2"]
+med = 50
+local_pref = 200
+as_path_prepend = 2
+next_hop_ipv4 = "198.18.1.1"
+next_hop_ipv6 = "2001:db8:1::1"
+[service.mysql]"#;
+        let a = parse(&GOOD.replace("[service.mysql]", attrs))
+            .unwrap()
+            .services[0]
+            .attributes
+            .clone();
+        assert_eq!(
+            a.communities,
+            [Community(65001 << 16 | 100), Community(65535)]
+        );
+        let large = LargeCommunity {
+            global: 4_200_000_001,
+            local1: 1,
+            local2: 2,
+        };
+        assert_eq!(a.large_communities, [large]);
+        assert_eq!(
+            (a.med, a.local_pref, a.as_path_prepend),
+            (Some(50), Some(200), 2)
+        );
+        assert_eq!(a.next_hop_ipv6, Some("2001:db8:1::1".parse().unwrap()));
+
+        let bad = r#"communities = ["65536:1"]
+large_communities = ["1:2"]
+med = -1
+as_path_prepend = 17
+next_hop_ipv6 = "198.18.1.1"
+[service.mysql]"#;
+        let keys: Vec<String> = problems(&GOOD.replace("[service.mysql]", bad))
+            .iter()
+            .map(|p| p.split(": ").next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "service[0].communities[0]",
+                "service[0].large_communities[0]",
+                "service[0].as_path_prepend",
+                "service[0].med",
+                "service[0].next_hop_ipv6",
+            ]
+        );
+    }
+
+    #[test]
+    fn peer_options_parse_with_defaults_and_rules() {
+        let c = parse(GOOD).unwrap();
+        let p = &c.bgp.peers[0];
+        assert!(!p.passive && !p.ttl_security);
+        assert_eq!(p.max_prefixes, DEFAULT_MAX_PREFIXES);
+        assert!(c.bgp.listen.is_empty());
+
+        let options = r#"remote_asn = 65001
+passive = true
+ttl_security = true
+max_prefixes = 5
+max_prefixes_restart_s = 10
+md5_password_file = "/x""#;
+        let text = GOOD.replace("remote_asn = 65001", options);
+        assert_eq!(
+            problems(&text),
+            ["bgp.peer[0].passive: a passive peer needs [bgp] listen to accept its connection"]
+        );
+        let listen = "hold_time = 9\nlisten = [\"0.0.0.0:179\", \"[::]:1179\"]";
+        let c = parse(&text.replace("hold_time = 9", listen)).unwrap();
+        let p = &c.bgp.peers[0];
+        assert!(p.passive && p.ttl_security);
+        assert_eq!(p.max_prefixes, 5);
+        assert_eq!(p.max_prefixes_restart, Duration::from_secs(10));
+        assert_eq!(c.bgp.listen.len(), 2);
+
+        let text = GOOD.replace("address = \"198.18.1.0\"", "address = \"fe80::1\"");
+        assert_eq!(
+            problems(&text),
+            ["bgp.peer[0].interface: required with a link-local peer address"]
+        );
+        let text = text.replace("\"fe80::1\"", "\"fe80::1\"\ninterface = \"eth0\"");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.bgp.peers[0].interface.as_deref(), Some("eth0"));
     }
 
     #[test]
@@ -706,9 +1041,12 @@ user = "primaryd"
             ),
         );
         let c = parse(&text).unwrap();
-        assert_eq!(c.read_passwords().unwrap(), [Some("s3cret".to_string())]);
+        assert_eq!(
+            c.read_secrets().unwrap().mysql,
+            [Some("s3cret".to_string())]
+        );
         std::fs::remove_file(&pass).unwrap();
-        let p = c.read_passwords().unwrap_err();
+        let p = c.read_secrets().unwrap_err();
         assert_eq!(p[0].key, "service[0].mysql.password_file");
         assert!(p[0].problem.contains("cannot read"), "{p:?}");
     }

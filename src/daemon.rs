@@ -5,7 +5,8 @@
 //! Cease to every peer; a task that dies (panic or otherwise) is an unknown state, so the daemon
 //! withdraws everything the same way and exits with an error for the supervisor to restart it.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -14,8 +15,10 @@ use tracing::{error, info, warn};
 
 use crate::announcer::{desired_routes, DesiredRoutes};
 use crate::bgp::fsm::FsmConfig;
+use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
-use crate::config::{Config, PeerConfig};
+use crate::bgp::socket;
+use crate::config::{Config, PeerConfig, Secrets};
 use crate::health::checker::Health;
 use crate::health::task::{self as health_task, HealthEvent};
 
@@ -24,46 +27,105 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const CONNECT_RETRY_MIN: Duration = Duration::from_secs(1);
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A session up this long has its earlier failures forgotten (the reconnect backoff resets).
+const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("{0}")]
+    Listen(#[source] std::io::Error),
+    #[error("peer {peer}: {source}")]
+    Peer {
+        peer: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}; all routes were withdrawn")]
     TaskFailed(String),
 }
 
 pub fn fsm_config(config: &Config, peer: &PeerConfig) -> FsmConfig {
+    // Jitter only needs to differ between daemons and peers, not to be unpredictable.
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32)
+        ^ peer
+            .name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
     FsmConfig {
         local_asn: config.bgp.asn,
         router_id: config.bgp.router_id,
         remote_asn: peer.remote_asn,
         hold_time: peer.hold_time,
+        passive: peer.passive,
         connect_retry_min: CONNECT_RETRY_MIN,
         connect_retry_max: CONNECT_RETRY_MAX,
+        stable_after: STABLE_AFTER,
         connect_timeout: CONNECT_TIMEOUT,
+        max_prefixes: peer.max_prefixes,
+        max_prefixes_restart: peer.max_prefixes_restart,
+        next_hop_ipv4: peer.next_hop_ipv4,
+        next_hop_ipv6: peer.next_hop_ipv6,
+        jitter_seed: seed,
     }
 }
 
-/// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err). `passwords` are in service order.
-pub async fn run(config: Config, passwords: Vec<Option<String>>) -> Result<(), DaemonError> {
+/// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err).
+pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
+    let md5: Vec<(&PeerConfig, Option<&str>)> = config
+        .bgp
+        .peers
+        .iter()
+        .zip(&secrets.md5)
+        .map(|(p, k)| (p, k.as_deref()))
+        .collect();
+    let listeners = listener::bind(&config.bgp.listen, &md5).map_err(DaemonError::Listen)?;
+
     let (routes_tx, routes_rx) = watch::channel(DesiredRoutes::new());
     let (stop_tx, stop_rx) = watch::channel(None::<String>);
     let mut sessions = JoinSet::new();
-    for peer in &config.bgp.peers {
-        let session = Session::new(peer.clone(), fsm_config(&config, peer));
+    let mut inboxes = Vec::new();
+    for (peer, key) in config.bgp.peers.iter().zip(&secrets.md5) {
+        let scope = match &peer.interface {
+            Some(ifname) => {
+                Some(
+                    socket::interface_index(ifname).map_err(|source| DaemonError::Peer {
+                        peer: peer.name.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(1);
+        inboxes.push(PeerInbox {
+            name: peer.name.clone(),
+            address: peer.address,
+            scope,
+            tx,
+        });
+        let session = Session::new(peer.clone(), fsm_config(&config, peer), key.clone());
         let span = tracing::info_span!("peer", name = %peer.name, address = %peer.address);
-        let fut = session.run(routes_rx.clone(), stop_rx.clone());
+        let fut = session.run(routes_rx.clone(), stop_rx.clone(), rx);
         sessions.spawn(tracing::Instrument::instrument(fut, span));
+    }
+    let inboxes = Arc::new(inboxes);
+    let mut accepting = JoinSet::new();
+    for l in listeners {
+        accepting.spawn(listener::run(l, Arc::clone(&inboxes)));
     }
 
     let (events_tx, mut events_rx) = mpsc::channel::<HealthEvent>(64);
     let mut checks = JoinSet::new();
-    for (i, (service, password)) in config.services.iter().zip(passwords).enumerate() {
+    for (i, (service, password)) in config.services.iter().zip(secrets.mysql).enumerate() {
         let fut = health_task::run(
             i,
             service.name.clone(),
@@ -108,6 +170,12 @@ pub async fn run(config: Config, passwords: Vec<Option<String>>) -> Result<(), D
             Some(res) = sessions.join_next() => {
                 break Err(task_failure("BGP session", res));
             }
+            Some(res) = accepting.join_next() => {
+                break Err(match res {
+                    Ok(e) => format!("BGP listener failed: {e}"),
+                    Err(e) => format!("BGP listener task failed: {e}"),
+                });
+            }
         }
     };
 
@@ -116,6 +184,7 @@ pub async fn run(config: Config, passwords: Vec<Option<String>>) -> Result<(), D
         Err(e) => error!("{e}: withdrawing all routes and closing sessions"),
     }
     checks.abort_all();
+    accepting.abort_all();
     routes_tx.send_replace(DesiredRoutes::new());
     stop_tx.send_replace(Some(match &outcome {
         Ok(_) => "primaryd shutting down".to_string(),

@@ -15,7 +15,7 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Validate the configuration (and that password files are readable), then exit.
+    /// Validate the configuration (and that the secret files are readable), then exit.
     #[arg(long)]
     check: bool,
 }
@@ -23,15 +23,13 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let loaded = config::load(&args.config).and_then(|c| {
-        let passwords = c
-            .read_passwords()
-            .map_err(|problems| ConfigError::Invalid {
-                path: args.config.clone(),
-                problems,
-            })?;
-        Ok((c, passwords))
+        let secrets = c.read_secrets().map_err(|problems| ConfigError::Invalid {
+            path: args.config.clone(),
+            problems,
+        })?;
+        Ok((c, secrets))
     });
-    let (config, passwords) = match loaded {
+    let (config, secrets) = match loaded {
         Ok(v) => v,
         Err(e) => {
             eprintln!("{e}");
@@ -64,7 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(primaryd::daemon::run(config, passwords)) {
+    match runtime.block_on(primaryd::daemon::run(config, secrets)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("exiting: {e}");

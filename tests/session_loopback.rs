@@ -6,64 +6,94 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use primaryd::announcer::DesiredRoutes;
 use primaryd::bgp::codec::{self, CodecContext};
 use primaryd::bgp::fsm::FsmConfig;
-use primaryd::bgp::message::{Capabilities, Message, Notification, Open, Update};
+use primaryd::bgp::message::{AsPath, Capabilities, Message, Notification, Open, Update};
 use primaryd::bgp::session::Session;
-use primaryd::config::PeerConfig;
+use primaryd::config::{PeerConfig, RouteAttributes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 const LOCAL_ASN: u32 = 4_200_000_001;
 const PEER_ASN: u32 = 65001;
 const CTX: CodecContext = CodecContext {
     four_octet_asn: true,
+    ibgp: false,
 };
 /// Generous bound for any single step on a loaded CI machine.
 const STEP: Duration = Duration::from_secs(10);
 
-fn prefix(s: &str) -> Ipv4Network {
+fn prefix(s: &str) -> IpNetwork {
     s.parse().unwrap()
+}
+
+fn desired(list: &[&str]) -> DesiredRoutes {
+    list.iter()
+        .map(|p| (prefix(p), RouteAttributes::default()))
+        .collect()
 }
 
 struct Harness {
     listener: TcpListener,
     routes: watch::Sender<DesiredRoutes>,
     stop: watch::Sender<Option<String>>,
+    /// Hands "accepted" connections to the session, as the daemon's listener does.
+    accepted: mpsc::Sender<TcpStream>,
     task: tokio::task::JoinHandle<()>,
 }
 
 async fn start(initial: &[&str]) -> Harness {
+    start_with(initial, false).await
+}
+
+async fn start_with(initial: &[&str], passive: bool) -> Harness {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let peer = PeerConfig {
         name: "scripted".into(),
         address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        interface: None,
         remote_asn: PEER_ASN,
         local_address: None,
         port,
         hold_time: 9,
+        passive,
+        md5_password_file: None,
+        ttl_security: false,
+        max_prefixes: 10,
+        max_prefixes_restart: Duration::from_secs(60),
+        next_hop_ipv4: None,
+        next_hop_ipv6: None,
     };
     let cfg = FsmConfig {
         local_asn: LOCAL_ASN,
         router_id: "198.19.0.11".parse().unwrap(),
         remote_asn: PEER_ASN,
         hold_time: 9,
+        passive,
         connect_retry_min: Duration::from_millis(50),
         connect_retry_max: Duration::from_millis(200),
+        stable_after: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(5),
+        max_prefixes: 10,
+        max_prefixes_restart: Duration::from_secs(60),
+        next_hop_ipv4: None,
+        next_hop_ipv6: None,
+        jitter_seed: 1,
     };
-    let (routes, routes_rx) = watch::channel(initial.iter().map(|p| prefix(p)).collect());
+    let (routes, routes_rx) = watch::channel(desired(initial));
     let (stop, stop_rx) = watch::channel(None);
-    let task = tokio::spawn(Session::new(peer, cfg).run(routes_rx, stop_rx));
+    let (accepted, accepted_rx) = mpsc::channel(1);
+    let task = tokio::spawn(Session::new(peer, cfg, None).run(routes_rx, stop_rx, accepted_rx));
     Harness {
         listener,
         routes,
         stop,
+        accepted,
         task,
     }
 }
@@ -115,18 +145,7 @@ impl Peer {
         let Some(Message::Open(open)) = self.recv().await else {
             panic!("expected OPEN first")
         };
-        self.send(&Message::Open(Open {
-            asn: PEER_ASN,
-            hold_time: 9,
-            router_id: "198.19.0.1".parse().unwrap(),
-            capabilities: Capabilities {
-                four_octet_asn: Some(PEER_ASN),
-                multiprotocol: vec![(1, 1)],
-                route_refresh: false,
-                other: vec![],
-            },
-        }))
-        .await;
+        self.send(&peer_open("198.19.0.1")).await;
         self.send(&Message::Keepalive).await;
         assert_eq!(self.recv().await, Some(Message::Keepalive));
         open
@@ -164,6 +183,20 @@ impl Peer {
     }
 }
 
+fn peer_open(router_id: &str) -> Message {
+    Message::Open(Open {
+        asn: PEER_ASN,
+        hold_time: 9,
+        router_id: router_id.parse().unwrap(),
+        capabilities: Capabilities {
+            four_octet_asn: Some(PEER_ASN),
+            multiprotocol: vec![(1, 1)],
+            route_refresh: true,
+            other: vec![],
+        },
+    })
+}
+
 #[tokio::test]
 async fn announces_desired_routes_and_follows_changes() {
     let h = start(&["192.0.2.10/32"]).await;
@@ -175,8 +208,8 @@ async fn announces_desired_routes_and_follows_changes() {
     let u = peer.update().await;
     assert_eq!(u.nlri, [prefix("192.0.2.10/32")]);
     let attrs = u.attributes.expect("attributes with NLRI");
-    assert_eq!(attrs.as_path, [LOCAL_ASN]);
-    assert_eq!(attrs.next_hop, Ipv4Addr::LOCALHOST);
+    assert_eq!(attrs.as_path, AsPath::sequence(vec![LOCAL_ASN]));
+    assert_eq!(attrs.next_hop.ipv4, Some(Ipv4Addr::LOCALHOST));
 
     h.routes.send_replace(DesiredRoutes::new());
     let u = peer.update().await;
@@ -184,7 +217,7 @@ async fn announces_desired_routes_and_follows_changes() {
     assert!(u.nlri.is_empty());
 
     h.routes
-        .send_replace([prefix("192.0.2.10/32"), prefix("192.0.2.11/32")].into());
+        .send_replace(desired(&["192.0.2.10/32", "192.0.2.11/32"]));
     let u = peer.update().await;
     assert_eq!(u.nlri, [prefix("192.0.2.10/32"), prefix("192.0.2.11/32")]);
     h.task.abort();
@@ -229,30 +262,46 @@ async fn bad_marker_gets_header_error_and_session_reconnects() {
     h.task.abort();
 }
 
+/// A raw UPDATE frame with the given path attribute bytes and one /32 of NLRI.
+fn raw_update(attrs: &[u8], attrs_len: u16) -> Vec<u8> {
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&attrs_len.to_be_bytes());
+    body.extend_from_slice(attrs);
+    body.extend_from_slice(&[32, 198, 18, 99, 1]);
+    let mut frame = vec![0xff; 16];
+    frame.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    frame.push(2);
+    frame.extend_from_slice(&body);
+    frame
+}
+
 #[tokio::test]
-async fn malformed_as_path_gets_update_error() {
-    let h = start(&[]).await;
+async fn malformed_as_path_is_treated_as_withdraw_and_broken_framing_resets() {
+    let h = start(&["192.0.2.10/32"]).await;
     let mut peer = Peer::accept(&h).await;
     peer.handshake().await;
-    // UPDATE: no withdrawals; attributes ORIGIN IGP, AS_PATH with a sequence that claims two
-    // 4-byte ASNs but carries one and a stray byte; NEXT_HOP; one /32 of NLRI.
+    assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
+    // ORIGIN IGP, an AS_PATH sequence that claims two 4-byte ASNs but carries one and a stray
+    // byte, NEXT_HOP: RFC 7606 says treat-as-withdraw, and the session stays up.
     let attrs: Vec<u8> = [
         &[0x40, 1, 1, 0][..],
         &[0x40, 2, 7, 2, 2, 0, 0, 0xfd, 0xe9, 0],
         &[0x40, 3, 4, 198, 18, 1, 0],
     ]
     .concat();
-    let mut body = vec![0, 0];
-    body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    body.extend_from_slice(&attrs);
-    body.extend_from_slice(&[32, 198, 18, 99, 1]);
-    let mut frame = vec![0xff; 16];
-    frame.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
-    frame.push(2);
-    frame.extend_from_slice(&body);
-    peer.stream.write_all(&frame).await.unwrap();
+    peer.stream
+        .write_all(&raw_update(&attrs, attrs.len() as u16))
+        .await
+        .unwrap();
+    // Proof of life: a route refresh is still answered on the same connection.
+    peer.send(&Message::RouteRefresh { afi: 1, safi: 1 }).await;
+    assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
+
+    // Attribute lengths that overrun the attribute field cannot be parsed at all: reset.
+    let attrs = [0x40, 1, 1, 0];
+    peer.stream.write_all(&raw_update(&attrs, 9)).await.unwrap();
     let n = peer.notification().await;
-    assert_eq!((n.code, n.subcode), (3, 11), "{n}");
+    assert_eq!(n.code, 3, "{n}");
     peer.expect_eof().await;
     h.task.abort();
 }
@@ -264,19 +313,7 @@ async fn messages_split_across_reads_are_reassembled() {
     let Some(Message::Open(_)) = peer.recv().await else {
         panic!("expected OPEN")
     };
-    let mut bytes = codec::encode(
-        &Message::Open(Open {
-            asn: PEER_ASN,
-            hold_time: 9,
-            router_id: "198.19.0.1".parse().unwrap(),
-            capabilities: Capabilities {
-                four_octet_asn: Some(PEER_ASN),
-                ..Capabilities::default()
-            },
-        }),
-        CTX,
-    )
-    .unwrap();
+    let mut bytes = codec::encode(&peer_open("198.19.0.1"), CTX).unwrap();
     bytes.extend(codec::encode(&Message::Keepalive, CTX).unwrap());
     for b in bytes {
         peer.stream.write_all(&[b]).await.unwrap();
@@ -298,6 +335,7 @@ async fn dropped_and_refused_connections_are_retried() {
         task,
         routes: _routes,
         stop: _stop,
+        accepted: _accepted,
     } = h;
     // Accept and immediately drop a few connections: each is a failed session.
     for _ in 0..3 {
@@ -314,4 +352,91 @@ async fn dropped_and_refused_connections_are_retried() {
     peer.handshake().await;
     assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
     task.abort();
+}
+
+/// A connection "accepted" by the daemon's listener, and the peer's end of it.
+async fn incoming(h: &Harness) -> Peer {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer_end = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (our_end, _) = l.accept().await.unwrap();
+    h.accepted.send(our_end).await.unwrap();
+    Peer {
+        stream: peer_end,
+        buf: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn passive_session_answers_a_peer_that_connects() {
+    let h = start_with(&["192.0.2.10/32"], true).await;
+    let mut peer = incoming(&h).await;
+    // The peer speaks first; we answer only after reading its OPEN.
+    peer.send(&peer_open("198.19.0.1")).await;
+    let Some(Message::Open(open)) = peer.recv().await else {
+        panic!("expected our OPEN")
+    };
+    assert_eq!(open.asn, LOCAL_ASN);
+    assert_eq!(peer.recv().await, Some(Message::Keepalive));
+    peer.send(&Message::Keepalive).await;
+    assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
+    // A passive session never connects out.
+    let nothing = timeout(Duration::from_millis(300), h.listener.accept()).await;
+    assert!(nothing.is_err(), "passive session connected out");
+    h.task.abort();
+}
+
+#[tokio::test]
+async fn collision_with_a_higher_peer_id_moves_the_session_to_its_connection() {
+    let h = start(&["192.0.2.10/32"]).await;
+    // Our outgoing connection reaches OpenSent...
+    let mut ours = Peer::accept(&h).await;
+    let Some(Message::Open(_)) = ours.recv().await else {
+        panic!("expected OPEN")
+    };
+    // ...then the peer, with a higher BGP identifier, connects to us too.
+    let mut theirs = incoming(&h).await;
+    theirs.send(&peer_open("198.19.0.200")).await;
+    let n = ours.notification().await;
+    assert_eq!((n.code, n.subcode), (6, 7), "{n}");
+    ours.expect_eof().await;
+    let Some(Message::Open(_)) = theirs.recv().await else {
+        panic!("expected our OPEN on the incoming connection")
+    };
+    assert_eq!(theirs.recv().await, Some(Message::Keepalive));
+    theirs.send(&Message::Keepalive).await;
+    assert_eq!(theirs.update().await.nlri, [prefix("192.0.2.10/32")]);
+    h.task.abort();
+}
+
+#[tokio::test]
+async fn collision_with_a_lower_peer_id_rejects_the_incoming_connection() {
+    let h = start(&["192.0.2.10/32"]).await;
+    let mut ours = Peer::accept(&h).await;
+    let Some(Message::Open(_)) = ours.recv().await else {
+        panic!("expected OPEN")
+    };
+    let mut theirs = incoming(&h).await;
+    theirs.send(&peer_open("198.19.0.1")).await;
+    let n = theirs.notification().await;
+    assert_eq!((n.code, n.subcode), (6, 7), "{n}");
+    theirs.expect_eof().await;
+    // Our connection carries on.
+    ours.send(&peer_open("198.19.0.1")).await;
+    ours.send(&Message::Keepalive).await;
+    assert_eq!(ours.recv().await, Some(Message::Keepalive));
+    assert_eq!(ours.update().await.nlri, [prefix("192.0.2.10/32")]);
+    h.task.abort();
+}
+
+#[tokio::test]
+async fn route_refresh_gets_the_routes_again() {
+    let h = start(&["192.0.2.10/32"]).await;
+    let mut peer = Peer::accept(&h).await;
+    peer.handshake().await;
+    assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
+    peer.send(&Message::RouteRefresh { afi: 1, safi: 1 }).await;
+    let u = peer.update().await;
+    assert_eq!(u.nlri, [prefix("192.0.2.10/32")]);
+    assert!(u.withdrawn.is_empty());
+    h.task.abort();
 }

@@ -1,28 +1,36 @@
 //! The BGP session state machine (RFC 4271 §8), pure: `process(input) -> outputs`. It owns no
 //! socket and no clock: connecting, sending, closing and timers are outputs the driver
-//! (`session.rs`) carries out, and timer expiry comes back as an input. Every test of the
-//! protocol's behaviour therefore runs without sockets or sleeps.
+//! (`session.rs`) carries out, and timer expiry comes back as an input. Every protocol rule is
+//! therefore unit-tested without sockets or sleeps. Randomness (timer jitter) comes from a
+//! seeded generator, so tests are deterministic too.
 //!
-//! Scope of this release: active connections only (no listening, so no collision detection),
-//! IPv4 unicast, one attribute set for all our prefixes. The Adj-RIB-Out lives here so that a
-//! session that comes up announces exactly the current desired routes, and one that goes down
-//! forgets what it had sent.
+//! One machine per peer. It owns the Adj-RIB-Out (what this session advertised) so that a
+//! session that comes up announces exactly the current desired routes and one that goes down
+//! forgets them, and the Adj-RIB-In (what the peer sent us).
+//!
+//! Connection collisions (RFC 4271 §6.8): the driver reads the peer's OPEN on an incoming
+//! connection before handing it over as `Input::Incoming`; the machine then adopts it, rejects
+//! it, or replaces its own connection with it, by comparing BGP identifiers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, SystemTime};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
 use super::message::{
-    code, subcode, Capabilities, Message, Notification, Open, Origin, PathAttributes, Update,
-    AFI_IPV4, SAFI_UNICAST,
+    code, subcode, AsPath, Capabilities, Family, Message, NextHop, Notification, Open, Origin,
+    PathAttributes, Update,
 };
+use super::rib_in::AdjRibIn;
 use crate::announcer::{self, DesiredRoutes};
+use crate::config::RouteAttributes;
 
 /// Hold timer used while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 min).
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+/// RFC 4271 requires LOCAL_PREF on iBGP; this is what routers assume when it is missing.
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsmConfig {
@@ -31,19 +39,32 @@ pub struct FsmConfig {
     pub remote_asn: u32,
     /// Hold time we offer, seconds (0 or >= 3).
     pub hold_time: u16,
-    /// First reconnect delay; doubles after each failed attempt up to `connect_retry_max`.
+    /// Never connect; wait for the peer.
+    pub passive: bool,
+    /// First reconnect delay (the idle hold after an error); doubles after each failure up to
+    /// `connect_retry_max`, and returns to the minimum once a session stayed up `stable_after`.
     pub connect_retry_min: Duration,
     pub connect_retry_max: Duration,
+    pub stable_after: Duration,
     /// How long a TCP connect may take before it is abandoned and retried.
     pub connect_timeout: Duration,
+    pub max_prefixes: u32,
+    pub max_prefixes_restart: Duration,
+    /// Per-peer next hops (else the session's own addresses are used).
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// Seed of the timer jitter (RFC 4271 §10); any value, fixed in tests.
+    pub jitter_seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Not connected; a ConnectRetry timer may be running (or stopped for good).
+    /// Not connected; an idle-hold (ConnectRetry) timer may be running, or stopped for good.
     Idle,
     /// TCP connect in progress.
     Connect,
+    /// Passive: waiting for the peer to connect.
+    Active,
     OpenSent,
     OpenConfirm,
     Established,
@@ -54,6 +75,7 @@ impl fmt::Display for State {
         f.write_str(match self {
             State::Idle => "Idle",
             State::Connect => "Connect",
+            State::Active => "Active",
             State::OpenSent => "OpenSent",
             State::OpenConfirm => "OpenConfirm",
             State::Established => "Established",
@@ -63,14 +85,34 @@ impl fmt::Display for State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
+    /// Connect timeout in Connect; idle hold before the next attempt in Idle.
     ConnectRetry,
     Hold,
     Keepalive,
+    /// Established long enough to forget earlier failures (resets the backoff).
+    Stable,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 4] = [
+        Timer::ConnectRetry,
+        Timer::Hold,
+        Timer::Keepalive,
+        Timer::Stable,
+    ];
+}
+
+/// Addresses of the interface a session runs over, for next hops of the other family and the
+/// IPv6 global next hop of a link-local session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceAddresses {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6_global: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// Administrative start: connect now.
+    /// Administrative start: connect now (or wait for the peer if passive).
     Start,
     /// Administrative stop: withdraw, send Cease/Administrative Shutdown with `message`, close,
     /// and stay down.
@@ -79,6 +121,7 @@ pub enum Input {
     },
     TcpConnected {
         local: IpAddr,
+        interface: InterfaceAddresses,
     },
     TcpFailed {
         error: String,
@@ -87,21 +130,35 @@ pub enum Input {
     TcpClosed {
         error: String,
     },
-    Received(Message),
+    /// The peer connected to us and sent this OPEN (not answered yet).
+    Incoming {
+        local: IpAddr,
+        interface: InterfaceAddresses,
+        open: Open,
+    },
+    Received(Message, SystemTime),
     /// The codec rejected what the peer sent; the notification says why.
     Malformed(Notification),
     TimerExpired(Timer),
-    /// The prefixes we should advertise changed.
+    /// The routes we should advertise changed.
     Routes(DesiredRoutes),
 }
 
+// Outputs live for one `process` call; boxing the messages would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Open a TCP connection to the peer.
     Connect,
+    /// Send on the session's connection.
     Send(Message),
-    /// Flush what was sent, then close the connection (or abandon the connect attempt).
+    /// Flush what was sent, then close the session's connection (or abandon the connect).
     Close,
+    /// Make the pending incoming connection the session's connection (after `Close` of the
+    /// old one, if any).
+    AdoptIncoming,
+    /// Send this NOTIFICATION on the pending incoming connection and close it.
+    RejectIncoming(Notification),
     StartTimer(Timer, Duration),
     StopTimer(Timer),
     StateChanged {
@@ -109,6 +166,8 @@ pub enum Output {
         to: State,
         reason: String,
     },
+    /// Something the operator should see in the log (received-route problems).
+    Warn(String),
 }
 
 /// What the OPEN exchange settled.
@@ -117,9 +176,13 @@ pub struct Negotiated {
     pub hold_time: u16,
     pub keepalive: u16,
     pub four_octet_asn: bool,
-    pub ipv4_unicast: bool,
+    /// Families both sides advertised, in which routes flow.
+    pub families: Vec<Family>,
+    pub route_refresh: bool,
     pub peer_router_id: Ipv4Addr,
+    pub peer_capabilities: Capabilities,
     pub local_address: IpAddr,
+    pub interface: InterfaceAddresses,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,9 +193,12 @@ pub struct Counters {
     pub updates_out: u64,
     /// Malformed messages from the peer (each ended the session with a NOTIFICATION).
     pub malformed_in: u64,
+    /// UPDATE errors handled without a reset (RFC 7606) and routes ignored on import.
+    pub update_errors_in: u64,
     pub notifications_in: u64,
     pub notifications_out: u64,
     pub established_transitions: u64,
+    pub route_refresh_in: u64,
 }
 
 pub struct Fsm {
@@ -140,33 +206,48 @@ pub struct Fsm {
     state: State,
     stopped: bool,
     retry_delay: Duration,
-    local_address: Option<IpAddr>,
+    rng: u64,
+    local: Option<(IpAddr, InterfaceAddresses)>,
     negotiated: Option<Negotiated>,
     desired: DesiredRoutes,
-    rib_out: BTreeSet<Ipv4Network>,
+    rib_out: BTreeMap<IpNetwork, PathAttributes>,
+    rib_in: AdjRibIn,
     counters: Counters,
     last_error: Option<String>,
+    /// Set when the last session ended on a NOTIFICATION we sent or received, for the CLI.
+    last_notification: Option<(bool, Notification)>,
+    /// Desired prefixes this session cannot carry, already reported.
+    warned_unroutable: BTreeSet<IpNetwork>,
 }
 
 impl Fsm {
     pub fn new(cfg: FsmConfig) -> Self {
         let retry_delay = cfg.connect_retry_min;
+        // xorshift needs a non-zero state.
+        let rng = cfg.jitter_seed | 1;
         Fsm {
             cfg,
             state: State::Idle,
             stopped: true,
             retry_delay,
-            local_address: None,
+            rng,
+            local: None,
             negotiated: None,
             desired: DesiredRoutes::new(),
-            rib_out: BTreeSet::new(),
+            rib_out: BTreeMap::new(),
+            rib_in: AdjRibIn::default(),
             counters: Counters::default(),
             last_error: None,
+            last_notification: None,
+            warned_unroutable: BTreeSet::new(),
         }
     }
 
     pub fn state(&self) -> State {
         self.state
+    }
+    pub fn config(&self) -> &FsmConfig {
+        &self.cfg
     }
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
@@ -174,15 +255,22 @@ impl Fsm {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
-    pub fn rib_out(&self) -> &BTreeSet<Ipv4Network> {
+    pub fn rib_out(&self) -> &BTreeMap<IpNetwork, PathAttributes> {
         &self.rib_out
+    }
+    pub fn rib_in(&self) -> &AdjRibIn {
+        &self.rib_in
     }
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }
+    /// The NOTIFICATION that ended the last session: (sent by us, notification).
+    pub fn last_notification(&self) -> Option<&(bool, Notification)> {
+        self.last_notification.as_ref()
+    }
 
     /// The OPEN we send: our real ASN (the codec puts AS_TRANS in "My AS" when it needs 4
-    /// bytes), always with the 4-octet-ASN capability and IPv4 unicast.
+    /// bytes), the 4-octet-ASN capability, both unicast families and route refresh.
     pub fn our_open(&self) -> Open {
         Open {
             asn: self.cfg.local_asn,
@@ -190,11 +278,15 @@ impl Fsm {
             router_id: self.cfg.router_id,
             capabilities: Capabilities {
                 four_octet_asn: Some(self.cfg.local_asn),
-                multiprotocol: vec![(AFI_IPV4, SAFI_UNICAST)],
-                route_refresh: false,
+                multiprotocol: Family::ALL.iter().map(|f| f.afi_safi()).collect(),
+                route_refresh: true,
                 other: Vec::new(),
             },
         }
+    }
+
+    fn ibgp(&self) -> bool {
+        self.cfg.local_asn == self.cfg.remote_asn
     }
 
     pub fn process(&mut self, input: Input) -> Vec<Output> {
@@ -202,7 +294,9 @@ impl Fsm {
         match input {
             Input::Start => self.start(&mut out),
             Input::Stop { message } => self.stop(&message, &mut out),
-            Input::TcpConnected { local } => self.tcp_connected(local, &mut out),
+            Input::TcpConnected { local, interface } => {
+                self.tcp_connected(local, interface, &mut out)
+            }
             Input::TcpFailed { error } => {
                 if self.state == State::Connect {
                     self.fail(format!("connect failed: {error}"), None, &mut out);
@@ -213,7 +307,12 @@ impl Fsm {
                     self.fail(format!("connection closed: {error}"), None, &mut out);
                 }
             }
-            Input::Received(msg) => self.received(msg, &mut out),
+            Input::Incoming {
+                local,
+                interface,
+                open,
+            } => self.incoming(local, interface, open, &mut out),
+            Input::Received(msg, at) => self.received(msg, at, &mut out),
             Input::Malformed(n) => {
                 if self.is_connected() {
                     self.counters.malformed_in += 1;
@@ -250,8 +349,9 @@ impl Fsm {
         self.state = to;
         if to == State::Established {
             self.counters.established_transitions += 1;
-            // A session that stays up long enough to establish resets the backoff.
-            self.retry_delay = self.cfg.connect_retry_min;
+            out.push(Output::StartTimer(Timer::Stable, self.cfg.stable_after));
+        } else if from == State::Established {
+            out.push(Output::StopTimer(Timer::Stable));
         }
         out.push(Output::StateChanged {
             from,
@@ -264,10 +364,22 @@ impl Fsm {
         self.counters.messages_out += 1;
         match &msg {
             Message::Update(_) => self.counters.updates_out += 1,
-            Message::Notification(_) => self.counters.notifications_out += 1,
+            Message::Notification(n) => {
+                self.counters.notifications_out += 1;
+                self.last_notification = Some((true, n.clone()));
+            }
             _ => {}
         }
         out.push(Output::Send(msg));
+    }
+
+    /// A uniformly random factor in [0.75, 1.0] (RFC 4271 §10 jitter), from xorshift64.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(0.75 + 0.25 * unit)
     }
 
     fn start(&mut self, out: &mut Vec<Output>) {
@@ -275,10 +387,14 @@ impl Fsm {
             return;
         }
         self.stopped = false;
-        self.connect(out);
+        self.connect_or_wait(out);
     }
 
-    fn connect(&mut self, out: &mut Vec<Output>) {
+    fn connect_or_wait(&mut self, out: &mut Vec<Output>) {
+        if self.cfg.passive {
+            self.transition(State::Active, "waiting for the peer to connect", out);
+            return;
+        }
         self.transition(State::Connect, "connecting", out);
         out.push(Output::Connect);
         out.push(Output::StartTimer(
@@ -290,7 +406,7 @@ impl Fsm {
     fn stop(&mut self, message: &str, out: &mut Vec<Output>) {
         self.stopped = true;
         match self.state {
-            State::Idle => out.push(Output::StopTimer(Timer::ConnectRetry)),
+            State::Idle | State::Active => out.push(Output::StopTimer(Timer::ConnectRetry)),
             State::Connect => {
                 out.push(Output::Close);
                 out.push(Output::StopTimer(Timer::ConnectRetry));
@@ -299,14 +415,12 @@ impl Fsm {
                 if self.state == State::Established && !self.rib_out.is_empty() {
                     // Withdraw explicitly before the Cease: the peer drops the routes either
                     // way, but this way it does not depend on how it handles the close.
-                    let withdrawn = std::mem::take(&mut self.rib_out).into_iter().collect();
-                    self.send(
-                        Message::Update(Update {
-                            withdrawn,
-                            ..Update::default()
-                        }),
-                        out,
-                    );
+                    let withdrawn = std::mem::take(&mut self.rib_out).into_keys().collect();
+                    let update = Update {
+                        withdrawn,
+                        ..Update::default()
+                    };
+                    self.send(Message::Update(update), out);
                 }
                 self.send(
                     Message::Notification(Notification::admin_shutdown(message)),
@@ -327,13 +441,27 @@ impl Fsm {
 
     fn reset_session(&mut self) {
         self.negotiated = None;
-        self.local_address = None;
+        self.local = None;
         self.rib_out.clear();
+        self.rib_in.clear();
+        self.warned_unroutable.clear();
     }
 
-    /// Ends the session after an error: optionally tells the peer why, closes, and schedules a
-    /// reconnect with capped exponential backoff.
+    /// Ends the session after an error: optionally tells the peer why, closes, and holds
+    /// before the next attempt, the hold doubling on each consecutive failure (jittered).
     fn fail(&mut self, reason: String, notify: Option<Notification>, out: &mut Vec<Output>) {
+        let delay = self.retry_delay;
+        self.retry_delay = (self.retry_delay * 2).min(self.cfg.connect_retry_max);
+        self.end_session(reason, notify, delay, out);
+    }
+
+    fn end_session(
+        &mut self,
+        reason: String,
+        notify: Option<Notification>,
+        idle_hold: Duration,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(n) = notify {
             self.send(Message::Notification(n), out);
         }
@@ -341,33 +469,96 @@ impl Fsm {
         self.stop_session_timers(out);
         self.reset_session();
         self.last_error = Some(reason.clone());
-        let delay = self.retry_delay;
-        self.retry_delay = (self.retry_delay * 2).min(self.cfg.connect_retry_max);
+        let delay = self.jitter(idle_hold);
         out.push(Output::StartTimer(Timer::ConnectRetry, delay));
         self.transition(
             State::Idle,
-            format!("{reason}; retrying in {} ms", delay.as_millis()),
+            format!("{reason}; next attempt in {} ms", delay.as_millis()),
             out,
         );
     }
 
-    fn tcp_connected(&mut self, local: IpAddr, out: &mut Vec<Output>) {
+    fn tcp_connected(&mut self, local: IpAddr, iface: InterfaceAddresses, out: &mut Vec<Output>) {
         if self.state != State::Connect {
             // A connect that completed after we gave up on it or were stopped.
             out.push(Output::Close);
             return;
         }
         out.push(Output::StopTimer(Timer::ConnectRetry));
-        self.local_address = Some(local);
+        self.open_sent(local, iface, "TCP connected, OPEN sent", out);
+    }
+
+    fn open_sent(
+        &mut self,
+        local: IpAddr,
+        iface: InterfaceAddresses,
+        reason: &str,
+        out: &mut Vec<Output>,
+    ) {
+        self.local = Some((local, iface));
         let open = self.our_open();
         self.send(Message::Open(open), out);
         out.push(Output::StartTimer(Timer::Hold, OPEN_HOLD_TIME));
-        self.transition(State::OpenSent, "TCP connected, OPEN sent", out);
+        self.transition(State::OpenSent, reason, out);
+    }
+
+    /// The peer connected to us (RFC 4271 §6.8 when we have a connection of our own).
+    fn incoming(
+        &mut self,
+        local: IpAddr,
+        iface: InterfaceAddresses,
+        open: Open,
+        out: &mut Vec<Output>,
+    ) {
+        let collision = || {
+            Notification::new(
+                code::CEASE,
+                subcode::CONNECTION_COLLISION_RESOLUTION,
+                vec![],
+            )
+        };
+        match self.state {
+            _ if self.stopped => {
+                let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
+                out.push(Output::RejectIncoming(n));
+                return;
+            }
+            State::Idle if self.cfg.passive => {
+                // Passive peers are damped too: no new session before the idle hold ends.
+                let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
+                out.push(Output::RejectIncoming(n));
+                return;
+            }
+            State::Established => {
+                out.push(Output::RejectIncoming(collision()));
+                return;
+            }
+            State::OpenSent | State::OpenConfirm => {
+                // The connection opened by the speaker with the higher BGP identifier stays.
+                if u32::from(self.cfg.router_id) > u32::from(open.router_id) {
+                    out.push(Output::RejectIncoming(collision()));
+                    return;
+                }
+                self.send(Message::Notification(collision()), out);
+                out.push(Output::Close);
+                self.stop_session_timers(out);
+                self.reset_session();
+            }
+            State::Idle | State::Connect | State::Active => {
+                if self.state == State::Connect {
+                    out.push(Output::Close);
+                }
+            }
+        }
+        out.push(Output::StopTimer(Timer::ConnectRetry));
+        out.push(Output::AdoptIncoming);
+        self.open_sent(local, iface, "peer connected, OPEN sent", out);
+        self.open_received(open, out);
     }
 
     fn timer_expired(&mut self, timer: Timer, out: &mut Vec<Output>) {
         match (timer, self.state) {
-            (Timer::ConnectRetry, State::Idle) if !self.stopped => self.connect(out),
+            (Timer::ConnectRetry, State::Idle) if !self.stopped => self.connect_or_wait(out),
             (Timer::ConnectRetry, State::Connect) => {
                 let ms = self.cfg.connect_timeout.as_millis();
                 self.fail(format!("connect timed out after {ms} ms"), None, out);
@@ -383,6 +574,9 @@ impl Fsm {
                     out.push(Output::StartTimer(Timer::Keepalive, every));
                 }
             }
+            (Timer::Stable, State::Established) => {
+                self.retry_delay = self.cfg.connect_retry_min;
+            }
             // A timer the driver fired after the state moved on: nothing to do.
             _ => {}
         }
@@ -397,13 +591,14 @@ impl Fsm {
         }
     }
 
-    fn received(&mut self, msg: Message, out: &mut Vec<Output>) {
+    fn received(&mut self, msg: Message, at: SystemTime, out: &mut Vec<Output>) {
         if !self.is_connected() {
             return;
         }
         self.counters.messages_in += 1;
         if let Message::Notification(n) = &msg {
             self.counters.notifications_in += 1;
+            self.last_notification = Some((false, n.clone()));
             self.fail(format!("NOTIFICATION received: {n}"), None, out);
             return;
         }
@@ -415,15 +610,14 @@ impl Fsm {
                 self.sync_routes(out);
             }
             (State::Established, Message::Keepalive) => self.restart_hold_timer(out),
-            (State::Established, Message::Update(_)) => {
-                // Received routes are not used in this release; the codec already validated
-                // the message, so counting it is all there is to do.
+            (State::Established, Message::Update(u)) => {
                 self.counters.updates_in += 1;
                 self.restart_hold_timer(out);
+                self.update_received(u, at, out);
             }
-            (State::Established, Message::RouteRefresh { .. }) => {
-                // We did not advertise the capability; RFC 2918 §4 says to ignore it.
+            (State::Established, Message::RouteRefresh { afi, safi }) => {
                 self.restart_hold_timer(out);
+                self.route_refresh_received(afi, safi, out);
             }
             (state, msg) => {
                 let sub = match state {
@@ -450,14 +644,10 @@ impl Fsm {
             );
             return self.fail(reason, Some(open_error(subcode::BAD_PEER_AS, vec![])), out);
         }
-        let ibgp = self.cfg.local_asn == self.cfg.remote_asn;
-        if ibgp && open.router_id == self.cfg.router_id {
+        if self.ibgp() && open.router_id == self.cfg.router_id {
             let reason = format!("iBGP peer uses our router id {}", open.router_id);
-            return self.fail(
-                reason,
-                Some(open_error(subcode::BAD_BGP_IDENTIFIER, vec![])),
-                out,
-            );
+            let n = open_error(subcode::BAD_BGP_IDENTIFIER, vec![]);
+            return self.fail(reason, Some(n), out);
         }
         if open.hold_time == 1 || open.hold_time == 2 {
             let reason = format!("unacceptable hold time {} from peer", open.hold_time);
@@ -477,23 +667,36 @@ impl Fsm {
             let n = open_error(subcode::UNSUPPORTED_CAPABILITY, cap);
             return self.fail(reason, Some(n), out);
         }
+        let Some((local_address, interface)) = self.local.clone() else {
+            // open_sent always sets it first; treat a gap as a bug, not a panic.
+            return self.fail("internal: no local address".into(), None, out);
+        };
         let hold_time = self.cfg.hold_time.min(open.hold_time);
         let keepalive = if hold_time == 0 {
             0
         } else {
             (hold_time / 3).max(1)
         };
-        let Some(local_address) = self.local_address else {
-            // tcp_connected always sets it before OpenSent; treat a gap as a bug, not a panic.
-            return self.fail("internal: no local address".into(), None, out);
-        };
+        let ours = self.our_open().capabilities;
+        let families: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| ours.supports(*f) && open.capabilities.supports(*f))
+            .collect();
+        if families.is_empty() {
+            out.push(Output::Warn(
+                "peer accepts neither IPv4 nor IPv6 unicast: no routes will be sent".into(),
+            ));
+        }
         self.negotiated = Some(Negotiated {
             hold_time,
             keepalive,
             four_octet_asn,
-            ipv4_unicast: open.capabilities.ipv4_unicast(),
+            families,
+            route_refresh: open.capabilities.route_refresh,
             peer_router_id: open.router_id,
+            peer_capabilities: open.capabilities,
             local_address,
+            interface,
         });
         self.send(Message::Keepalive, out);
         if hold_time > 0 {
@@ -513,49 +716,207 @@ impl Fsm {
         );
     }
 
-    /// Brings the Adj-RIB-Out to the desired routes with at most one withdraw-and-announce
-    /// UPDATE (the driver splits it into frames that fit).
-    fn sync_routes(&mut self, out: &mut Vec<Output>) {
-        let Some(n) = &self.negotiated else { return };
-        if !n.ipv4_unicast {
-            return;
+    /// Import into the Adj-RIB-In, with the checks that need the session's knowledge.
+    fn update_received(&mut self, u: Update, at: SystemTime, out: &mut Vec<Output>) {
+        for e in &u.errors {
+            self.counters.update_errors_in += 1;
+            out.push(Output::Warn(format!(
+                "UPDATE error handled per RFC 7606: {e}"
+            )));
         }
-        let IpAddr::V4(next_hop) = n.local_address else {
-            // IPv6 transport is refused by config in this release.
+        self.rib_in.withdraw(&u.withdrawn);
+        let Some(attrs) = u.attributes else {
             return;
         };
-        let d = announcer::diff(&self.rib_out, &self.desired);
-        if d.is_empty() {
+        if u.nlri.is_empty() {
             return;
         }
-        let ebgp = self.cfg.local_asn != self.cfg.remote_asn;
-        let attributes = (!d.announce.is_empty()).then(|| PathAttributes {
-            origin: Origin::Igp,
-            as_path: if ebgp {
-                vec![self.cfg.local_asn]
-            } else {
-                vec![]
-            },
-            next_hop,
-        });
+        let first = attrs.as_path.first_asn();
+        if !self.ibgp() && first != Some(self.cfg.remote_asn) {
+            // RFC 4271 §6.3 with RFC 7606 §7.2: treat-as-withdraw.
+            self.counters.update_errors_in += 1;
+            self.rib_in.withdraw(&u.nlri);
+            out.push(Output::Warn(format!(
+                "UPDATE for {} prefixes treated as withdraw: AS_PATH does not start with the \
+                 peer's AS {} ({})",
+                u.nlri.len(),
+                self.cfg.remote_asn,
+                attrs.as_path
+            )));
+            return;
+        }
+        self.rib_in.announce(&u.nlri, attrs, at);
+        let count = self.rib_in.len();
+        if count > self.cfg.max_prefixes as usize {
+            // RFC 4486: Cease / Maximum Number of Prefixes Reached, data AFI, SAFI, limit.
+            let mut data = Vec::with_capacity(7);
+            let (afi, safi) = Family::of(&u.nlri[0]).afi_safi();
+            data.extend_from_slice(&afi.to_be_bytes());
+            data.push(safi);
+            data.extend_from_slice(&self.cfg.max_prefixes.to_be_bytes());
+            let n = Notification::new(code::CEASE, subcode::MAX_PREFIXES_REACHED, data);
+            let reason = format!(
+                "peer sent {count} prefixes, more than max_prefixes {}",
+                self.cfg.max_prefixes
+            );
+            let hold = self.cfg.max_prefixes_restart;
+            self.end_session(reason, Some(n), hold, out);
+        }
+    }
+
+    fn route_refresh_received(&mut self, afi: u16, safi: u8, out: &mut Vec<Output>) {
+        self.counters.route_refresh_in += 1;
+        let negotiated = self.negotiated.as_ref();
+        let family = Family::from_afi_safi(afi, safi)
+            .filter(|f| negotiated.is_some_and(|n| n.families.contains(f)));
+        let Some(family) = family else {
+            // RFC 2918 §4: ignore a family that was not negotiated.
+            out.push(Output::Warn(format!(
+                "ROUTE-REFRESH for AFI {afi} SAFI {safi}, not negotiated: ignored"
+            )));
+            return;
+        };
+        let routes: BTreeMap<IpNetwork, PathAttributes> = self
+            .rib_out
+            .iter()
+            .filter(|(p, _)| Family::of(p) == family)
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for update in group_updates(Vec::new(), routes) {
+            self.send(Message::Update(update), out);
+        }
+    }
+
+    /// The path attributes this session gives a route, or None when the session has no next
+    /// hop for its family (the route is then not sent to this peer).
+    fn path_attributes(&self, prefix: &IpNetwork, a: &RouteAttributes) -> Option<PathAttributes> {
+        let n = self.negotiated.as_ref()?;
+        let family = Family::of(prefix);
+        if !n.families.contains(&family) {
+            return None;
+        }
+        let next_hop = match family {
+            Family::Ipv4Unicast => {
+                let local = match n.local_address {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => n.interface.ipv4,
+                };
+                let ipv4 = a.next_hop_ipv4.or(self.cfg.next_hop_ipv4).or(local)?;
+                NextHop {
+                    ipv4: Some(ipv4),
+                    ..NextHop::default()
+                }
+            }
+            Family::Ipv6Unicast => {
+                let (local_global, link_local) = match n.local_address {
+                    IpAddr::V6(l) if l.is_unicast_link_local() => (None, Some(l)),
+                    IpAddr::V6(l) => (Some(l), None),
+                    IpAddr::V4(_) => (None, None),
+                };
+                let global = a
+                    .next_hop_ipv6
+                    .or(self.cfg.next_hop_ipv6)
+                    .or(local_global)
+                    .or(n.interface.ipv6_global)?;
+                NextHop {
+                    ipv6: Some(global),
+                    ipv6_link_local: link_local,
+                    ..NextHop::default()
+                }
+            }
+        };
+        let ibgp = self.ibgp();
+        let as_path = if ibgp {
+            AsPath::default()
+        } else {
+            let count = 1 + usize::from(a.as_path_prepend);
+            AsPath::sequence(vec![self.cfg.local_asn; count])
+        };
+        let mut attrs = PathAttributes::new(Origin::Igp, as_path, next_hop);
+        attrs.med = a.med;
+        attrs.local_pref = ibgp.then(|| a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+        attrs.communities = a.communities.clone();
+        attrs.large_communities = a.large_communities.clone();
+        Some(attrs)
+    }
+
+    /// Brings the Adj-RIB-Out to the desired routes: one UPDATE for the withdrawals and one
+    /// per distinct attribute set (the driver splits them into frames that fit).
+    fn sync_routes(&mut self, out: &mut Vec<Output>) {
+        if self.negotiated.is_none() {
+            return;
+        }
+        let mut want = BTreeMap::new();
+        let mut unroutable = Vec::new();
+        for (prefix, attrs) in &self.desired {
+            match self.path_attributes(prefix, attrs) {
+                Some(a) => {
+                    want.insert(*prefix, a);
+                }
+                None => unroutable.push(*prefix),
+            }
+        }
+        let d = announcer::diff(&self.rib_out, &want);
         for p in &d.withdraw {
             self.rib_out.remove(p);
         }
-        self.rib_out.extend(d.announce.iter().copied());
-        let update = Update {
-            withdrawn: d.withdraw,
-            attributes,
-            nlri: d.announce,
-        };
-        self.send(Message::Update(update), out);
+        for (p, a) in &d.announce {
+            self.rib_out.insert(*p, a.clone());
+        }
+        // Say once per session which routes this peer cannot get, not on every change.
+        let new_unroutable: Vec<String> = unroutable
+            .into_iter()
+            .filter(|p| self.warned_unroutable.insert(*p))
+            .map(|p| p.to_string())
+            .collect();
+        if !new_unroutable.is_empty() {
+            out.push(Output::Warn(format!(
+                "not sent to this peer (family not negotiated, or no next hop for it): {}",
+                new_unroutable.join(", ")
+            )));
+        }
+        for update in group_updates(d.withdraw, d.announce.into_iter().collect()) {
+            self.send(Message::Update(update), out);
+        }
     }
+}
+
+/// Withdrawals in one UPDATE, announcements grouped by identical attributes.
+fn group_updates(
+    withdraw: Vec<IpNetwork>,
+    announce: BTreeMap<IpNetwork, PathAttributes>,
+) -> Vec<Update> {
+    let mut updates = Vec::new();
+    if !withdraw.is_empty() {
+        updates.push(Update {
+            withdrawn: withdraw,
+            ..Update::default()
+        });
+    }
+    let mut groups: Vec<(PathAttributes, Vec<IpNetwork>)> = Vec::new();
+    for (prefix, attrs) in announce {
+        match groups.iter_mut().find(|(a, _)| *a == attrs) {
+            Some((_, prefixes)) => prefixes.push(prefix),
+            None => groups.push((attrs, vec![prefix])),
+        }
+    }
+    for (attrs, nlri) in groups {
+        updates.push(Update {
+            attributes: Some(attrs),
+            nlri,
+            ..Update::default()
+        });
+    }
+    updates
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bgp::message::{Community, AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
 
     const LOCAL: &str = "198.18.1.1";
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
 
     fn cfg() -> FsmConfig {
         FsmConfig {
@@ -563,9 +924,16 @@ mod tests {
             router_id: "198.19.0.11".parse().unwrap(),
             remote_asn: 65001,
             hold_time: 9,
+            passive: false,
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(8),
+            stable_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            max_prefixes: 3,
+            max_prefixes_restart: Duration::from_secs(60),
+            next_hop_ipv4: None,
+            next_hop_ipv6: None,
+            jitter_seed: 7,
         }
     }
 
@@ -576,15 +944,32 @@ mod tests {
             router_id: "198.19.0.1".parse().unwrap(),
             capabilities: Capabilities {
                 four_octet_asn: Some(65001),
-                multiprotocol: vec![(1, 1)],
+                multiprotocol: vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
                 route_refresh: true,
                 other: vec![73],
             },
         }
     }
 
-    fn pfx(s: &str) -> Ipv4Network {
+    fn pfx(s: &str) -> IpNetwork {
         s.parse().unwrap()
+    }
+
+    fn routes(list: &[&str]) -> DesiredRoutes {
+        list.iter()
+            .map(|r| (pfx(r), RouteAttributes::default()))
+            .collect()
+    }
+
+    fn recv(msg: Message) -> Input {
+        Input::Received(msg, T0)
+    }
+
+    fn iface() -> InterfaceAddresses {
+        InterfaceAddresses {
+            ipv4: Some(LOCAL.parse().unwrap()),
+            ipv6_global: Some("2001:db8:1::1".parse().unwrap()),
+        }
     }
 
     fn sent(out: &[Output]) -> Vec<Message> {
@@ -603,6 +988,16 @@ mod tests {
         msgs.into_iter().next().unwrap()
     }
 
+    fn updates(out: &[Output]) -> Vec<Update> {
+        sent(out)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Update(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn notification(out: &[Output]) -> Option<Notification> {
         sent(out).into_iter().find_map(|m| match m {
             Message::Notification(n) => Some(n),
@@ -617,21 +1012,51 @@ mod tests {
         })
     }
 
-    fn connected(f: &mut Fsm) -> Vec<Output> {
+    fn connected_with(f: &mut Fsm, local: &str) -> Vec<Output> {
         f.process(Input::Start);
         f.process(Input::TcpConnected {
-            local: LOCAL.parse().unwrap(),
+            local: local.parse().unwrap(),
+            interface: iface(),
         })
     }
 
-    fn established(routes: &[&str]) -> Fsm {
-        let mut f = Fsm::new(cfg());
-        f.process(Input::Routes(routes.iter().map(|r| pfx(r)).collect()));
-        connected(&mut f);
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        f.process(Input::Received(Message::Keepalive));
-        assert_eq!(f.state(), State::Established);
+    fn connected(f: &mut Fsm) -> Vec<Output> {
+        connected_with(f, LOCAL)
+    }
+
+    fn establish(f: &mut Fsm, open: Open) -> Vec<Output> {
+        connected(f);
+        f.process(recv(Message::Open(open)));
+        let out = f.process(recv(Message::Keepalive));
+        assert_eq!(f.state(), State::Established, "{out:?}");
+        out
+    }
+
+    fn established_with(c: FsmConfig, desired: DesiredRoutes) -> Fsm {
+        let mut f = Fsm::new(c);
+        f.process(Input::Routes(desired));
+        establish(&mut f, peer_open(3));
         f
+    }
+
+    fn established(list: &[&str]) -> Fsm {
+        established_with(cfg(), routes(list))
+    }
+
+    fn peer_route(prefixes: &[&str], first_as: u32) -> Update {
+        Update {
+            withdrawn: vec![],
+            attributes: Some(PathAttributes::new(
+                Origin::Igp,
+                AsPath::sequence(vec![first_as, 65100]),
+                NextHop {
+                    ipv4: Some("198.18.1.0".parse().unwrap()),
+                    ..NextHop::default()
+                },
+            )),
+            nlri: prefixes.iter().map(|p| pfx(p)).collect(),
+            errors: vec![],
+        }
     }
 
     #[test]
@@ -644,7 +1069,7 @@ mod tests {
     }
 
     #[test]
-    fn connect_sends_open_with_four_octet_asn_capability() {
+    fn connect_sends_open_with_capabilities() {
         let mut f = Fsm::new(cfg());
         let out = connected(&mut f);
         assert_eq!(f.state(), State::OpenSent);
@@ -653,13 +1078,14 @@ mod tests {
         };
         assert_eq!(open.asn, 4_200_000_001);
         assert_eq!(open.capabilities.four_octet_asn, Some(4_200_000_001));
-        assert_eq!(open.capabilities.multiprotocol, [(1, 1)]);
+        assert_eq!(open.capabilities.multiprotocol, [(1, 1), (2, 1)]);
+        assert!(open.capabilities.route_refresh);
         assert_eq!(open.hold_time, 9);
         assert!(out.contains(&Output::StartTimer(Timer::Hold, OPEN_HOLD_TIME)));
     }
 
     #[test]
-    fn failed_connects_back_off_exponentially_up_to_the_cap() {
+    fn failed_connects_back_off_exponentially_with_jitter_up_to_the_cap() {
         let mut f = Fsm::new(cfg());
         f.process(Input::Start);
         let mut delays = Vec::new();
@@ -668,15 +1094,20 @@ mod tests {
                 error: "refused".into(),
             });
             assert_eq!(f.state(), State::Idle);
-            delays.push(retry_delay(&out).unwrap().as_secs());
+            delays.push(retry_delay(&out).unwrap());
             let out = f.process(Input::TimerExpired(Timer::ConnectRetry));
             assert!(out.contains(&Output::Connect));
         }
-        assert_eq!(delays, [1, 2, 4, 8, 8, 8]);
+        for (d, base) in delays.iter().zip([1, 2, 4, 8, 8, 8]) {
+            let base = Duration::from_secs(base);
+            assert!(*d <= base && *d >= base.mul_f64(0.75), "{d:?} vs {base:?}");
+        }
+        // Jittered: not all equal to their base.
+        assert!(delays.iter().any(|d| d.subsec_nanos() != 0));
     }
 
     #[test]
-    fn backoff_resets_once_established() {
+    fn backoff_resets_only_after_a_stable_session() {
         let mut f = Fsm::new(cfg());
         f.process(Input::Start);
         for _ in 0..3 {
@@ -685,11 +1116,31 @@ mod tests {
         }
         f.process(Input::TcpConnected {
             local: LOCAL.parse().unwrap(),
+            interface: iface(),
         });
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        f.process(Input::Received(Message::Keepalive));
+        f.process(recv(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Keepalive));
+        assert!(out.contains(&Output::StartTimer(Timer::Stable, Duration::from_secs(30))));
+        // Flapping right after establishment keeps the long hold (damping).
         let out = f.process(Input::TcpClosed { error: "x".into() });
-        assert_eq!(retry_delay(&out), Some(Duration::from_secs(1)));
+        assert!(retry_delay(&out).unwrap() >= Duration::from_secs(6));
+        assert!(out.contains(&Output::StopTimer(Timer::Stable)));
+
+        f.process(Input::TimerExpired(Timer::ConnectRetry));
+        establish_again(&mut f);
+        f.process(Input::TimerExpired(Timer::Stable));
+        let out = f.process(Input::TcpClosed { error: "x".into() });
+        assert!(retry_delay(&out).unwrap() <= Duration::from_secs(1));
+    }
+
+    fn establish_again(f: &mut Fsm) {
+        f.process(Input::TcpConnected {
+            local: LOCAL.parse().unwrap(),
+            interface: iface(),
+        });
+        f.process(recv(Message::Open(peer_open(3))));
+        f.process(recv(Message::Keepalive));
+        assert_eq!(f.state(), State::Established);
     }
 
     #[test]
@@ -699,7 +1150,7 @@ mod tests {
         let out = f.process(Input::TimerExpired(Timer::ConnectRetry));
         assert_eq!(f.state(), State::Idle);
         assert!(out.contains(&Output::Close));
-        assert_eq!(retry_delay(&out), Some(Duration::from_secs(1)));
+        assert!(retry_delay(&out).unwrap() <= Duration::from_secs(1));
         assert!(f.last_error().unwrap().contains("timed out"));
     }
 
@@ -707,7 +1158,7 @@ mod tests {
     fn hold_time_is_the_smaller_one_and_keepalive_a_third() {
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        let out = f.process(Input::Received(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Open(peer_open(3))));
         assert_eq!(f.state(), State::OpenConfirm);
         assert_eq!(sent(&out), [Message::Keepalive]);
         let n = f.negotiated().unwrap();
@@ -720,7 +1171,7 @@ mod tests {
 
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        f.process(Input::Received(Message::Open(peer_open(180))));
+        f.process(recv(Message::Open(peer_open(180))));
         let n = f.negotiated().unwrap();
         assert_eq!((n.hold_time, n.keepalive), (9, 3));
     }
@@ -729,14 +1180,14 @@ mod tests {
     fn hold_time_zero_means_no_timers() {
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        let out = f.process(Input::Received(Message::Open(peer_open(0))));
+        let out = f.process(recv(Message::Open(peer_open(0))));
         assert_eq!(f.negotiated().unwrap().hold_time, 0);
         assert!(!out
             .iter()
             .any(|o| matches!(o, Output::StartTimer(Timer::Hold | Timer::Keepalive, _))));
         assert!(out.contains(&Output::StopTimer(Timer::Hold)));
         // Keepalive from the peer still completes the handshake.
-        f.process(Input::Received(Message::Keepalive));
+        f.process(recv(Message::Keepalive));
         assert_eq!(f.state(), State::Established);
     }
 
@@ -745,7 +1196,7 @@ mod tests {
         for hold in [1, 2] {
             let mut f = Fsm::new(cfg());
             connected(&mut f);
-            let out = f.process(Input::Received(Message::Open(peer_open(hold))));
+            let out = f.process(recv(Message::Open(peer_open(hold))));
             let n = notification(&out).unwrap();
             assert_eq!((n.code, n.subcode), (2, 6));
             assert!(out.contains(&Output::Close));
@@ -759,10 +1210,11 @@ mod tests {
         connected(&mut f);
         let mut open = peer_open(3);
         open.asn = 65002;
-        let out = f.process(Input::Received(Message::Open(open)));
+        let out = f.process(recv(Message::Open(open)));
         let n = notification(&out).unwrap();
         assert_eq!((n.code, n.subcode), (2, 2));
         assert!(f.last_error().unwrap().contains("65002"));
+        assert_eq!(f.last_notification(), Some(&(true, n)));
     }
 
     #[test]
@@ -771,7 +1223,7 @@ mod tests {
         connected(&mut f);
         let mut open = peer_open(3);
         open.capabilities.four_octet_asn = None;
-        let out = f.process(Input::Received(Message::Open(open.clone())));
+        let out = f.process(recv(Message::Open(open.clone())));
         let n = notification(&out).unwrap();
         assert_eq!((n.code, n.subcode), (2, 7));
         assert_eq!(n.data[..2], [65, 4]);
@@ -783,7 +1235,7 @@ mod tests {
             ..cfg()
         });
         connected(&mut f);
-        f.process(Input::Received(Message::Open(open)));
+        f.process(recv(Message::Open(open)));
         assert_eq!(f.state(), State::OpenConfirm);
         assert!(!f.negotiated().unwrap().four_octet_asn);
     }
@@ -798,36 +1250,162 @@ mod tests {
         let mut open = peer_open(3);
         open.asn = 4_200_000_001;
         open.router_id = "198.19.0.11".parse().unwrap();
-        let out = f.process(Input::Received(Message::Open(open)));
+        let out = f.process(recv(Message::Open(open)));
         let n = notification(&out).unwrap();
         assert_eq!((n.code, n.subcode), (2, 3));
     }
 
     #[test]
+    fn families_are_those_both_sides_advertise() {
+        let mut f = Fsm::new(cfg());
+        connected(&mut f);
+        let mut open = peer_open(3);
+        open.capabilities.multiprotocol = vec![(AFI_IPV6, SAFI_UNICAST)];
+        f.process(recv(Message::Open(open)));
+        assert_eq!(f.negotiated().unwrap().families, [Family::Ipv6Unicast]);
+
+        // No MP capability at all: IPv4 unicast only (RFC 4760 §8).
+        let mut f = Fsm::new(cfg());
+        connected(&mut f);
+        let mut open = peer_open(3);
+        open.capabilities.multiprotocol.clear();
+        f.process(recv(Message::Open(open)));
+        assert_eq!(f.negotiated().unwrap().families, [Family::Ipv4Unicast]);
+    }
+
+    #[test]
     fn established_session_announces_current_routes_with_our_path() {
         let mut f = Fsm::new(cfg());
-        f.process(Input::Routes([pfx("192.0.2.10/32")].into()));
-        connected(&mut f);
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        let out = f.process(Input::Received(Message::Keepalive));
-        assert_eq!(f.state(), State::Established);
+        f.process(Input::Routes(routes(&["192.0.2.10/32"])));
+        let out = establish(&mut f, peer_open(3));
         let Message::Update(u) = only_sent(&out) else {
             panic!("expected one UPDATE: {out:?}")
         };
         assert_eq!(u.nlri, [pfx("192.0.2.10/32")]);
         assert!(u.withdrawn.is_empty());
         let a = u.attributes.unwrap();
-        assert_eq!(a.as_path, [4_200_000_001]);
+        assert_eq!(a.as_path, AsPath::sequence(vec![4_200_000_001]));
         assert_eq!(a.origin, Origin::Igp);
-        assert_eq!(a.next_hop, LOCAL.parse::<Ipv4Addr>().unwrap());
+        assert_eq!(a.next_hop.ipv4, Some(LOCAL.parse().unwrap()));
+        assert_eq!(a.local_pref, None, "LOCAL_PREF is for iBGP only");
+        assert_eq!(a.med, None);
+    }
+
+    #[test]
+    fn service_attributes_are_sent_as_configured() {
+        let attrs = RouteAttributes {
+            communities: vec![Community(65001 << 16 | 100)],
+            med: Some(50),
+            local_pref: Some(300),
+            as_path_prepend: 2,
+            ..RouteAttributes::default()
+        };
+        let desired = [(pfx("192.0.2.10/32"), attrs.clone())].into();
+        let f = established_with(cfg(), desired);
+        let a = &f.rib_out()[&pfx("192.0.2.10/32")];
+        assert_eq!(a.as_path, AsPath::sequence(vec![4_200_000_001; 3]));
+        assert_eq!(a.med, Some(50));
+        assert_eq!(a.communities, attrs.communities);
+        assert_eq!(a.local_pref, None);
+    }
+
+    #[test]
+    fn ibgp_sends_an_empty_as_path_and_local_pref() {
+        let c = FsmConfig {
+            remote_asn: 4_200_000_001,
+            ..cfg()
+        };
+        let mut with_pref = RouteAttributes {
+            as_path_prepend: 3,
+            ..RouteAttributes::default()
+        };
+        for (pref, expected) in [(None, 100), (Some(300), 300)] {
+            with_pref.local_pref = pref;
+            let mut f = Fsm::new(c.clone());
+            f.process(Input::Routes(
+                [(pfx("192.0.2.10/32"), with_pref.clone())].into(),
+            ));
+            connected(&mut f);
+            let mut open = peer_open(3);
+            open.asn = 4_200_000_001;
+            f.process(recv(Message::Open(open)));
+            let out = f.process(recv(Message::Keepalive));
+            let a = updates(&out)[0].attributes.clone().unwrap();
+            assert!(a.as_path.0.is_empty());
+            assert_eq!(a.local_pref, Some(expected));
+        }
+    }
+
+    #[test]
+    fn ipv6_routes_get_an_ipv6_next_hop() {
+        // Over IPv4 transport: the interface's global IPv6 address.
+        let f = established(&["192.0.2.10/32", "2001:db8::10/128"]);
+        let v6 = &f.rib_out()[&pfx("2001:db8::10/128")];
+        assert_eq!(v6.next_hop.ipv6, Some("2001:db8:1::1".parse().unwrap()));
+        assert_eq!(v6.next_hop.ipv6_link_local, None);
+        assert_eq!(v6.next_hop.ipv4, None);
+
+        // Over a link-local IPv6 session: global plus link-local, and IPv4 from the interface.
+        let mut f = Fsm::new(cfg());
+        f.process(Input::Routes(routes(&[
+            "192.0.2.10/32",
+            "2001:db8::10/128",
+        ])));
+        connected_with(&mut f, "fe80::1");
+        f.process(recv(Message::Open(peer_open(3))));
+        f.process(recv(Message::Keepalive));
+        let v6 = &f.rib_out()[&pfx("2001:db8::10/128")];
+        assert_eq!(v6.next_hop.ipv6, Some("2001:db8:1::1".parse().unwrap()));
+        assert_eq!(
+            v6.next_hop.ipv6_link_local,
+            Some("fe80::1".parse().unwrap())
+        );
+        let v4 = &f.rib_out()[&pfx("192.0.2.10/32")];
+        assert_eq!(v4.next_hop.ipv4, Some(LOCAL.parse().unwrap()));
+    }
+
+    #[test]
+    fn next_hop_overrides_win_service_over_peer_over_session() {
+        let c = FsmConfig {
+            next_hop_ipv4: Some("198.18.7.7".parse().unwrap()),
+            ..cfg()
+        };
+        let f = established_with(c.clone(), routes(&["192.0.2.10/32"]));
+        let nh = f.rib_out()[&pfx("192.0.2.10/32")].next_hop.ipv4;
+        assert_eq!(nh, Some("198.18.7.7".parse().unwrap()));
+        let attrs = RouteAttributes {
+            next_hop_ipv4: Some("198.18.8.8".parse().unwrap()),
+            ..RouteAttributes::default()
+        };
+        let f = established_with(c, [(pfx("192.0.2.10/32"), attrs)].into());
+        let nh = f.rib_out()[&pfx("192.0.2.10/32")].next_hop.ipv4;
+        assert_eq!(nh, Some("198.18.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_family_the_peer_did_not_accept_is_not_sent() {
+        let mut f = Fsm::new(cfg());
+        f.process(Input::Routes(routes(&[
+            "192.0.2.10/32",
+            "2001:db8::10/128",
+        ])));
+        connected(&mut f);
+        let mut open = peer_open(3);
+        open.capabilities.multiprotocol = vec![(AFI_IPV4, SAFI_UNICAST)];
+        f.process(recv(Message::Open(open)));
+        let out = f.process(recv(Message::Keepalive));
+        let u = updates(&out);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].nlri, [pfx("192.0.2.10/32")]);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Warn(w) if w.contains("2001:db8::10/128"))));
     }
 
     #[test]
     fn nothing_is_announced_without_desired_routes() {
         let mut f = Fsm::new(cfg());
-        connected(&mut f);
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        let out = f.process(Input::Received(Message::Keepalive));
+        let out = establish(&mut f, peer_open(3));
         assert!(sent(&out).is_empty());
     }
 
@@ -843,7 +1421,7 @@ mod tests {
         assert!(f.rib_out().is_empty());
         // The same desired set again sends nothing.
         assert!(sent(&f.process(Input::Routes(DesiredRoutes::new()))).is_empty());
-        let out = f.process(Input::Routes([pfx("192.0.2.10/32")].into()));
+        let out = f.process(Input::Routes(routes(&["192.0.2.10/32"])));
         let Message::Update(u) = only_sent(&out) else {
             panic!("{out:?}")
         };
@@ -851,45 +1429,121 @@ mod tests {
     }
 
     #[test]
+    fn changed_attributes_are_re_announced_and_groups_share_an_update() {
+        let mut f = established(&["192.0.2.10/32", "192.0.2.11/32"]);
+        let mut desired = routes(&["192.0.2.10/32", "192.0.2.11/32", "192.0.2.12/32"]);
+        desired.get_mut(&pfx("192.0.2.11/32")).unwrap().med = Some(5);
+        let out = f.process(Input::Routes(desired));
+        let u = updates(&out);
+        assert_eq!(u.len(), 2, "{u:?}");
+        let nlri: Vec<_> = u.iter().map(|u| u.nlri.clone()).collect();
+        assert!(nlri.contains(&vec![pfx("192.0.2.11/32")]));
+        assert!(nlri.contains(&vec![pfx("192.0.2.12/32")]));
+    }
+
+    #[test]
     fn route_changes_before_established_are_remembered_not_sent() {
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        let out = f.process(Input::Routes([pfx("192.0.2.10/32")].into()));
+        let out = f.process(Input::Routes(routes(&["192.0.2.10/32"])));
         assert!(sent(&out).is_empty());
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        let out = f.process(Input::Received(Message::Keepalive));
+        f.process(recv(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Keepalive));
         assert_eq!(sent(&out).len(), 1);
     }
 
     #[test]
-    fn ibgp_sends_an_empty_as_path() {
-        let mut f = Fsm::new(FsmConfig {
-            remote_asn: 4_200_000_001,
-            ..cfg()
-        });
-        f.process(Input::Routes([pfx("192.0.2.10/32")].into()));
-        connected(&mut f);
-        let mut open = peer_open(3);
-        open.asn = 4_200_000_001;
-        f.process(Input::Received(Message::Open(open)));
-        let out = f.process(Input::Received(Message::Keepalive));
-        let Message::Update(u) = only_sent(&out) else {
-            panic!("{out:?}")
-        };
-        assert!(u.attributes.unwrap().as_path.is_empty());
+    fn route_refresh_resends_the_family_from_the_rib_out() {
+        let mut f = established(&["192.0.2.10/32", "2001:db8::10/128"]);
+        let out = f.process(recv(Message::RouteRefresh { afi: 1, safi: 1 }));
+        let u = updates(&out);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].nlri, [pfx("192.0.2.10/32")]);
+        assert!(u[0].withdrawn.is_empty());
+        let out = f.process(recv(Message::RouteRefresh { afi: 2, safi: 1 }));
+        assert_eq!(updates(&out)[0].nlri, [pfx("2001:db8::10/128")]);
+        let out = f.process(recv(Message::RouteRefresh { afi: 1, safi: 128 }));
+        assert!(sent(&out).is_empty());
+        assert_eq!(f.counters().route_refresh_in, 3);
+        assert_eq!(f.state(), State::Established);
     }
 
     #[test]
-    fn peer_without_ipv4_unicast_gets_no_routes() {
-        let mut f = Fsm::new(cfg());
-        f.process(Input::Routes([pfx("192.0.2.10/32")].into()));
-        connected(&mut f);
-        let mut open = peer_open(3);
-        open.capabilities.multiprotocol = vec![(2, 1)];
-        f.process(Input::Received(Message::Open(open)));
-        let out = f.process(Input::Received(Message::Keepalive));
+    fn received_routes_are_kept_per_prefix_and_withdrawn() {
+        let mut f = established(&[]);
+        let at = T0 + Duration::from_secs(9);
+        f.process(Input::Received(
+            Message::Update(peer_route(&["0.0.0.0/0", "198.18.99.0/24"], 65001)),
+            at,
+        ));
+        assert_eq!(f.rib_in().len(), 2);
+        let r = f.rib_in().get(&pfx("0.0.0.0/0")).unwrap();
+        assert_eq!(r.received_at, at);
+        assert_eq!(r.attributes.as_path.to_string(), "65001 65100");
+        let w = Update {
+            withdrawn: vec![pfx("198.18.99.0/24")],
+            ..Update::default()
+        };
+        f.process(recv(Message::Update(w)));
+        assert_eq!(f.rib_in().len(), 1);
+        // Session loss clears it.
+        f.process(Input::TcpClosed { error: "x".into() });
+        assert!(f.rib_in().is_empty());
+    }
+
+    #[test]
+    fn ebgp_route_not_starting_with_peer_as_is_treated_as_withdraw() {
+        let mut f = established(&[]);
+        f.process(recv(Message::Update(peer_route(
+            &["198.18.99.0/24"],
+            65001,
+        ))));
+        let out = f.process(recv(Message::Update(peer_route(
+            &["198.18.99.0/24"],
+            65002,
+        ))));
+        assert!(f.rib_in().is_empty());
         assert_eq!(f.state(), State::Established);
-        assert!(sent(&out).is_empty());
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Warn(w) if w.contains("65001"))));
+        assert_eq!(f.counters().update_errors_in, 1);
+    }
+
+    #[test]
+    fn rfc7606_errors_from_the_codec_are_counted_and_logged() {
+        let mut f = established(&[]);
+        let mut u = peer_route(&[], 65001);
+        u.attributes = None;
+        u.withdrawn = vec![pfx("198.18.99.0/24")];
+        u.errors = vec!["malformed MED: treat-as-withdraw".into()];
+        let out = f.process(recv(Message::Update(u)));
+        assert_eq!(f.counters().update_errors_in, 1);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Warn(w) if w.contains("MED"))));
+        assert_eq!(f.state(), State::Established);
+    }
+
+    #[test]
+    fn exceeding_max_prefixes_ends_the_session_with_cease_and_a_long_hold() {
+        let mut f = established(&["192.0.2.10/32"]);
+        let ok = f.process(recv(Message::Update(peer_route(
+            &["198.18.96.0/24", "198.18.97.0/24", "198.18.98.0/24"],
+            65001,
+        ))));
+        assert!(sent(&ok).is_empty());
+        let out = f.process(recv(Message::Update(peer_route(
+            &["198.18.99.0/24"],
+            65001,
+        ))));
+        let n = notification(&out).unwrap();
+        assert_eq!((n.code, n.subcode), (6, 1));
+        assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 3]);
+        assert_eq!(f.state(), State::Idle);
+        let hold = retry_delay(&out).unwrap();
+        assert!(hold >= Duration::from_secs(45) && hold <= Duration::from_secs(60));
+        assert!(f.last_error().unwrap().contains("max_prefixes"));
     }
 
     #[test]
@@ -902,9 +1556,10 @@ mod tests {
         f.process(Input::TimerExpired(Timer::ConnectRetry));
         f.process(Input::TcpConnected {
             local: LOCAL.parse().unwrap(),
+            interface: iface(),
         });
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        let out = f.process(Input::Received(Message::Keepalive));
+        f.process(recv(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Keepalive));
         assert_eq!(sent(&out).len(), 1, "{out:?}");
     }
 
@@ -917,7 +1572,7 @@ mod tests {
             Timer::Keepalive,
             Duration::from_secs(1)
         )));
-        let out = f.process(Input::Received(Message::Keepalive));
+        let out = f.process(recv(Message::Keepalive));
         assert_eq!(
             out,
             [Output::StartTimer(Timer::Hold, Duration::from_secs(3))]
@@ -939,7 +1594,7 @@ mod tests {
     fn unexpected_messages_are_fsm_errors_with_rfc6608_subcodes() {
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        let out = f.process(Input::Received(Message::Keepalive));
+        let out = f.process(recv(Message::Keepalive));
         assert_eq!(
             notification(&out).map(|n| (n.code, n.subcode)),
             Some((5, 1))
@@ -947,15 +1602,15 @@ mod tests {
 
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        f.process(Input::Received(Message::Open(peer_open(3))));
-        let out = f.process(Input::Received(Message::Update(Update::default())));
+        f.process(recv(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Update(Update::default())));
         assert_eq!(
             notification(&out).map(|n| (n.code, n.subcode)),
             Some((5, 2))
         );
 
         let mut f = established(&[]);
-        let out = f.process(Input::Received(Message::Open(peer_open(3))));
+        let out = f.process(recv(Message::Open(peer_open(3))));
         assert_eq!(
             notification(&out).map(|n| (n.code, n.subcode)),
             Some((5, 3))
@@ -975,24 +1630,14 @@ mod tests {
     #[test]
     fn received_notification_closes_without_answering() {
         let mut f = established(&[]);
-        let out = f.process(Input::Received(Message::Notification(Notification::new(
-            6,
-            2,
-            vec![],
-        ))));
+        let cease = Notification::new(6, 2, vec![]);
+        let out = f.process(recv(Message::Notification(cease.clone())));
         assert!(notification(&out).is_none());
         assert!(out.contains(&Output::Close));
         assert_eq!(f.state(), State::Idle);
         assert!(retry_delay(&out).is_some());
         assert!(f.last_error().unwrap().contains("Cease"));
-    }
-
-    #[test]
-    fn updates_from_peer_are_counted_and_restart_hold() {
-        let mut f = established(&[]);
-        let out = f.process(Input::Received(Message::Update(Update::default())));
-        assert_eq!(f.counters().updates_in, 1);
-        assert!(sent(&out).is_empty());
+        assert_eq!(f.last_notification(), Some(&(false, cease)));
     }
 
     #[test]
@@ -1015,7 +1660,6 @@ mod tests {
             n.shutdown_message().as_deref(),
             Some("primaryd shutting down")
         );
-        assert!(out.last() != Some(&Output::Connect));
         assert!(out.contains(&Output::Close));
         assert_eq!(f.state(), State::Idle);
         assert!(retry_delay(&out).is_none());
@@ -1036,6 +1680,7 @@ mod tests {
         assert!(out.contains(&Output::Close));
         let out = f.process(Input::TcpConnected {
             local: LOCAL.parse().unwrap(),
+            interface: iface(),
         });
         assert_eq!(out, [Output::Close]);
         assert_eq!(f.state(), State::Idle);
@@ -1046,7 +1691,98 @@ mod tests {
         let mut f = Fsm::new(cfg());
         assert!(f.process(Input::TimerExpired(Timer::Hold)).is_empty());
         assert!(f.process(Input::TimerExpired(Timer::Keepalive)).is_empty());
+        assert!(f.process(Input::TimerExpired(Timer::Stable)).is_empty());
         assert!(f.process(Input::TcpClosed { error: "x".into() }).is_empty());
-        assert!(f.process(Input::Received(Message::Keepalive)).is_empty());
+        assert!(f.process(recv(Message::Keepalive)).is_empty());
+    }
+
+    fn incoming(f: &mut Fsm, router_id: &str) -> Vec<Output> {
+        let mut open = peer_open(3);
+        open.router_id = router_id.parse().unwrap();
+        f.process(Input::Incoming {
+            local: LOCAL.parse().unwrap(),
+            interface: iface(),
+            open,
+        })
+    }
+
+    #[test]
+    fn passive_peer_waits_and_adopts_the_incoming_connection() {
+        let mut f = Fsm::new(FsmConfig {
+            passive: true,
+            ..cfg()
+        });
+        let out = f.process(Input::Start);
+        assert_eq!(f.state(), State::Active);
+        assert!(!out.contains(&Output::Connect));
+        let out = incoming(&mut f, "198.19.0.1");
+        let adopt = out
+            .iter()
+            .position(|o| *o == Output::AdoptIncoming)
+            .unwrap();
+        let open = out
+            .iter()
+            .position(|o| matches!(o, Output::Send(Message::Open(_))))
+            .unwrap();
+        assert!(adopt < open, "adopt before sending on it: {out:?}");
+        assert_eq!(f.state(), State::OpenConfirm);
+        f.process(recv(Message::Keepalive));
+        assert_eq!(f.state(), State::Established);
+
+        // After an error a passive peer is damped: connections are refused until the hold ends.
+        f.process(Input::TcpClosed { error: "x".into() });
+        let out = incoming(&mut f, "198.19.0.1");
+        assert!(matches!(&out[..], [Output::RejectIncoming(n)] if n.subcode == 5));
+        f.process(Input::TimerExpired(Timer::ConnectRetry));
+        assert_eq!(f.state(), State::Active);
+    }
+
+    #[test]
+    fn incoming_while_connecting_replaces_the_connect() {
+        let mut f = Fsm::new(cfg());
+        f.process(Input::Start);
+        let out = incoming(&mut f, "198.19.0.1");
+        assert_eq!(out[0], Output::Close);
+        assert!(out.contains(&Output::AdoptIncoming));
+        assert_eq!(f.state(), State::OpenConfirm);
+    }
+
+    #[test]
+    fn collision_keeps_the_connection_of_the_higher_router_id() {
+        // Ours (198.19.0.11) is higher than the peer's: our connection stays.
+        let mut f = Fsm::new(cfg());
+        connected(&mut f);
+        let out = incoming(&mut f, "198.19.0.1");
+        let [Output::RejectIncoming(n)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((n.code, n.subcode), (6, 7));
+        assert_eq!(f.state(), State::OpenSent);
+
+        // The peer's is higher: ours gets Cease/collision and the incoming one takes over.
+        let mut f = Fsm::new(cfg());
+        connected(&mut f);
+        let out = incoming(&mut f, "198.19.0.200");
+        let n = notification(&out).unwrap();
+        assert_eq!((n.code, n.subcode), (6, 7));
+        let close = out.iter().position(|o| *o == Output::Close).unwrap();
+        let adopt = out
+            .iter()
+            .position(|o| *o == Output::AdoptIncoming)
+            .unwrap();
+        assert!(close < adopt);
+        assert_eq!(f.state(), State::OpenConfirm);
+    }
+
+    #[test]
+    fn incoming_is_rejected_when_established_or_stopped() {
+        let mut f = established(&[]);
+        let out = incoming(&mut f, "198.19.0.200");
+        assert!(matches!(&out[..], [Output::RejectIncoming(n)] if n.subcode == 7));
+        assert_eq!(f.state(), State::Established);
+
+        let mut f = Fsm::new(cfg());
+        let out = incoming(&mut f, "198.19.0.1");
+        assert!(matches!(&out[..], [Output::RejectIncoming(n)] if n.subcode == 5));
     }
 }

@@ -2,15 +2,55 @@
 //! (`codec.rs`) turns bytes into these and back; the FSM (`fsm.rs`) never touches bytes.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
-/// AFI/SAFI for IPv4 unicast, the only family of this release.
 pub const AFI_IPV4: u16 = 1;
+pub const AFI_IPV6: u16 = 2;
 pub const SAFI_UNICAST: u8 = 1;
 /// The 2-byte ASN sent in OPEN's "My AS" when the real ASN needs 4 bytes (RFC 6793).
 pub const AS_TRANS: u16 = 23456;
+
+/// The address families this speaker handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Ipv4Unicast,
+    Ipv6Unicast,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::Ipv4Unicast, Family::Ipv6Unicast];
+
+    pub fn afi_safi(self) -> (u16, u8) {
+        match self {
+            Family::Ipv4Unicast => (AFI_IPV4, SAFI_UNICAST),
+            Family::Ipv6Unicast => (AFI_IPV6, SAFI_UNICAST),
+        }
+    }
+
+    pub fn from_afi_safi(afi: u16, safi: u8) -> Option<Family> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.afi_safi() == (afi, safi))
+    }
+
+    pub fn of(prefix: &IpNetwork) -> Family {
+        match prefix {
+            IpNetwork::V4(_) => Family::Ipv4Unicast,
+            IpNetwork::V6(_) => Family::Ipv6Unicast,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Ipv4Unicast => "ipv4-unicast",
+            Family::Ipv6Unicast => "ipv6-unicast",
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -55,10 +95,15 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Whether the peer can take IPv4 unicast routes: advertised explicitly, or implied by a
-    /// peer that sends no multiprotocol capability at all (RFC 4760 §8).
+    /// Whether the speaker takes routes of `family`: advertised explicitly, or (IPv4 unicast
+    /// only) implied by a speaker that sends no multiprotocol capability at all (RFC 4760 §8).
+    pub fn supports(&self, family: Family) -> bool {
+        let implied = family == Family::Ipv4Unicast && self.multiprotocol.is_empty();
+        implied || self.multiprotocol.contains(&family.afi_safi())
+    }
+
     pub fn ipv4_unicast(&self) -> bool {
-        self.multiprotocol.is_empty() || self.multiprotocol.contains(&(AFI_IPV4, SAFI_UNICAST))
+        self.supports(Family::Ipv4Unicast)
     }
 }
 
@@ -69,21 +114,170 @@ pub enum Origin {
     Incomplete,
 }
 
-/// Path attributes this release sends and reads back.
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Igp => "IGP",
+            Origin::Egp => "EGP",
+            Origin::Incomplete => "incomplete",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsPathSegment {
+    Sequence(Vec<u32>),
+    Set(Vec<u32>),
+}
+
+/// AS_PATH as segments (confederation segments are not kept: RFC 5065 says they do not count
+/// outside the confederation). Displays like routers do: `65001 65002 {65010 65011}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsPath(pub Vec<AsPathSegment>);
+
+impl AsPath {
+    /// One AS_SEQUENCE of `asns`; empty for an empty list (iBGP origination).
+    pub fn sequence(asns: Vec<u32>) -> AsPath {
+        if asns.is_empty() {
+            AsPath(Vec::new())
+        } else {
+            AsPath(vec![AsPathSegment::Sequence(asns)])
+        }
+    }
+
+    /// The leftmost AS, the neighbour's on an eBGP session (RFC 4271 §6.3).
+    pub fn first_asn(&self) -> Option<u32> {
+        match self.0.first()? {
+            AsPathSegment::Sequence(v) => v.first().copied(),
+            AsPathSegment::Set(_) => None,
+        }
+    }
+
+    /// Path length for route selection: a set counts as one (RFC 4271 §9.1.2.2).
+    pub fn length(&self) -> usize {
+        self.0
+            .iter()
+            .map(|s| match s {
+                AsPathSegment::Sequence(v) => v.len(),
+                AsPathSegment::Set(_) => 1,
+            })
+            .sum()
+    }
+}
+
+impl fmt::Display for AsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for segment in &self.0 {
+            let (asns, set) = match segment {
+                AsPathSegment::Sequence(v) => (v, false),
+                AsPathSegment::Set(v) => (v, true),
+            };
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            let list = asns.iter().map(u32::to_string).collect::<Vec<_>>();
+            if set {
+                write!(f, "{{{}}}", list.join(" "))?;
+            } else {
+                f.write_str(&list.join(" "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// RFC 1997 community, shown as `asn:value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Community(pub u32);
+
+impl fmt::Display for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0 >> 16, self.0 & 0xffff)
+    }
+}
+
+/// RFC 8092 large community, shown as `global:local1:local2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LargeCommunity {
+    pub global: u32,
+    pub local1: u32,
+    pub local2: u32,
+}
+
+impl fmt::Display for LargeCommunity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.global, self.local1, self.local2)
+    }
+}
+
+/// Next hops of an UPDATE: the classic NEXT_HOP for IPv4 NLRI, and MP_REACH's for IPv6
+/// (a global address, plus a link-local one when the session runs over a shared link).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NextHop {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub ipv6_link_local: Option<Ipv6Addr>,
+}
+
+/// A path attribute we do not interpret, kept as received (for display only; never sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAttribute {
+    pub flags: u8,
+    pub type_code: u8,
+    pub value: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathAttributes {
     pub origin: Origin,
-    /// AS_PATH as one AS_SEQUENCE (empty on iBGP).
-    pub as_path: Vec<u32>,
-    pub next_hop: Ipv4Addr,
+    pub as_path: AsPath,
+    pub next_hop: NextHop,
+    pub med: Option<u32>,
+    /// Sent and accepted on iBGP sessions only.
+    pub local_pref: Option<u32>,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+    /// Received only.
+    pub atomic_aggregate: bool,
+    /// Received only: (AS, router id).
+    pub aggregator: Option<(u32, Ipv4Addr)>,
+    /// Received only: optional attributes we do not interpret.
+    pub other: Vec<RawAttribute>,
+}
+
+impl PathAttributes {
+    /// The attributes of a route we originate; the rest default to absent.
+    pub fn new(origin: Origin, as_path: AsPath, next_hop: NextHop) -> Self {
+        PathAttributes {
+            origin,
+            as_path,
+            next_hop,
+            med: None,
+            local_pref: None,
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            atomic_aggregate: false,
+            aggregator: None,
+            other: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Update {
-    pub withdrawn: Vec<Ipv4Network>,
+    /// IPv4 withdrawals travel in the classic field, IPv6 ones in MP_UNREACH_NLRI.
+    pub withdrawn: Vec<IpNetwork>,
     /// Present whenever `nlri` is non-empty.
     pub attributes: Option<PathAttributes>,
-    pub nlri: Vec<Ipv4Network>,
+    /// IPv4 NLRI travel in the classic field (NEXT_HOP `next_hop.ipv4`), IPv6 ones in
+    /// MP_REACH_NLRI (next hop `next_hop.ipv6` and optionally the link-local one).
+    pub nlri: Vec<IpNetwork>,
+    /// Errors handled without a session reset (RFC 7606): "treat-as-withdraw" moved the NLRI
+    /// to `withdrawn`, "attribute discard" dropped an attribute. Decode-side only; the session
+    /// logs and counts them.
+    pub errors: Vec<String>,
 }
 
 /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 6608).
@@ -125,6 +319,7 @@ pub mod subcode {
     pub const UNEXPECTED_IN_OPENCONFIRM: u8 = 2;
     pub const UNEXPECTED_IN_ESTABLISHED: u8 = 3;
     // Cease (RFC 4486).
+    pub const MAX_PREFIXES_REACHED: u8 = 1;
     pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
     pub const PEER_DECONFIGURED: u8 = 3;
     pub const ADMINISTRATIVE_RESET: u8 = 4;
@@ -218,7 +413,33 @@ mod tests {
         assert!(c.ipv4_unicast());
         c.multiprotocol.push((2, 1));
         assert!(!c.ipv4_unicast());
+        assert!(c.supports(Family::Ipv6Unicast));
         c.multiprotocol.push((1, 1));
         assert!(c.ipv4_unicast());
+        assert!(!Capabilities::default().supports(Family::Ipv6Unicast));
+    }
+
+    #[test]
+    fn as_path_displays_sets_in_braces_and_counts_them_as_one() {
+        let p = AsPath(vec![
+            AsPathSegment::Sequence(vec![65001, 4_200_000_001]),
+            AsPathSegment::Set(vec![65010, 65011]),
+        ]);
+        assert_eq!(p.to_string(), "65001 4200000001 {65010 65011}");
+        assert_eq!(p.length(), 3);
+        assert_eq!(p.first_asn(), Some(65001));
+        assert_eq!(AsPath::sequence(vec![]).to_string(), "");
+        assert_eq!(AsPath::sequence(vec![]).first_asn(), None);
+    }
+
+    #[test]
+    fn communities_display_like_routers() {
+        assert_eq!(Community(65001 << 16 | 100).to_string(), "65001:100");
+        let l = LargeCommunity {
+            global: 4_200_000_001,
+            local1: 1,
+            local2: 2,
+        };
+        assert_eq!(l.to_string(), "4200000001:1:2");
     }
 }

@@ -3,5 +3,8 @@
 
 pub mod codec;
 pub mod fsm;
+pub mod listener;
 pub mod message;
+pub mod rib_in;
 pub mod session;
+pub mod socket;

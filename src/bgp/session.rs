@@ -5,20 +5,21 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::Message;
+use super::message::{Message, Open};
+use super::socket;
 use crate::announcer::DesiredRoutes;
 use crate::config::PeerConfig;
 
@@ -27,13 +28,45 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After our last message (a NOTIFICATION, usually) we half-close and wait this long for the
 /// peer to close too, so the kernel does not reset the connection under unread data.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// How long a peer that connected to us may take to send its OPEN.
+const INCOMING_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+type IncomingFuture = Pin<Box<dyn Future<Output = (Connection, Result<Open, String>)> + Send>>;
 
 struct Connection {
     reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
     buf: Vec<u8>,
+    local: SocketAddr,
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> io::Result<Connection> {
+        let local = stream.local_addr()?;
+        let (reader, writer) = stream.into_split();
+        Ok(Connection {
+            reader,
+            writer,
+            buf: Vec::with_capacity(codec::MAX_MESSAGE_LEN),
+            local,
+        })
+    }
+
+    /// Half-closes and waits briefly for the peer's close, so what we sent last (usually a
+    /// NOTIFICATION) is read by the peer rather than lost to a reset.
+    async fn close(mut self) {
+        let _ = timeout(CLOSE_LINGER, async {
+            let _ = self.writer.shutdown().await;
+            let mut sink = [0u8; 4096];
+            while let Ok(n) = self.reader.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// What woke the driver up.
@@ -41,28 +74,26 @@ enum Event {
     Timer(Timer),
     Connected(io::Result<TcpStream>),
     Read(io::Result<usize>),
+    Accepted(TcpStream),
+    IncomingOpen(Connection, Result<Open, String>),
     RoutesChanged(Option<DesiredRoutes>),
     StopRequested(String),
 }
 
 #[derive(Default)]
 struct Timers {
-    deadlines: [Option<Instant>; 3],
+    deadlines: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl Timers {
     fn slot(t: Timer) -> usize {
-        match t {
-            Timer::ConnectRetry => 0,
-            Timer::Hold => 1,
-            Timer::Keepalive => 2,
-        }
+        Timer::ALL.iter().position(|x| *x == t).unwrap_or(0)
     }
     fn set(&mut self, t: Timer, d: Option<Duration>) {
         self.deadlines[Self::slot(t)] = d.map(|d| Instant::now() + d);
     }
     fn next(&self) -> Option<(Timer, Instant)> {
-        [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive]
+        Timer::ALL
             .into_iter()
             .filter_map(|t| self.deadlines[Self::slot(t)].map(|d| (t, d)))
             .min_by_key(|(_, d)| *d)
@@ -71,23 +102,38 @@ impl Timers {
 
 pub struct Session {
     peer: PeerConfig,
+    md5_key: Option<String>,
     fsm: Fsm,
     timers: Timers,
     conn: Option<Connection>,
     connecting: Option<ConnectFuture>,
+    /// A connection the peer opened, while we wait for its OPEN.
+    incoming_open: Option<IncomingFuture>,
+    /// A connection the peer opened whose OPEN the FSM is deciding about.
+    incoming: Option<Connection>,
     /// Inputs produced while carrying out outputs (a failed write), handled next.
     pending: VecDeque<Input>,
 }
 
 impl Session {
-    pub fn new(peer: PeerConfig, cfg: FsmConfig) -> Self {
+    pub fn new(peer: PeerConfig, cfg: FsmConfig, md5_key: Option<String>) -> Self {
         Session {
             peer,
+            md5_key,
             fsm: Fsm::new(cfg),
             timers: Timers::default(),
             conn: None,
             connecting: None,
+            incoming_open: None,
+            incoming: None,
             pending: VecDeque::new(),
+        }
+    }
+
+    fn codec_context(&self) -> CodecContext {
+        CodecContext {
+            four_octet_asn: self.fsm.negotiated().is_none_or(|n| n.four_octet_asn),
+            ibgp: self.peer.remote_asn == self.fsm.config().local_asn,
         }
     }
 
@@ -97,6 +143,7 @@ impl Session {
         mut self,
         mut routes: watch::Receiver<DesiredRoutes>,
         mut stop: watch::Receiver<Option<String>>,
+        mut accepted: mpsc::Receiver<TcpStream>,
     ) {
         let initial = routes.borrow_and_update().clone();
         self.pending.push_back(Input::Routes(initial));
@@ -110,7 +157,9 @@ impl Session {
             if stopping && self.fsm.state() == State::Idle {
                 return;
             }
-            let event = self.wait(&mut routes, &mut stop, stopping).await;
+            let event = self
+                .wait(&mut routes, &mut stop, &mut accepted, stopping)
+                .await;
             match event {
                 Event::Timer(t) => {
                     self.timers.set(t, None);
@@ -118,22 +167,36 @@ impl Session {
                 }
                 Event::Connected(Ok(stream)) => {
                     self.connecting = None;
-                    match stream.local_addr() {
-                        Ok(local) => {
-                            let (reader, writer) = stream.into_split();
-                            self.conn = Some(Connection {
-                                reader,
-                                writer,
-                                buf: Vec::with_capacity(codec::MAX_MESSAGE_LEN),
-                            });
-                            let local = local.ip();
-                            self.pending.push_back(Input::TcpConnected { local });
+                    match Connection::new(stream) {
+                        Ok(conn) => {
+                            let local = conn.local.ip();
+                            self.conn = Some(conn);
+                            let interface = socket::interface_addresses(local);
+                            self.pending
+                                .push_back(Input::TcpConnected { local, interface });
                         }
                         Err(e) => {
                             let error = format!("no local address: {e}");
                             self.pending.push_back(Input::TcpFailed { error });
                         }
                     }
+                }
+                Event::Accepted(stream) => self.accepted(stream),
+                Event::IncomingOpen(conn, Ok(open)) => {
+                    self.incoming_open = None;
+                    let local = conn.local.ip();
+                    self.incoming = Some(conn);
+                    let interface = socket::interface_addresses(local);
+                    self.pending.push_back(Input::Incoming {
+                        local,
+                        interface,
+                        open,
+                    });
+                }
+                Event::IncomingOpen(conn, Err(e)) => {
+                    self.incoming_open = None;
+                    info!(peer = %self.peer.name, "incoming connection dropped: {e}");
+                    conn.close().await;
                 }
                 Event::Connected(Err(e)) => {
                     self.connecting = None;
@@ -160,10 +223,12 @@ impl Session {
         &mut self,
         routes: &mut watch::Receiver<DesiredRoutes>,
         stop: &mut watch::Receiver<Option<String>>,
+        accepted: &mut mpsc::Receiver<TcpStream>,
         stopping: bool,
     ) -> Event {
         let next_timer = self.timers.next();
         let connecting = &mut self.connecting;
+        let incoming_open = &mut self.incoming_open;
         let conn = &mut self.conn;
         let timer = async {
             match next_timer {
@@ -191,10 +256,18 @@ impl Session {
                 None => std::future::pending().await,
             }
         };
+        let incoming = async {
+            match incoming_open.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             t = timer => Event::Timer(t),
             r = connect => Event::Connected(r),
             r = read => Event::Read(r),
+            (c, open) = incoming => Event::IncomingOpen(c, open),
+            Some(stream) = accepted.recv() => Event::Accepted(stream),
             changed = routes.changed(), if !stopping => match changed {
                 Ok(()) => Event::RoutesChanged(Some(routes.borrow_and_update().clone())),
                 Err(_) => Event::RoutesChanged(None),
@@ -212,20 +285,21 @@ impl Session {
     /// Splits what was read into frames and queues one input per message. A framing error
     /// ends the session, so nothing after it is looked at.
     fn on_read(&mut self, result: io::Result<usize>) {
-        let conn = match (result, self.conn.as_mut()) {
-            (Ok(0), _) => {
+        match result {
+            Ok(0) => {
                 let error = "peer closed the connection".to_string();
                 return self.pending.push_back(Input::TcpClosed { error });
             }
-            (Err(e), _) => {
+            Err(e) => {
                 let error = e.to_string();
                 return self.pending.push_back(Input::TcpClosed { error });
             }
-            (Ok(_), Some(conn)) => conn,
-            (Ok(_), None) => return,
-        };
-        let ctx = CodecContext {
-            four_octet_asn: self.fsm.negotiated().is_none_or(|n| n.four_octet_asn),
+            Ok(_) => {}
+        }
+        let ctx = self.codec_context();
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => return,
         };
         let mut used = 0;
         loop {
@@ -237,7 +311,8 @@ impl Session {
                     match codec::decode(frame, ctx) {
                         Ok(msg) => {
                             debug!(peer = %self.peer.name, "received {}", msg.kind());
-                            self.pending.push_back(Input::Received(msg));
+                            let at = std::time::SystemTime::now();
+                            self.pending.push_back(Input::Received(msg, at));
                         }
                         Err(n) => {
                             warn!(peer = %self.peer.name, "malformed {len}-byte message: {n}");
@@ -261,11 +336,29 @@ impl Session {
         for output in outputs {
             match output {
                 Output::Connect => {
-                    let addr = SocketAddr::new(self.peer.address, self.peer.port);
-                    self.connecting = Some(Box::pin(connect(addr, self.peer.local_address)));
+                    let peer = self.peer.clone();
+                    let md5 = self.md5_key.clone();
+                    self.connecting = Some(Box::pin(async move { connect(&peer, md5).await }));
                 }
                 Output::Send(msg) => self.send(msg).await,
-                Output::Close => self.close().await,
+                Output::Close => {
+                    self.connecting = None;
+                    if let Some(conn) = self.conn.take() {
+                        conn.close().await;
+                    }
+                }
+                Output::AdoptIncoming => self.conn = self.incoming.take(),
+                Output::RejectIncoming(n) => {
+                    if let Some(mut conn) = self.incoming.take() {
+                        info!(peer = %self.peer.name, "incoming connection rejected: {n}");
+                        let ctx = self.codec_context();
+                        if let Ok(frame) = codec::encode(&Message::Notification(n), ctx) {
+                            let _ = timeout(WRITE_TIMEOUT, conn.writer.write_all(&frame)).await;
+                        }
+                        conn.close().await;
+                    }
+                }
+                Output::Warn(w) => warn!(peer = %self.peer.name, "{w}"),
                 Output::StartTimer(t, d) => self.timers.set(t, Some(d)),
                 Output::StopTimer(t) => self.timers.set(t, None),
                 Output::StateChanged { from, to, reason } => {
@@ -285,11 +378,9 @@ impl Session {
     }
 
     async fn send(&mut self, msg: Message) {
+        let ctx = self.codec_context();
         let Some(conn) = self.conn.as_mut() else {
             return;
-        };
-        let ctx = CodecContext {
-            four_octet_asn: self.fsm.negotiated().is_none_or(|n| n.four_octet_asn),
         };
         let frames = match &msg {
             Message::Update(u) => {
@@ -328,33 +419,82 @@ impl Session {
         }
     }
 
-    async fn close(&mut self) {
-        self.connecting = None;
-        let Some(mut conn) = self.conn.take() else {
+    /// A connection the listener accepted from this peer: read its OPEN before the FSM
+    /// decides (RFC 4271 §6.8 needs the peer's BGP identifier).
+    fn accepted(&mut self, stream: TcpStream) {
+        if self.incoming_open.is_some() || self.incoming.is_some() {
+            info!(peer = %self.peer.name, "second incoming connection while one is pending: dropped");
             return;
-        };
-        let _ = timeout(CLOSE_LINGER, async {
-            let _ = conn.writer.shutdown().await;
-            let mut sink = [0u8; 4096];
-            while let Ok(n) = conn.reader.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
+        }
+        if self.peer.ttl_security {
+            if let Err(e) = socket::set_ttl_security(&stream, self.peer.address) {
+                warn!(peer = %self.peer.name, "incoming connection dropped: GTSM: {e}");
+                return;
             }
-        })
-        .await;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = match Connection::new(stream) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(peer = %self.peer.name, "incoming connection dropped: {e}");
+                return;
+            }
+        };
+        let ctx = self.codec_context();
+        self.incoming_open = Some(Box::pin(read_open(conn, ctx)));
     }
 }
 
-async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket = match addr {
+/// Reads until the first message is complete; it must be an OPEN.
+async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Result<Open, String>) {
+    let result = timeout(INCOMING_OPEN_TIMEOUT, async {
+        loop {
+            match codec::frame_len(&conn.buf) {
+                Ok(Some(len)) if conn.buf.len() >= len => {
+                    let frame: Vec<u8> = conn.buf.drain(..len).collect();
+                    return match codec::decode(&frame, ctx) {
+                        Ok(Message::Open(open)) => Ok(open),
+                        Ok(other) => Err(format!("first message was {}, not OPEN", other.kind())),
+                        Err(n) => Err(format!("malformed first message: {n}")),
+                    };
+                }
+                Ok(_) => {}
+                Err(n) => return Err(format!("bad message header: {n}")),
+            }
+            conn.buf.reserve(codec::MAX_MESSAGE_LEN);
+            match conn.reader.read_buf(&mut conn.buf).await {
+                Ok(0) => return Err("closed before sending OPEN".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no OPEN within {} s",
+            INCOMING_OPEN_TIMEOUT.as_secs()
+        ))
+    });
+    (conn, result)
+}
+
+async fn connect(peer: &PeerConfig, md5_key: Option<String>) -> io::Result<TcpStream> {
+    let addr = socket::peer_socket_addr(peer.address, peer.port, peer.interface.as_deref())?;
+    let sock = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    if let Some(local) = local {
-        socket.bind(SocketAddr::new(local, 0))?;
+    if let Some(key) = &md5_key {
+        socket::set_md5_key(&sock, peer.address, key)?;
     }
-    let stream = socket.connect(addr).await?;
+    if peer.ttl_security {
+        socket::set_ttl_security(&sock, peer.address)?;
+    }
+    if let Some(local) = peer.local_address {
+        sock.bind(SocketAddr::new(local, 0))?;
+    }
+    let stream = sock.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
