@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::announcer::{desired_routes, DesiredRoutes};
+use crate::announcer::{desired_routes, DesiredRoutes, PublishedRoutes};
 use crate::bgp::fsm::FsmConfig;
 use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
@@ -89,9 +89,10 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
         .collect();
     let listeners = listener::bind(&config.bgp.listen, &md5).map_err(DaemonError::Listen)?;
 
-    let (routes_tx, routes_rx) = watch::channel(DesiredRoutes::new());
+    let (routes_tx, routes_rx) = watch::channel(PublishedRoutes::default());
     let (stop_tx, stop_rx) = watch::channel(None::<String>);
     let mut sessions = JoinSet::new();
+    let mut peer_status = Vec::new();
     let mut inboxes = Vec::new();
     for (peer, key) in config.bgp.peers.iter().zip(&secrets.md5) {
         let scope = match &peer.interface {
@@ -112,7 +113,8 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
             scope,
             tx,
         });
-        let session = Session::new(peer.clone(), fsm_config(&config, peer), key.clone());
+        let (session, status) = Session::new(peer.clone(), fsm_config(&config, peer), key.clone());
+        peer_status.push(status);
         let span = tracing::info_span!("peer", name = %peer.name, address = %peer.address);
         let fut = session.run(routes_rx.clone(), stop_rx.clone(), rx);
         sessions.spawn(tracing::Instrument::instrument(fut, span));
@@ -152,11 +154,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
                     *h = ev.health;
                 }
                 let desired = desired_routes(&config.services, &health);
-                routes_tx.send_if_modified(|current| {
-                    let changed = *current != desired;
-                    *current = desired;
-                    changed
-                });
+                publish_routes(&routes_tx, desired);
             }
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
@@ -185,7 +183,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
     }
     checks.abort_all();
     accepting.abort_all();
-    routes_tx.send_replace(DesiredRoutes::new());
+    publish_routes(&routes_tx, DesiredRoutes::new());
     stop_tx.send_replace(Some(match &outcome {
         Ok(_) => "primaryd shutting down".to_string(),
         Err(_) => "primaryd internal failure".to_string(),
@@ -201,6 +199,19 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
         );
     }
     outcome.map(|_| ()).map_err(DaemonError::TaskFailed)
+}
+
+/// Publishes `desired` to every session if it differs from what they have, under a new
+/// generation.
+fn publish_routes(tx: &watch::Sender<PublishedRoutes>, desired: DesiredRoutes) {
+    tx.send_if_modified(|current| {
+        if current.routes == desired {
+            return false;
+        }
+        current.generation += 1;
+        current.routes = desired;
+        true
+    });
 }
 
 fn task_failure(what: &str, res: Result<(), tokio::task::JoinError>) -> String {

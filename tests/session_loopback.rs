@@ -7,11 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use primaryd::announcer::DesiredRoutes;
+use primaryd::announcer::{DesiredRoutes, PublishedRoutes};
 use primaryd::bgp::codec::{self, CodecContext};
-use primaryd::bgp::fsm::FsmConfig;
+use primaryd::bgp::fsm::{FsmConfig, State};
 use primaryd::bgp::message::{AsPath, Capabilities, Message, Notification, Open, Update};
 use primaryd::bgp::session::Session;
+use primaryd::bgp::status::PeerStatus;
 use primaryd::config::{PeerConfig, RouteAttributes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,7 +40,8 @@ fn desired(list: &[&str]) -> DesiredRoutes {
 
 struct Harness {
     listener: TcpListener,
-    routes: watch::Sender<DesiredRoutes>,
+    routes: watch::Sender<PublishedRoutes>,
+    status: watch::Receiver<PeerStatus>,
     stop: watch::Sender<Option<String>>,
     /// Hands "accepted" connections to the session, as the daemon's listener does.
     accepted: mpsc::Sender<TcpStream>,
@@ -85,13 +87,18 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         next_hop_ipv6: None,
         jitter_seed: 1,
     };
-    let (routes, routes_rx) = watch::channel(desired(initial));
+    let (routes, routes_rx) = watch::channel(PublishedRoutes {
+        generation: 1,
+        routes: desired(initial),
+    });
     let (stop, stop_rx) = watch::channel(None);
     let (accepted, accepted_rx) = mpsc::channel(1);
-    let task = tokio::spawn(Session::new(peer, cfg, None).run(routes_rx, stop_rx, accepted_rx));
+    let (session, status) = Session::new(peer, cfg, None);
+    let task = tokio::spawn(session.run(routes_rx, stop_rx, accepted_rx));
     Harness {
         listener,
         routes,
+        status,
         stop,
         accepted,
         task,
@@ -211,15 +218,76 @@ async fn announces_desired_routes_and_follows_changes() {
     assert_eq!(attrs.as_path, AsPath::sequence(vec![LOCAL_ASN]));
     assert_eq!(attrs.next_hop.ipv4, Some(Ipv4Addr::LOCALHOST));
 
-    h.routes.send_replace(DesiredRoutes::new());
+    let mut status = h.status.clone();
+    wait_status(&mut status, |s| {
+        s.state == State::Established && s.rib_out.len() == 1
+    })
+    .await;
+
+    h.routes.send_replace(PublishedRoutes {
+        generation: 2,
+        routes: DesiredRoutes::new(),
+    });
     let u = peer.update().await;
     assert_eq!(u.withdrawn, [prefix("192.0.2.10/32")]);
     assert!(u.nlri.is_empty());
+    // The status says when a generation's UPDATEs have been written.
+    wait_status(&mut status, |s| {
+        s.routes_generation == 2 && s.rib_out.is_empty()
+    })
+    .await;
 
-    h.routes
-        .send_replace(desired(&["192.0.2.10/32", "192.0.2.11/32"]));
+    h.routes.send_replace(PublishedRoutes {
+        generation: 3,
+        routes: desired(&["192.0.2.10/32", "192.0.2.11/32"]),
+    });
     let u = peer.update().await;
     assert_eq!(u.nlri, [prefix("192.0.2.10/32"), prefix("192.0.2.11/32")]);
+    h.task.abort();
+}
+
+/// Waits (bounded) until the published session status satisfies `ok`.
+async fn wait_status(status: &mut watch::Receiver<PeerStatus>, ok: impl Fn(&PeerStatus) -> bool) {
+    timeout(STEP, status.wait_for(|s| ok(s)))
+        .await
+        .expect("status never reached the expected state")
+        .expect("session gone");
+}
+
+#[tokio::test]
+async fn received_routes_show_in_the_status() {
+    let h = start(&[]).await;
+    let mut peer = Peer::accept(&h).await;
+    peer.handshake().await;
+    let mut attrs = primaryd::bgp::message::PathAttributes::new(
+        primaryd::bgp::message::Origin::Igp,
+        AsPath::sequence(vec![PEER_ASN]),
+        primaryd::bgp::message::NextHop {
+            ipv4: Some("198.18.1.0".parse().unwrap()),
+            ..Default::default()
+        },
+    );
+    attrs.med = Some(7);
+    let update = Update {
+        attributes: Some(attrs),
+        nlri: vec![prefix("0.0.0.0/0"), prefix("198.18.99.0/24")],
+        ..Update::default()
+    };
+    for frame in codec::encode_update(&update, CTX).unwrap() {
+        peer.stream.write_all(&frame).await.unwrap();
+    }
+    let mut status = h.status.clone();
+    wait_status(&mut status, |s| {
+        s.rib_in.len() == 2 && s.counters.updates_in == 1
+    })
+    .await;
+    let route = status
+        .borrow()
+        .rib_in
+        .get(&prefix("198.18.99.0/24"))
+        .cloned()
+        .unwrap();
+    assert_eq!(route.attributes.med, Some(7));
     h.task.abort();
 }
 
@@ -336,6 +404,7 @@ async fn dropped_and_refused_connections_are_retried() {
         routes: _routes,
         stop: _stop,
         accepted: _accepted,
+        status: _status,
     } = h;
     // Accept and immediately drop a few connections: each is a failed session.
     for _ in 0..3 {

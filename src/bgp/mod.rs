@@ -8,3 +8,4 @@ pub mod message;
 pub mod rib_in;
 pub mod session;
 pub mod socket;
+pub mod status;

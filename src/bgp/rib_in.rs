@@ -1,7 +1,8 @@
 //! Adj-RIB-In: what one peer sent us, per prefix, with its attributes and when it arrived.
 //! Kept for the operator (`show routes received`) and for split-brain detection; nothing
 //! from it is installed anywhere. Attributes are shared between the prefixes of one UPDATE,
-//! so a large table costs little more than its keys.
+//! so a large table costs little more than its keys. Clones are snapshots that cost nothing
+//! until the original changes (copy on write), so status can be published without copying.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub struct ReceivedRoute {
 
 #[derive(Debug, Default, Clone)]
 pub struct AdjRibIn {
-    routes: BTreeMap<IpNetwork, ReceivedRoute>,
+    routes: Arc<BTreeMap<IpNetwork, ReceivedRoute>>,
 }
 
 impl AdjRibIn {
@@ -40,12 +41,16 @@ impl AdjRibIn {
     }
 
     pub fn clear(&mut self) {
-        self.routes.clear();
+        // A fresh map rather than make_mut: no point copying what is about to be dropped.
+        self.routes = Arc::default();
     }
 
     pub fn withdraw(&mut self, prefixes: &[IpNetwork]) {
-        for p in prefixes {
-            self.routes.remove(p);
+        if prefixes.iter().any(|p| self.routes.contains_key(p)) {
+            let routes = Arc::make_mut(&mut self.routes);
+            for p in prefixes {
+                routes.remove(p);
+            }
         }
     }
 
@@ -53,12 +58,13 @@ impl AdjRibIn {
     /// attribute set.
     pub fn announce(&mut self, prefixes: &[IpNetwork], attributes: PathAttributes, at: SystemTime) {
         let attributes = Arc::new(attributes);
+        let routes = Arc::make_mut(&mut self.routes);
         for p in prefixes {
             let route = ReceivedRoute {
                 attributes: Arc::clone(&attributes),
                 received_at: at,
             };
-            self.routes.insert(*p, route);
+            routes.insert(*p, route);
         }
     }
 }
@@ -100,6 +106,18 @@ mod tests {
         assert_eq!(rib.len(), 1);
         rib.clear();
         assert!(rib.is_empty());
+    }
+
+    #[test]
+    fn a_clone_is_a_snapshot_unaffected_by_later_changes() {
+        let mut rib = AdjRibIn::default();
+        rib.announce(&[p("0.0.0.0/0")], attrs(1), SystemTime::UNIX_EPOCH);
+        let snapshot = rib.clone();
+        rib.withdraw(&[p("0.0.0.0/0")]);
+        rib.announce(&[p("198.18.99.0/24")], attrs(1), SystemTime::UNIX_EPOCH);
+        assert!(snapshot.get(&p("0.0.0.0/0")).is_some());
+        assert_eq!(snapshot.len(), 1);
+        assert!(rib.get(&p("0.0.0.0/0")).is_none());
     }
 
     #[test]

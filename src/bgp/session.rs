@@ -20,7 +20,8 @@ use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
 use super::message::{Message, Open};
 use super::socket;
-use crate::announcer::DesiredRoutes;
+use super::status::PeerStatus;
+use crate::announcer::PublishedRoutes;
 use crate::config::PeerConfig;
 
 /// A write that cannot complete this long means the peer stopped reading: drop the session.
@@ -30,6 +31,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// How long a peer that connected to us may take to send its OPEN.
 const INCOMING_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The Adj-RIB-In in the published status is refreshed at most this often.
+const RIB_IN_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 type IncomingFuture = Pin<Box<dyn Future<Output = (Connection, Result<Open, String>)> + Send>>;
@@ -76,7 +79,8 @@ enum Event {
     Read(io::Result<usize>),
     Accepted(TcpStream),
     IncomingOpen(Connection, Result<Open, String>),
-    RoutesChanged(Option<DesiredRoutes>),
+    RoutesChanged(Option<PublishedRoutes>),
+    PublishRibIn,
     StopRequested(String),
 }
 
@@ -113,11 +117,22 @@ pub struct Session {
     incoming: Option<Connection>,
     /// Inputs produced while carrying out outputs (a failed write), handled next.
     pending: VecDeque<Input>,
+    status: watch::Sender<PeerStatus>,
+    /// The routes generation whose UPDATEs the pending inputs will send.
+    pending_generation: Option<u64>,
+    /// What the Adj-RIB-In in the status reflects (UPDATEs received, sessions established).
+    rib_in_published: (u64, u64),
+    rib_in_published_at: Instant,
 }
 
 impl Session {
-    pub fn new(peer: PeerConfig, cfg: FsmConfig, md5_key: Option<String>) -> Self {
-        Session {
+    pub fn new(
+        peer: PeerConfig,
+        cfg: FsmConfig,
+        md5_key: Option<String>,
+    ) -> (Self, watch::Receiver<PeerStatus>) {
+        let (status, status_rx) = watch::channel(PeerStatus::new(&peer, cfg.local_asn));
+        let session = Session {
             peer,
             md5_key,
             fsm: Fsm::new(cfg),
@@ -127,7 +142,40 @@ impl Session {
             incoming_open: None,
             incoming: None,
             pending: VecDeque::new(),
+            status,
+            pending_generation: None,
+            rib_in_published: (0, 0),
+            rib_in_published_at: Instant::now(),
+        };
+        (session, status_rx)
+    }
+
+    fn rib_in_version(&self) -> (u64, u64) {
+        let c = self.fsm.counters();
+        (c.updates_in, c.established_transitions)
+    }
+
+    /// When the published Adj-RIB-In is stale, the time it may next be refreshed.
+    fn rib_in_publish_due(&self) -> Option<Instant> {
+        (self.rib_in_version() != self.rib_in_published)
+            .then_some(self.rib_in_published_at + RIB_IN_PUBLISH_INTERVAL)
+    }
+
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let with_rib_in = self.rib_in_publish_due().is_some_and(|due| now >= due);
+        if with_rib_in {
+            self.rib_in_published = self.rib_in_version();
+            self.rib_in_published_at = now;
         }
+        let generation = self.pending_generation.take();
+        let fsm = &self.fsm;
+        self.status.send_modify(|s| {
+            s.update_from(fsm, with_rib_in);
+            if let Some(g) = generation {
+                s.routes_generation = g;
+            }
+        });
     }
 
     fn codec_context(&self) -> CodecContext {
@@ -141,12 +189,13 @@ impl Session {
     /// (Administrative Shutdown) and returns once the connection is closed.
     pub async fn run(
         mut self,
-        mut routes: watch::Receiver<DesiredRoutes>,
+        mut routes: watch::Receiver<PublishedRoutes>,
         mut stop: watch::Receiver<Option<String>>,
         mut accepted: mpsc::Receiver<TcpStream>,
     ) {
         let initial = routes.borrow_and_update().clone();
-        self.pending.push_back(Input::Routes(initial));
+        self.pending_generation = Some(initial.generation);
+        self.pending.push_back(Input::Routes(initial.routes));
         self.pending.push_back(Input::Start);
         let mut stopping = false;
         loop {
@@ -154,6 +203,7 @@ impl Session {
                 let outputs = self.fsm.process(input);
                 self.execute(outputs).await;
             }
+            self.publish();
             if stopping && self.fsm.state() == State::Idle {
                 return;
             }
@@ -204,7 +254,11 @@ impl Session {
                     self.pending.push_back(Input::TcpFailed { error });
                 }
                 Event::Read(result) => self.on_read(result),
-                Event::RoutesChanged(Some(r)) => self.pending.push_back(Input::Routes(r)),
+                Event::RoutesChanged(Some(r)) => {
+                    self.pending_generation = Some(r.generation);
+                    self.pending.push_back(Input::Routes(r.routes));
+                }
+                Event::PublishRibIn => {}
                 Event::RoutesChanged(None) => {
                     // The daemon is gone: nobody can vouch for the routes any more.
                     stopping = true;
@@ -221,12 +275,13 @@ impl Session {
 
     async fn wait(
         &mut self,
-        routes: &mut watch::Receiver<DesiredRoutes>,
+        routes: &mut watch::Receiver<PublishedRoutes>,
         stop: &mut watch::Receiver<Option<String>>,
         accepted: &mut mpsc::Receiver<TcpStream>,
         stopping: bool,
     ) -> Event {
         let next_timer = self.timers.next();
+        let rib_in_due = self.rib_in_publish_due();
         let connecting = &mut self.connecting;
         let incoming_open = &mut self.incoming_open;
         let conn = &mut self.conn;
@@ -262,8 +317,15 @@ impl Session {
                 None => std::future::pending().await,
             }
         };
+        let publish = async {
+            match rib_in_due {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             t = timer => Event::Timer(t),
+            () = publish => Event::PublishRibIn,
             r = connect => Event::Connected(r),
             r = read => Event::Read(r),
             (c, open) = incoming => Event::IncomingOpen(c, open),

@@ -1,0 +1,102 @@
+//! What a session shows the operator: published by the session task on a watch channel, read
+//! by the control socket and the metrics endpoint without ever waiting on the session.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ipnetwork::IpNetwork;
+
+use super::fsm::{Counters, Fsm, State};
+use super::message::{Notification, PathAttributes};
+use super::rib_in::AdjRibIn;
+use crate::config::PeerConfig;
+
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub name: String,
+    pub address: IpAddr,
+    pub local_asn: u32,
+    pub remote_asn: u32,
+    pub state: State,
+    /// When the session entered `state`.
+    pub since: SystemTime,
+    pub local_address: Option<IpAddr>,
+    pub peer_router_id: Option<std::net::Ipv4Addr>,
+    pub hold_time: Option<u16>,
+    pub keepalive: Option<u16>,
+    /// Negotiated capabilities, as names (`ipv4-unicast`, `route-refresh`, ...).
+    pub capabilities: Vec<String>,
+    pub counters: Counters,
+    pub last_error: Option<String>,
+    /// The NOTIFICATION that ended the last session: (sent by us, notification).
+    pub last_notification: Option<(bool, Notification)>,
+    /// The generation of the desired routes this session has fully sent (or had nothing to
+    /// send for): `drain` waits for it.
+    pub routes_generation: u64,
+    pub rib_out: Arc<BTreeMap<IpNetwork, PathAttributes>>,
+    /// May lag the session by up to a second (copying a large table on every UPDATE would
+    /// cost more than the freshness is worth).
+    pub rib_in: AdjRibIn,
+}
+
+impl PeerStatus {
+    pub fn new(peer: &PeerConfig, local_asn: u32) -> Self {
+        PeerStatus {
+            name: peer.name.clone(),
+            address: peer.address,
+            local_asn,
+            remote_asn: peer.remote_asn,
+            state: State::Idle,
+            since: SystemTime::now(),
+            local_address: None,
+            peer_router_id: None,
+            hold_time: None,
+            keepalive: None,
+            capabilities: Vec::new(),
+            counters: Counters::default(),
+            last_error: None,
+            last_notification: None,
+            routes_generation: 0,
+            rib_out: Arc::default(),
+            rib_in: AdjRibIn::default(),
+        }
+    }
+
+    /// Refreshes everything from the machine except `since`, `routes_generation` and, unless
+    /// `with_rib_in`, the Adj-RIB-In.
+    pub fn update_from(&mut self, fsm: &Fsm, with_rib_in: bool) {
+        if self.state != fsm.state() {
+            self.state = fsm.state();
+            self.since = SystemTime::now();
+        }
+        let n = fsm.negotiated();
+        self.local_address = n.map(|n| n.local_address);
+        self.peer_router_id = n.map(|n| n.peer_router_id);
+        self.hold_time = n.map(|n| n.hold_time);
+        self.keepalive = n.map(|n| n.keepalive);
+        self.capabilities = match n {
+            None => Vec::new(),
+            Some(n) => {
+                let mut caps: Vec<String> = n.families.iter().map(|f| f.to_string()).collect();
+                if n.route_refresh {
+                    caps.push("route-refresh".into());
+                }
+                if n.four_octet_asn {
+                    caps.push("4-octet-asn".into());
+                }
+                caps
+            }
+        };
+        self.counters = fsm.counters().clone();
+        self.last_error = fsm.last_error().map(str::to_owned);
+        self.last_notification = fsm.last_notification().cloned();
+        if *self.rib_out != *fsm.rib_out() {
+            self.rib_out = Arc::new(fsm.rib_out().clone());
+        }
+        if with_rib_in || fsm.rib_in().is_empty() {
+            self.rib_in = fsm.rib_in().clone();
+        }
+    }
+}
