@@ -4,5 +4,7 @@
 pub mod announcer;
 pub mod bgp;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod health;
+pub mod metrics;

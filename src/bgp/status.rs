@@ -36,6 +36,8 @@ pub struct PeerStatus {
     /// send for): `drain` waits for it.
     pub routes_generation: u64,
     pub rib_out: Arc<BTreeMap<IpNetwork, PathAttributes>>,
+    /// When each prefix in `rib_out` was first advertised in this session.
+    pub advertised_since: BTreeMap<IpNetwork, SystemTime>,
     /// May lag the session by up to a second (copying a large table on every UPDATE would
     /// cost more than the freshness is worth).
     pub rib_in: AdjRibIn,
@@ -60,6 +62,7 @@ impl PeerStatus {
             last_notification: None,
             routes_generation: 0,
             rib_out: Arc::default(),
+            advertised_since: BTreeMap::new(),
             rib_in: AdjRibIn::default(),
         }
     }
@@ -94,6 +97,12 @@ impl PeerStatus {
         self.last_notification = fsm.last_notification().cloned();
         if *self.rib_out != *fsm.rib_out() {
             self.rib_out = Arc::new(fsm.rib_out().clone());
+            let now = SystemTime::now();
+            let out = &self.rib_out;
+            self.advertised_since.retain(|p, _| out.contains_key(p));
+            for p in out.keys() {
+                self.advertised_since.entry(*p).or_insert(now);
+            }
         }
         if with_rib_in || fsm.rib_in().is_empty() {
             self.rib_in = fsm.rib_in().clone();

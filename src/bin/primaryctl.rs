@@ -1,25 +1,186 @@
-//! `primaryctl`: the operator's client for a running primaryd. The control socket and the
-//! `show`/`drain` commands arrive with the CLI release; until then this prints its usage.
+//! `primaryctl`: the operator's client for a running primaryd, over its control socket.
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str = "\
-usage: primaryctl [--socket PATH] show routes [--json]
-       primaryctl [--socket PATH] show peers [--json]
-       primaryctl [--socket PATH] show services [--json]
-       primaryctl [--socket PATH] drain SERVICE|--all
-       primaryctl [--socket PATH] undrain SERVICE|--all
+use clap::{Args, Parser, Subcommand};
+use primaryd::control::protocol::{Command, Request, Response, PROTOCOL_VERSION};
+use primaryd::control::{render, views};
 
-This version of primaryd has no control socket yet, so no command is available.
-Follow the daemon's log (it logs every announce and withdraw with its reason).";
+/// Show what this host announces, to whom, and why; drain and reload primaryd.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// primaryd's control socket ([control] socket in its config).
+    #[arg(long, global = true, default_value = "/run/primaryd/primaryd.sock")]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show routes, peers or services.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+    },
+    /// Withdraw a service's routes and hold them down (persists across restarts).
+    Drain(Target),
+    /// Let a drained service announce again once healthy.
+    Undrain(Target),
+    /// Re-read the configuration file (like SIGHUP).
+    Reload,
+}
+
+#[derive(Subcommand)]
+enum Show {
+    /// Per service prefix: health, announced or withdrawn, why, and per peer what was sent.
+    Routes {
+        /// `received`: what the peers sent us (Adj-RIB-In).
+        which: Option<Received>,
+        /// With `received`: only this peer.
+        #[arg(long)]
+        peer: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// BGP sessions: state, uptime, capabilities, counters, last error.
+    Peers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Health checks: state, last result and latency, counters, reason.
+    Services {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Received {
+    Received,
+}
+
+#[derive(Args)]
+struct Target {
+    /// The service's name.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    service: Option<String>,
+    /// Every service.
+    #[arg(long)]
+    all: bool,
+}
 
 fn main() -> ExitCode {
-    let help = std::env::args().skip(1).any(|a| a == "-h" || a == "--help");
-    if help {
-        println!("{USAGE}");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{USAGE}");
-        ExitCode::from(2)
+    let cli = Cli::parse();
+    let (command, json) = match cli.command {
+        Cmd::Show { what } => match what {
+            Show::Routes {
+                which: None, json, ..
+            } => (Command::ShowRoutes, json),
+            Show::Routes {
+                which: Some(Received::Received),
+                peer,
+                json,
+            } => (Command::ShowReceived { peer }, json),
+            Show::Peers { json } => (Command::ShowPeers, json),
+            Show::Services { json } => (Command::ShowServices, json),
+        },
+        Cmd::Drain(t) => (Command::Drain { service: t.service }, false),
+        Cmd::Undrain(t) => (Command::Undrain { service: t.service }, false),
+        Cmd::Reload => (Command::Reload, false),
+    };
+    let response = match call(&cli.socket, &command) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("primaryctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !response.ok {
+        eprintln!(
+            "primaryctl: {}",
+            response.error.as_deref().unwrap_or("request failed")
+        );
+        return ExitCode::FAILURE;
     }
+    let data = response.data.unwrap_or(serde_json::Value::Null);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match print_human(&command, data) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("primaryctl: unexpected answer from primaryd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn call(socket: &PathBuf, command: &Command) -> Result<Response, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                " (is primaryd running, with this [control] socket?)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (run as root or as a member of the socket's group)"
+            }
+            _ => "",
+        };
+        format!("cannot connect to {}: {e}{hint}", socket.display())
+    })?;
+    // A drain waits for every peer to have the withdraw: allow for slow peers.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let request = Request {
+        version: PROTOCOL_VERSION,
+        command: command.clone(),
+    };
+    let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer from primaryd: {e}"))?;
+    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from primaryd: {e}"))
+}
+
+fn print_human(command: &Command, data: serde_json::Value) -> Result<(), serde_json::Error> {
+    match command {
+        Command::ShowRoutes => {
+            let v: Vec<views::RouteView> = serde_json::from_value(data)?;
+            print!("{}", render::routes(&v));
+        }
+        Command::ShowReceived { .. } => {
+            let v: Vec<views::ReceivedView> = serde_json::from_value(data)?;
+            print!("{}", render::received(&v));
+        }
+        Command::ShowPeers => {
+            let v: Vec<views::PeerView> = serde_json::from_value(data)?;
+            print!("{}", render::peers(&v));
+            println!();
+            print!("{}", render::peer_details(&v));
+        }
+        Command::ShowServices => {
+            let v: Vec<views::ServiceView> = serde_json::from_value(data)?;
+            print!("{}", render::services(&v));
+        }
+        Command::Drain { .. } | Command::Undrain { .. } | Command::Reload => {
+            if let Some(text) = data.as_str() {
+                println!("{text}");
+            }
+        }
+    }
+    Ok(())
 }
