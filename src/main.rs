@@ -18,6 +18,15 @@ struct Args {
     /// Validate the configuration (and that the secret files are readable), then exit.
     #[arg(long)]
     check: bool,
+    /// Log lines as text (for people) or one JSON object each (for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -41,15 +50,17 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logger = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
         // Colour codes only for a terminal; journald and log files get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logger.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Spans (peer, service) become fields of every line.
+        LogFormat::Json => logger.json().with_current_span(true).init(),
+    }
 
     // One thread is plenty for a handful of sessions and checks, and keeps RSS small.
     let runtime = match tokio::runtime::Builder::new_current_thread()
