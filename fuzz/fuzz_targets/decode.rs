@@ -1,12 +1,15 @@
 //! Fuzzes `primaryd::bgp::codec::decode`. Input: one flags byte (bit 0: 4-octet ASNs; bit 1:
-//! use the rest verbatim as a byte stream, header included), then either a message type and
+//! use the rest verbatim as a byte stream, header included; bit 2: iBGP session), then either a
+//! message type and
 //! a body that gets a valid header (so the fuzzer spends its time past the marker), or raw
 //! frames. cargo-fuzz builds with panic=abort, so any zettabgp panic the validation lets
 //! through is a crash here rather than a caught 3/1.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use primaryd::bgp::codec::{decode, encode, encode_update, frame_len, CodecContext};
+use primaryd::bgp::codec::{
+    decode, encode, encode_update, frame_len, zettabgp_disagreements, CodecContext,
+};
 use primaryd::bgp::message::Message;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let ctx = CodecContext {
         four_octet_asn: flags & 1 != 0,
+        ibgp: flags & 4 != 0,
     };
     if flags & 2 != 0 {
         let mut stream = rest;
@@ -40,11 +44,23 @@ fuzz_target!(|data: &[u8]| {
     check(&frame, ctx);
 });
 
-/// Decodes; whatever decodes must encode again without error.
+/// Decodes; whatever decodes must encode again without error, and an UPDATE's frames must
+/// decode back without RFC 7606 errors. zettabgp must never disagree with the validation.
 fn check(frame: &[u8], ctx: CodecContext) {
-    match decode(frame, ctx) {
+    let decoded = decode(frame, ctx);
+    assert_eq!(
+        zettabgp_disagreements(),
+        0,
+        "zettabgp and the validation disagree"
+    );
+    match decoded {
         Ok(Message::Update(u)) => {
-            encode_update(&u, ctx).expect("a decoded UPDATE re-encodes");
+            for f in encode_update(&u, ctx).expect("a decoded UPDATE re-encodes") {
+                match decode(&f, ctx) {
+                    Ok(Message::Update(back)) => assert!(back.errors.is_empty(), "{back:?}"),
+                    other => panic!("a re-encoded UPDATE decodes to {other:?}"),
+                }
+            }
         }
         Ok(Message::Open(_)) | Err(_) => {}
         Ok(other) => {

@@ -19,10 +19,10 @@
 //!   LOCAL_PREF, COMMUNITIES, LARGE_COMMUNITY, and IPv4/IPv6 unicast MP_REACH_NLRI with the
 //!   global next hop only and MP_UNREACH_NLRI) into a fresh `BgpUpdateMessage` under
 //!   `catch_unwind` (a caught panic is a 3/1, an error log and a count in [`zettabgp_panics`]).
-//!   Every value it returns must equal the walk's, or the UPDATE is refused with 3/1: we act only
-//!   on bytes two independent readers agree on. The walk's values are the result, because
-//!   zettabgp sorts and deduplicates AS_SETs and community lists and drops the link-local next
-//!   hop (defect 6).
+//!   Every value it returns must equal the walk's, or the UPDATE is refused with 3/1 (counted in
+//!   [`zettabgp_disagreements`]): we act only on bytes two independent readers agree on. The
+//!   walk's values are the result, because zettabgp sorts and deduplicates AS_SETs and community
+//!   lists and drops the link-local next hop (defect 6).
 //! - **UPDATE** encoding: zettabgp writes withdrawn routes, NLRI, ORIGIN, NEXT_HOP, MED and
 //!   LOCAL_PREF. We hand it ready-made values for AS_PATH (it writes AS_SET for sequences,
 //!   defect 1), COMMUNITIES (it sorts and deduplicates them), LARGE_COMMUNITY (it sets the
@@ -50,7 +50,7 @@
 //! |---|---|---|
 //! | Withdrawn Routes Length or Total Attribute Length past the end of the message (§3.b) | session reset | 3/1 |
 //! | Withdrawn routes or NLRI unparseable: prefix length over 32, bytes missing (§3.i, §3.j, §5.3) | session reset | 3/10 |
-//! | MP_REACH_NLRI or MP_UNREACH_NLRI twice (§3.g) | session reset | 3/1 |
+//! | MP_REACH_NLRI or MP_UNREACH_NLRI twice (§3.g), or running past the Total Attribute Length (§3.j) | session reset | 3/1 |
 //! | MP_REACH_NLRI/MP_UNREACH_NLRI malformed: shorter than 5/3 bytes, next hop not fitting, next hop length not 4 (IPv4) or 16/32 (IPv6), NLRI unparseable (§7.11, §5.3; session reset rather than AFI/SAFI disable) | session reset | 3/9, the attribute |
 //! | MP_REACH_NLRI/MP_UNREACH_NLRI with wrong Optional/Transitive bits (RFC 4760 §7 governs, §3.c) | session reset | 3/4, the attribute |
 //! | Unrecognized well-known attribute (RFC 4271 §6.3, not revised) | session reset | 3/2, the attribute |
@@ -661,8 +661,8 @@ fn decode_update(body: &[u8], ctx: CodecContext) -> Result<Update, Notification>
             }
         }
     } else if let Some(n) = walk.findings.iter().find_map(|f| f.withdraw.as_ref()) {
-        // RFC 7606 §5.2: with nothing to withdraw, an error calling for treat-as-withdraw
-        // means the peer and we disagree about more than one attribute.
+        // RFC 7606 §5.2: an UPDATE with attributes but no reachable NLRI has nothing to
+        // treat as withdrawn, so its errors fall back to a session reset.
         return Err(n.clone());
     }
     // A next hop that is well-formed but unusable (0/8, 127/8, multicast, our own address) is
@@ -759,6 +759,10 @@ fn walk_attributes(
             a.u8().map(u16::from)
         };
         let Some(value) = len.and_then(|len| a.take(usize::from(len))) else {
+            if type_code == attr::MP_REACH_NLRI || type_code == attr::MP_UNREACH_NLRI {
+                // RFC 7606 §3.j: treat-as-withdraw needs the prefixes this one holds.
+                return Err(malformed_attribute_list());
+            }
             walk.withdraw(
                 format!(
                     "{} runs past the Total Attribute Length (RFC 7606 §4)",
@@ -2876,6 +2880,127 @@ mod tests {
         let u = decode_update_ok(&bytes, TWO);
         assert_withdrawn(&u, &nlri, "AS_PATH");
     }
+
+    #[test]
+    fn decodes_frr_ipv6_open_update_and_withdrawal() {
+        let Ok(Message::Open(o)) = decode(&capture("frr-8.4-ipv6-open.hex"), FOUR) else {
+            panic!()
+        };
+        assert_eq!(o.capabilities.multiprotocol, vec![(AFI_IPV6, SAFI_UNICAST)]);
+        assert!(o.capabilities.supports(Family::Ipv6Unicast));
+        assert!(!o.capabilities.ipv4_unicast());
+
+        let bytes = capture("frr-8.4-ipv6-update.hex");
+        let u = decode_update_ok(&bytes, FOUR);
+        let nlri = nets(&["2001:db8:98::1/128", "2001:db8:99::/48"]);
+        let mut a = PathAttributes::new(
+            Origin::Igp,
+            AsPath::sequence(vec![65001]),
+            NextHop {
+                ipv4: None,
+                ipv6: Some("2001:db8:1::2".parse().unwrap()),
+                ipv6_link_local: Some("fe80::2".parse().unwrap()),
+            },
+        );
+        a.med = Some(10);
+        a.communities = vec![Community(65001 << 16 | 100)];
+        a.large_communities = vec![LargeCommunity {
+            global: 65001,
+            local1: 1,
+            local2: 2,
+        }];
+        assert_eq!(
+            u,
+            Update {
+                attributes: Some(a),
+                nlri: nlri.clone(),
+                ..Update::default()
+            }
+        );
+        // What we send for it decodes to the same.
+        assert_eq!(round_trip(&u, FOUR).0, u);
+        let w = decode_update_ok(&capture("frr-8.4-ipv6-withdraw.hex"), FOUR);
+        assert_eq!(
+            w,
+            Update {
+                withdrawn: nets(&["2001:db8:99::/48", "2001:db8:98::1/128"]),
+                ..Update::default()
+            }
+        );
+    }
+
+    /// Defect 6 of the notes: zettabgp reads FRR's 32-byte next hop as the global address
+    /// alone. If this starts failing, it keeps the link-local one.
+    #[test]
+    fn zettabgp_alone_drops_frr_link_local_next_hop() {
+        let bytes = capture("frr-8.4-ipv6-update.hex");
+        let mut msg = BgpUpdateMessage::new();
+        msg.decode_from(&zettabgp_params(FOUR), &bytes[HEADER_LEN..])
+            .unwrap();
+        let reach = msg.get_mpupdates().unwrap();
+        let global: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+        assert_eq!(reach.nexthop, BgpAddr::V6(global));
+    }
+
+    #[test]
+    fn decodes_bird_open_update_and_withdrawal() {
+        let Ok(Message::Open(o)) = decode(&capture("bird-2-open.hex"), FOUR) else {
+            panic!()
+        };
+        assert_eq!(o.asn, 65002);
+        assert_eq!(o.router_id, Ipv4Addr::new(198, 19, 0, 2));
+        let c = &o.capabilities;
+        assert_eq!(c.four_octet_asn, Some(65002));
+        assert_eq!(c.multiprotocol, vec![(AFI_IPV4, SAFI_UNICAST)]);
+        assert!(c.route_refresh);
+        // Graceful restart, enhanced route refresh, long-lived graceful restart.
+        assert_eq!(c.other, vec![64, 70, 71]);
+
+        let bytes = capture("bird-2-update.hex");
+        // BIRD sends LARGE_COMMUNITY as 0xC0 too: optional transitive, no Partial bit.
+        assert_eq!(&find_attribute(&bytes, 32).unwrap()[..3], &[0xc0, 32, 24]);
+        let u = decode_update_ok(&bytes, FOUR);
+        let nlri = nets(&["198.18.98.0/24"]);
+        let mut a = PathAttributes::new(
+            Origin::Igp,
+            AsPath::sequence(vec![65002]),
+            NextHop {
+                ipv4: Some(Ipv4Addr::new(198, 18, 1, 2)),
+                ..NextHop::default()
+            },
+        );
+        a.med = Some(20);
+        a.communities = vec![Community(65002 << 16 | 100)];
+        a.large_communities = vec![
+            LargeCommunity {
+                global: 65002,
+                local1: 1,
+                local2: 2,
+            },
+            LargeCommunity {
+                global: ASN4,
+                local1: 3,
+                local2: 4,
+            },
+        ];
+        assert_eq!(
+            u,
+            Update {
+                attributes: Some(a),
+                nlri: nlri.clone(),
+                ..Update::default()
+            }
+        );
+        assert_eq!(round_trip(&u, FOUR).0, u);
+        let w = decode_update_ok(&capture("bird-2-withdraw.hex"), FOUR);
+        assert_eq!(
+            w,
+            Update {
+                withdrawn: nlri,
+                ..Update::default()
+            }
+        );
+    }
     // ----- header errors -----------------------------------------------------------------
 
     #[test]
@@ -3056,6 +3181,20 @@ mod tests {
             [unreach.clone(), unreach].concat(),
         ] {
             let attrs = [base_attrs(), twice].concat();
+            assert_notification(&update_frame_raw(&[], &attrs, NLRI_ONE), FOUR, 3, 1, &[]);
+        }
+    }
+
+    #[test]
+    fn reset_3_1_mp_attribute_past_total_length() {
+        // Treat-as-withdraw cannot find the prefixes it holds (RFC 7606 §3.j).
+        for tail in [
+            "800e",
+            "900e00",
+            "800e 20 0002 01 10 20010db8",
+            "800f 04 0002 01",
+        ] {
+            let attrs = [base_attrs(), from_hex(tail)].concat();
             assert_notification(&update_frame_raw(&[], &attrs, NLRI_ONE), FOUR, 3, 1, &[]);
         }
     }

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Passive BGP peer used to capture FRR's wire bytes (see capture-frr.sh).
 
-Listens on ADDR:179, accepts one connection, records FRR's OPEN, answers with an OPEN
-(AS 4200000001 via AS_TRANS + 4-octet capability, MP IPv4 unicast, route refresh) and a
-KEEPALIVE, then records every message FRR sends for a few seconds. Each message is written
-as one hex line, prefixed by its type name, to OUT.
+Usage: capture-frr.py ADDR OUT [SECONDS [FAMILIES]]
+
+Listens on ADDR:179 (IPv4, IPv6, or link-local with a scope such as fe80::1%eth0), accepts
+one connection, records the peer's OPEN, answers with an OPEN (AS 4200000001 via AS_TRANS +
+4-octet capability, MP capabilities for FAMILIES, a comma-separated list of ipv4 and ipv6,
+default ipv4; route refresh) and a KEEPALIVE, then records every message the peer sends for
+SECONDS. Each message is written as one hex line, prefixed by its type name, to OUT. Used for
+FRR (capture-frr.sh, capture-frr-ipv6.sh) and BIRD (capture-bird.sh).
 """
 import socket
 import sys
@@ -12,6 +16,8 @@ import time
 
 ADDR, OUT = sys.argv[1], sys.argv[2]
 SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 6.0
+FAMILIES = sys.argv[4].split(",") if len(sys.argv) > 4 else ["ipv4"]
+AFI = {"ipv4": 1, "ipv6": 2}
 TYPES = {1: "OPEN", 2: "UPDATE", 3: "NOTIFICATION", 4: "KEEPALIVE", 5: "ROUTE-REFRESH"}
 
 
@@ -20,8 +26,9 @@ def frame(msg_type, body):
 
 
 def our_open():
-    caps = bytes([1, 4, 0, 1, 0, 1]) + bytes([2, 0]) + bytes([65, 4]) + (4200000001).to_bytes(4, "big")
-    params = b"".join(bytes([2, len(c)]) + c for c in (caps[0:6], caps[6:8], caps[8:14]))
+    caps = [bytes([1, 4, 0, AFI[f], 0, 1]) for f in FAMILIES]
+    caps += [bytes([2, 0]), bytes([65, 4]) + (4200000001).to_bytes(4, "big")]
+    params = b"".join(bytes([2, len(c)]) + c for c in caps)
     body = bytes([4]) + (23456).to_bytes(2, "big") + (9).to_bytes(2, "big")
     body += socket.inet_aton("198.18.1.1") + bytes([len(params)]) + params
     return frame(1, body)
@@ -37,9 +44,10 @@ def read_exact(conn, n):
     return data
 
 
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+family, _, _, _, sockaddr = socket.getaddrinfo(ADDR, 179, type=socket.SOCK_STREAM)[0]
+srv = socket.socket(family, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((ADDR, 179))
+srv.bind(sockaddr)
 srv.listen(1)
 srv.settimeout(30)
 conn, peer = srv.accept()
