@@ -20,6 +20,10 @@ pub const DEFAULT_MYSQL_PORT: u16 = 3306;
 /// A ToR sends us a handful of routes (a default, maybe loopbacks); far more means a leak.
 pub const DEFAULT_MAX_PREFIXES: u32 = 1000;
 pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/primaryd";
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/primaryd/primaryd.sock";
+/// A replica lagging more than this (seconds) is withdrawn, unless `max_lag_s` says otherwise.
+pub const DEFAULT_MAX_LAG_S: u64 = 30;
 
 /// One problem found in a config file, with the dotted key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +66,25 @@ fn render_problems(path: &Path, problems: &[ConfigProblem]) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub bgp: BgpConfig,
+    pub control: ControlConfig,
     pub services: Vec<ServiceConfig>,
+}
+
+/// `[control]`: the local control path (the socket itself is served by the CLI's side) and
+/// where state that must survive a restart (drains) is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +141,10 @@ pub struct ServiceConfig {
     pub role: Role,
     pub attributes: RouteAttributes,
     pub mysql: MysqlConfig,
+    /// While this file exists the service is withdrawn (ExaBGP-style disable file).
+    pub disable_file: Option<PathBuf>,
+    /// Add missing prefix addresses to `lo` at start-up (and leave them at exit).
+    pub manage_addresses: bool,
 }
 
 /// What a service's routes carry besides the prefix; every peer gets the same.
@@ -139,6 +165,18 @@ pub struct RouteAttributes {
 pub enum Role {
     /// Announce only while the local server is a healthy, writable primary.
     Primary,
+    /// Reader anycast: announce while the server is a read-only replica whose replication
+    /// runs with lag <= `max_lag_s`. Every healthy replica announces the same prefix (ECMP).
+    Replica,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,16 +204,84 @@ pub struct MysqlConfig {
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// Replica role: the largest replication lag that still counts as healthy.
+    pub max_lag: Duration,
+    /// Flap damping: at least this long between two announcements of the service.
+    pub min_up_interval: Duration,
+    /// `db.table` of the heartbeat row upserted by every check (primary role only).
+    pub write_probe_table: Option<WriteProbeTable>,
+    /// TLS to the server (TCP only).
+    pub tls: Option<TlsConfig>,
+    /// Park a second connection in `SELECT SLEEP(...)` so a server that dies or shuts down
+    /// is noticed when it happens, not at the next check.
+    pub watch_connection: bool,
+}
+
+/// A validated `db.table` name (letters, digits, `_`, `$`; at most 64 each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteProbeTable {
+    pub database: String,
+    pub table: String,
+}
+
+impl fmt::Display for WriteProbeTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM CA bundle to verify the server with; none: the built-in web PKI roots.
+    pub ca_file: Option<PathBuf>,
+    /// Verify the certificate chain but not that it names the host (servers whose
+    /// certificate does not carry the address primaryd dials, e.g. 127.0.0.1).
+    pub skip_hostname_check: bool,
 }
 
 impl MysqlConfig {
-    /// Reads the password file. Called at start-up so a missing file is an error then.
+    /// A config with every optional key at its default, for `endpoint` and `user`.
+    pub fn new(endpoint: MysqlEndpoint, user: impl Into<String>) -> MysqlConfig {
+        MysqlConfig {
+            endpoint,
+            user: user.into(),
+            password_file: None,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(1000),
+            rise: 2,
+            fall: 1,
+            max_lag: Duration::from_secs(DEFAULT_MAX_LAG_S),
+            min_up_interval: Duration::ZERO,
+            write_probe_table: None,
+            tls: None,
+            watch_connection: true,
+        }
+    }
+
+    /// Reads the password file. Called at start-up so a missing file is an error then, and
+    /// so is a file that group or others may read (a password must not be world-readable).
     pub fn read_password(&self) -> Result<Option<String>, std::io::Error> {
         match &self.password_file {
             None => Ok(None),
-            Some(p) => read_first_line(p).map(Some),
+            Some(p) => {
+                check_private(p)?;
+                read_first_line(p).map(Some)
+            }
         }
     }
+}
+
+/// Refuses a secret file that group or others can read, naming its mode.
+fn check_private(path: &Path) -> Result<(), std::io::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("mode {mode:04o} gives group or others access (chmod 600 it)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Secrets live in files (not in the config, not on command lines); the first line counts.
@@ -200,10 +306,12 @@ impl Config {
         let mut problems = Vec::new();
         let mut unreadable = |key: String, path: Option<&Path>, e: std::io::Error| {
             let path = path.unwrap_or(Path::new(""));
-            problems.push(ConfigProblem {
-                key,
-                problem: format!("cannot read {}: {e}", path.display()),
-            });
+            // Our own refusals (a secret readable by others) carry their text; OS errors not.
+            let problem = match e.get_ref() {
+                Some(_) => format!("refusing {}: {e}", path.display()),
+                None => format!("cannot read {}: {e}", path.display()),
+            };
+            problems.push(ConfigProblem { key, problem });
             None
         };
         let mut secrets = Secrets::default();
@@ -235,6 +343,8 @@ impl Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     bgp: RawBgp,
+    #[serde(default)]
+    control: RawControl,
     #[serde(default, rename = "service")]
     services: Vec<RawService>,
 }
@@ -272,6 +382,13 @@ struct RawPeer {
     next_hop_ipv6: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<String>,
+    state_dir: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
@@ -287,6 +404,9 @@ struct RawService {
     as_path_prepend: Option<i64>,
     next_hop_ipv4: Option<String>,
     next_hop_ipv6: Option<String>,
+    disable_file: Option<String>,
+    #[serde(default)]
+    manage_addresses: bool,
     mysql: RawMysql,
 }
 
@@ -302,6 +422,20 @@ struct RawMysql {
     timeout_ms: Option<i64>,
     rise: Option<i64>,
     fall: Option<i64>,
+    max_lag_s: Option<i64>,
+    min_up_interval_ms: Option<i64>,
+    write_probe_table: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    tls_ca_file: Option<String>,
+    #[serde(default)]
+    tls_skip_hostname_check: bool,
+    #[serde(default = "yes")]
+    watch_connection: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Loads and validates a config file.
@@ -362,6 +496,7 @@ impl Validator {
 
     fn config(&mut self, raw: RawConfig) -> Config {
         let bgp = self.bgp(raw.bgp);
+        let control = self.control(raw.control);
         let mut names = HashSet::new();
         let mut owner: Vec<(IpNetwork, String)> = Vec::new();
         let mut services = Vec::new();
@@ -388,7 +523,11 @@ impl Validator {
         if services.is_empty() {
             self.bad("service", "no [[service]] configured: nothing to announce");
         }
-        Config { bgp, services }
+        Config {
+            bgp,
+            control,
+            services,
+        }
     }
 
     fn asn(&mut self, key: &str, v: i64) -> u32 {
@@ -648,23 +787,50 @@ impl Validator {
         }
     }
 
+    fn control(&mut self, raw: RawControl) -> ControlConfig {
+        let d = ControlConfig::default();
+        ControlConfig {
+            socket: self.absolute_path("control.socket", raw.socket, d.socket),
+            state_dir: self.absolute_path("control.state_dir", raw.state_dir, d.state_dir),
+        }
+    }
+
+    fn absolute_path(&mut self, key: &str, v: Option<String>, default: PathBuf) -> PathBuf {
+        match v {
+            None => default,
+            Some(p) if Path::new(&p).is_absolute() => PathBuf::from(p),
+            Some(p) => {
+                self.bad(key, format!("{p:?} is not an absolute path"));
+                default
+            }
+        }
+    }
+
     fn service(&mut self, key: &str, raw: RawService) -> ServiceConfig {
-        if raw.name.is_empty() {
-            self.bad(format!("{key}.name"), "must not be empty");
+        // Names end up in file names (drain state) and SQL literals (the heartbeat row).
+        let name_ok = (1..=64).contains(&raw.name.len())
+            && !raw.name.starts_with('.')
+            && raw
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !name_ok {
+            self.bad(
+                format!("{key}.name"),
+                format!(
+                    "{:?} is invalid: 1..=64 characters of A-Z a-z 0-9 . _ - \
+                     (not starting with .)",
+                    raw.name
+                ),
+            );
         }
         let role = match raw.role.as_deref() {
             None | Some("primary") => Role::Primary,
-            Some("replica") => {
-                self.bad(
-                    format!("{key}.role"),
-                    "role \"replica\" is not implemented yet; only \"primary\"",
-                );
-                Role::Primary
-            }
+            Some("replica") => Role::Replica,
             Some(other) => {
                 self.bad(
                     format!("{key}.role"),
-                    format!("{other:?} is not a role (\"primary\")"),
+                    format!("{other:?} is not a role (\"primary\" or \"replica\")"),
                 );
                 Role::Primary
             }
@@ -686,12 +852,18 @@ impl Validator {
             }
         }
         let attributes = self.route_attributes(key, &raw);
+        let disable_file = raw
+            .disable_file
+            .clone()
+            .map(|p| self.absolute_path(&format!("{key}.disable_file"), Some(p), PathBuf::new()));
         ServiceConfig {
             name: raw.name,
             prefixes,
             role,
             attributes,
-            mysql: self.mysql(&format!("{key}.mysql"), raw.mysql),
+            mysql: self.mysql(&format!("{key}.mysql"), raw.mysql, role),
+            disable_file,
+            manage_addresses: raw.manage_addresses,
         }
     }
 
@@ -717,7 +889,7 @@ impl Validator {
         }
     }
 
-    fn mysql(&mut self, key: &str, raw: RawMysql) -> MysqlConfig {
+    fn mysql(&mut self, key: &str, raw: RawMysql, role: Role) -> MysqlConfig {
         let endpoint = match (raw.socket, raw.host) {
             (Some(s), None) => {
                 if raw.port.is_some() {
@@ -743,6 +915,91 @@ impl Validator {
         }
         let interval = self.positive_ms(&format!("{key}.interval_ms"), raw.interval_ms, 200);
         let timeout = self.positive_ms(&format!("{key}.timeout_ms"), raw.timeout_ms, 1000);
+        let max_lag = match (raw.max_lag_s, role) {
+            (None, _) => Duration::from_secs(DEFAULT_MAX_LAG_S),
+            (Some(_), Role::Primary) => {
+                self.bad(
+                    format!("{key}.max_lag_s"),
+                    "only valid with role = \"replica\"",
+                );
+                Duration::from_secs(DEFAULT_MAX_LAG_S)
+            }
+            (Some(s), Role::Replica) if (0..=86400).contains(&s) => Duration::from_secs(s as u64),
+            (Some(s), Role::Replica) => {
+                self.bad(
+                    format!("{key}.max_lag_s"),
+                    format!("{s} is invalid: must be 0..=86400 seconds"),
+                );
+                Duration::from_secs(DEFAULT_MAX_LAG_S)
+            }
+        };
+        let min_up_interval = match raw.min_up_interval_ms {
+            None => Duration::ZERO,
+            Some(ms) if (0..=86_400_000).contains(&ms) => Duration::from_millis(ms as u64),
+            Some(ms) => {
+                self.bad(
+                    format!("{key}.min_up_interval_ms"),
+                    format!("{ms} is invalid: must be 0..=86400000 milliseconds"),
+                );
+                Duration::ZERO
+            }
+        };
+        let wkey = format!("{key}.write_probe_table");
+        let write_probe_table = match (raw.write_probe_table, role) {
+            (None, _) => None,
+            (Some(_), Role::Replica) => {
+                self.bad(
+                    wkey,
+                    "only valid with role = \"primary\" (a replica is read-only)",
+                );
+                None
+            }
+            (Some(t), Role::Primary) => {
+                let ident = |s: &str| {
+                    (1..=64).contains(&s.len())
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+                };
+                match t.split_once('.') {
+                    Some((d, tb)) if ident(d) && ident(tb) => Some(WriteProbeTable {
+                        database: d.to_string(),
+                        table: tb.to_string(),
+                    }),
+                    _ => {
+                        self.bad(
+                            wkey,
+                            format!("{t:?} is not DATABASE.TABLE (letters, digits, _ and $ only)"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let tls = if raw.tls {
+            if matches!(endpoint, MysqlEndpoint::Socket(_)) {
+                self.bad(
+                    format!("{key}.tls"),
+                    "only valid with host (TCP); a Unix socket never leaves the host",
+                );
+            }
+            let ca_file = raw.tls_ca_file.map(|p| {
+                self.absolute_path(&format!("{key}.tls_ca_file"), Some(p), PathBuf::new())
+            });
+            Some(TlsConfig {
+                ca_file,
+                skip_hostname_check: raw.tls_skip_hostname_check,
+            })
+        } else {
+            for (set, k) in [
+                (raw.tls_ca_file.is_some(), "tls_ca_file"),
+                (raw.tls_skip_hostname_check, "tls_skip_hostname_check"),
+            ] {
+                if set {
+                    self.bad(format!("{key}.{k}"), "only valid with tls = true");
+                }
+            }
+            None
+        };
         MysqlConfig {
             endpoint,
             user: raw.user,
@@ -751,6 +1008,11 @@ impl Validator {
             timeout,
             rise: self.count(&format!("{key}.rise"), raw.rise, 2),
             fall: self.count(&format!("{key}.fall"), raw.fall, 1),
+            max_lag,
+            min_up_interval,
+            write_probe_table,
+            tls,
+            watch_connection: raw.watch_connection,
         }
     }
 }
@@ -1030,9 +1292,12 @@ md5_password_file = "/x""#;
 
     #[test]
     fn unreadable_password_file_is_a_problem_of_its_key() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let pass = dir.path().join("pass");
         std::fs::write(&pass, "s3cret\nignored\n").unwrap();
+        let mode = |m: u32| std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(m));
+        mode(0o600).unwrap();
         let text = GOOD.replace(
             "user = \"primaryd\"",
             &format!(
@@ -1045,10 +1310,188 @@ md5_password_file = "/x""#;
             c.read_secrets().unwrap().mysql,
             [Some("s3cret".to_string())]
         );
+        // Readable by group or others: refused, naming the file and its mode.
+        for m in [0o640, 0o604, 0o644] {
+            mode(m).unwrap();
+            let p = c.read_secrets().unwrap_err();
+            assert_eq!(p[0].key, "service[0].mysql.password_file");
+            assert_eq!(
+                p[0].problem,
+                format!(
+                    "refusing {}: mode {m:04o} gives group or others access (chmod 600 it)",
+                    pass.display()
+                )
+            );
+        }
+        mode(0o400).unwrap();
+        assert!(c.read_secrets().is_ok());
         std::fs::remove_file(&pass).unwrap();
         let p = c.read_secrets().unwrap_err();
         assert_eq!(p[0].key, "service[0].mysql.password_file");
         assert!(p[0].problem.contains("cannot read"), "{p:?}");
+    }
+
+    #[test]
+    fn control_section_defaults_and_paths() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.control, ControlConfig::default());
+        assert_eq!(c.control.state_dir, PathBuf::from("/var/lib/primaryd"));
+        let text =
+            format!("{GOOD}\n[control]\nstate_dir = \"/srv/pd\"\nsocket = \"/run/pd.sock\"\n");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.control.state_dir, PathBuf::from("/srv/pd"));
+        assert_eq!(c.control.socket, PathBuf::from("/run/pd.sock"));
+        let p = problems(&format!(
+            "{GOOD}\n[control]\nstate_dir = \"rel\"\nfoo = 1\n"
+        ));
+        assert!(p[0].starts_with("control.foo: "), "{p:?}");
+        let p = problems(&format!("{GOOD}\n[control]\nstate_dir = \"rel\"\n"));
+        assert_eq!(p, ["control.state_dir: \"rel\" is not an absolute path"]);
+    }
+
+    #[test]
+    fn service_health_keys_parse_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        let s = &c.services[0];
+        assert_eq!(s.role, Role::Primary);
+        assert_eq!((s.disable_file.as_ref(), s.manage_addresses), (None, false));
+        let m = &s.mysql;
+        assert_eq!(m.max_lag, Duration::from_secs(30));
+        assert_eq!(m.min_up_interval, Duration::ZERO);
+        assert_eq!((m.write_probe_table.as_ref(), m.tls.as_ref()), (None, None));
+        assert!(m.watch_connection);
+        assert_eq!(
+            MysqlConfig::new(m.endpoint.clone(), m.user.clone()),
+            m.clone()
+        );
+
+        let text = GOOD
+            .replace(
+                "[service.mysql]",
+                "disable_file = \"/etc/primaryd/main.disabled\"\nmanage_addresses = true\n\
+                 [service.mysql]",
+            )
+            .replace(
+                "user = \"primaryd\"",
+                "user = \"primaryd\"\nmin_up_interval_ms = 5000\n\
+                 write_probe_table = \"primaryd.heartbeat\"\nwatch_connection = false",
+            );
+        let s = parse(&text).unwrap().services.remove(0);
+        assert_eq!(
+            s.disable_file,
+            Some(PathBuf::from("/etc/primaryd/main.disabled"))
+        );
+        assert!(s.manage_addresses);
+        assert_eq!(s.mysql.min_up_interval, Duration::from_secs(5));
+        assert_eq!(
+            s.mysql.write_probe_table.as_ref().map(|t| t.to_string()),
+            Some("primaryd.heartbeat".to_string())
+        );
+        assert!(!s.mysql.watch_connection);
+    }
+
+    #[test]
+    fn replica_role_and_its_keys() {
+        let replica = GOOD.replace(
+            "prefixes = [\"192.0.2.10/32\"]",
+            "prefixes = [\"192.0.2.10/32\"]\nrole = \"replica\"",
+        );
+        let s = parse(&replica).unwrap().services.remove(0);
+        assert_eq!(s.role, Role::Replica);
+        let lag = replica.replace("user = \"primaryd\"", "user = \"primaryd\"\nmax_lag_s = 5");
+        assert_eq!(
+            parse(&lag).unwrap().services[0].mysql.max_lag,
+            Duration::from_secs(5)
+        );
+        // Keys that make no sense for the role are refused, naming the role.
+        let p =
+            problems(&GOOD.replace("user = \"primaryd\"", "user = \"primaryd\"\nmax_lag_s = 5"));
+        assert_eq!(
+            p,
+            ["service[0].mysql.max_lag_s: only valid with role = \"replica\""]
+        );
+        let p = problems(&replica.replace(
+            "user = \"primaryd\"",
+            "user = \"primaryd\"\nwrite_probe_table = \"primaryd.heartbeat\"\nmax_lag_s = -1",
+        ));
+        assert_eq!(
+            p,
+            [
+                "service[0].mysql.max_lag_s: -1 is invalid: must be 0..=86400 seconds",
+                "service[0].mysql.write_probe_table: only valid with role = \"primary\" \
+                 (a replica is read-only)"
+            ]
+        );
+        let p = problems(&GOOD.replace(
+            "prefixes = [\"192.0.2.10/32\"]",
+            "prefixes = [\"192.0.2.10/32\"]\nrole = \"reader\"",
+        ));
+        assert_eq!(
+            p,
+            ["service[0].role: \"reader\" is not a role (\"primary\" or \"replica\")"]
+        );
+    }
+
+    #[test]
+    fn bad_health_keys_name_their_key() {
+        let text = GOOD
+            .replace("name = \"main\"", "name = \"a/b\"")
+            .replace(
+                "[service.mysql]",
+                "disable_file = \"relative\"\n[service.mysql]",
+            )
+            .replace(
+                "user = \"primaryd\"",
+                "user = \"primaryd\"\nmin_up_interval_ms = -5\n\
+                 write_probe_table = \"heartbeat\"\ntls = true\ntls_ca_file = \"ca.pem\"",
+            );
+        let keys: Vec<String> = problems(&text)
+            .iter()
+            .map(|p| p.split(": ").next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "service[0].name",
+                "service[0].disable_file",
+                "service[0].mysql.min_up_interval_ms",
+                "service[0].mysql.write_probe_table",
+                "service[0].mysql.tls",
+                "service[0].mysql.tls_ca_file",
+            ]
+        );
+        let p = problems(&GOOD.replace(
+            "user = \"primaryd\"",
+            "user = \"primaryd\"\ntls_ca_file = \"/ca.pem\"",
+        ));
+        assert_eq!(
+            p,
+            ["service[0].mysql.tls_ca_file: only valid with tls = true"]
+        );
+        for bad in ["x.y.z", "db.", ".t", "db.t-1", "db.`t`"] {
+            let t = GOOD.replace(
+                "user = \"primaryd\"",
+                &format!("user = \"primaryd\"\nwrite_probe_table = {bad:?}"),
+            );
+            assert!(problems(&t)[0].contains("is not DATABASE.TABLE"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tls_over_tcp() {
+        let text = GOOD.replace(
+            "socket = \"/run/mysqld/mysqld.sock\"",
+            "host = \"db1.example\"\ntls = true\ntls_ca_file = \"/etc/primaryd/ca.pem\"\n\
+             tls_skip_hostname_check = true",
+        );
+        let tls = parse(&text).unwrap().services[0].mysql.tls.clone();
+        assert_eq!(
+            tls,
+            Some(TlsConfig {
+                ca_file: Some(PathBuf::from("/etc/primaryd/ca.pem")),
+                skip_hostname_check: true
+            })
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::bgp::session::Session;
 use crate::bgp::socket;
 use crate::config::{Config, PeerConfig, Secrets};
 use crate::health::checker::Health;
-use crate::health::task::{self as health_task, HealthEvent};
+use crate::health::control as health_control;
+use crate::health::task::HealthEvent;
 
 /// Time sessions get to withdraw, send Cease and close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -126,18 +127,10 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
     }
 
     let (events_tx, mut events_rx) = mpsc::channel::<HealthEvent>(64);
-    let mut checks = JoinSet::new();
-    for (i, (service, password)) in config.services.iter().zip(secrets.mysql).enumerate() {
-        let fut = health_task::run(
-            i,
-            service.name.clone(),
-            service.mysql.clone(),
-            password,
-            events_tx.clone(),
-        );
-        let span = tracing::info_span!("service", name = %service.name);
-        checks.spawn(tracing::Instrument::instrument(fut, span));
-    }
+    // Loads persisted drains before any task starts: a drained service is never announced,
+    // not even once. `_health_control` is the drain/snapshot API for the control socket.
+    let (_health_control, mut checks) =
+        health_control::start(&config, secrets.mysql, events_tx.clone());
     drop(events_tx);
     info!(
         asn = config.bgp.asn,

@@ -1,23 +1,32 @@
-//! The health probe and task against real MariaDB servers (10.11 here), each a private
-//! `mariadbd` on 127.0.0.1 with a free port and a unix socket in its own temp dir, so these
-//! tests run in parallel with anything else. They need root (mariadbd drops to user mysql)
-//! and `mariadb-install-db`/`mariadbd` on the PATH or in /usr/sbin; without them they are
-//! skipped with a message, never silently passed on a developer machine that has them.
+//! The health probe, tasks and control API against real MariaDB servers (10.11 here), each a
+//! private `mariadbd` with a free port and a unix socket in its own temp dir, so these tests
+//! run in parallel with anything else. They need root (mariadbd drops to user mysql; some
+//! tests run in a private network namespace) and `mariadb-install-db`/`mariadbd`; without
+//! them they fail with a message saying so, never pass without testing anything.
+//!
+//! Tests that need service addresses run on a thread of their own in a private network
+//! namespace (`unshare(CLONE_NEWNET)`): its `lo` carries 192.0.2.x, the servers they start
+//! live there too, and nothing touches the host's interfaces. The namespace goes away with
+//! the thread and its servers.
 //!
 //! Every server is killed and every temp dir removed by [`Server`]'s `Drop`, on every exit
 //! path including a failed assertion.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
-use primaryd::config::{MysqlConfig, MysqlEndpoint};
+use primaryd::config::{self, MysqlConfig, MysqlEndpoint, Role, ServiceConfig, TlsConfig};
 use primaryd::health::checker::Health;
-use primaryd::health::mysql::{FailureKind, Flavour, MysqlProbe, ProbeResult};
+use primaryd::health::control::{self, HealthControl, Target};
+use primaryd::health::mysql::{FailureKind, Flavour, MysqlProbe, ProbeResult, HEARTBEAT_TABLE_SQL};
+use primaryd::health::state::ServiceStatus;
 use primaryd::health::task::{self, HealthEvent};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 const CHECK_USER: &str = "primaryd";
 const CHECK_PASS: &str = "s3cret-check";
@@ -79,12 +88,32 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{sig} {pid}");
+/// kill(2) without a child process: no blocking call on the runtime's thread.
+fn signal(pid: u32, sig: libc::c_int) {
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Runs a command that must succeed.
+#[track_caller]
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &str) -> String {
+    run_ok(Command::new("ip").args(args.split_whitespace()))
 }
 
 /// True when every thread of `pid` is stopped: kill(2) only queues SIGSTOP, and on a loaded
@@ -105,9 +134,45 @@ fn all_threads_stopped(pid: u32) -> bool {
     })
 }
 
+/// Runs `make()`'s future on a fresh thread that first moves into a private network
+/// namespace with `lo` up. Runtime threads, servers and `ip` commands started from there
+/// inherit the namespace; the host's interfaces are never touched. A panic inside is the
+/// test's panic.
+fn in_private_netns<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    require_prerequisites();
+    let thread = std::thread::spawn(move || {
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        ip("link set lo up");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(make());
+    });
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 impl Server {
     /// Installs and starts a server; returns once root can connect over the socket.
     async fn start(server_id: u32) -> Server {
+        Server::start_with(server_id, |_| Vec::new()).await
+    }
+
+    /// Like `start`, with extra `mariadbd` arguments made from the server's directory.
+    async fn start_with(server_id: u32, extra: impl Fn(&Path) -> Vec<String>) -> Server {
         let mut last_log = String::new();
         // A port picked free can be taken before mariadbd binds it: try a few.
         for _ in 0..3 {
@@ -155,6 +220,7 @@ impl Server {
                 .arg(format!("--server-id={server_id}"))
                 .arg("--log-bin=mysql-bin")
                 .arg("--innodb-buffer-pool-size=32M")
+                .args(extra(d))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -162,7 +228,7 @@ impl Server {
                 .expect("spawn mariadbd");
             let mut server = Server { child, port, dir };
             if server.wait_ready().await {
-                server.setup_users().await;
+                server.setup().await;
                 return server;
             }
             last_log = server.log();
@@ -201,13 +267,19 @@ impl Server {
         false
     }
 
+    /// A root connection whose statements stay out of the binlog.
     async fn admin(&self) -> Conn {
-        let mut c = Conn::new(root_opts(&self.socket()))
-            .await
-            .expect("root connects");
+        let mut c = self.binlogged().await;
         // Keep test users out of the binlog: a replica must not replay them.
         c.query_drop("SET SESSION sql_log_bin = 0").await.unwrap();
         c
+    }
+
+    /// A root connection whose writes replicate.
+    async fn binlogged(&self) -> Conn {
+        Conn::new(root_opts(&self.socket()))
+            .await
+            .expect("root connects")
     }
 
     async fn sql(&self, sql: &str) {
@@ -218,14 +290,31 @@ impl Server {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    /// The check user as the docs prescribe it: a password and SLAVE MONITOR, nothing else.
-    /// Also a user without that privilege, to show the error names it.
-    async fn setup_users(&self) {
+    async fn query_u64(&self, sql: &str) -> u64 {
+        let v: Option<u64> = self
+            .admin()
+            .await
+            .query_first(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        v.unwrap_or_else(|| panic!("{sql}: no row"))
+    }
+
+    /// The check user as the docs prescribe it: a password and SLAVE MONITOR, plus what the
+    /// write probe needs on the heartbeat table created by the documented SQL. Also a user
+    /// without SLAVE MONITOR, to show the error names it.
+    async fn setup(&self) {
         let mut c = self.admin().await;
+        c.query_drop(HEARTBEAT_TABLE_SQL)
+            .await
+            .unwrap_or_else(|e| panic!("the documented heartbeat SQL: {e}"));
         for host in ["localhost", "127.0.0.1"] {
             for sql in [
                 format!("CREATE USER '{CHECK_USER}'@'{host}' IDENTIFIED BY '{CHECK_PASS}'"),
                 format!("GRANT SLAVE MONITOR ON *.* TO '{CHECK_USER}'@'{host}'"),
+                format!(
+                    "GRANT SELECT, INSERT, UPDATE ON primaryd.heartbeat TO '{CHECK_USER}'@'{host}'"
+                ),
                 format!("CREATE USER 'nomonitor'@'{host}' IDENTIFIED BY '{CHECK_PASS}'"),
             ] {
                 c.query_drop(&sql)
@@ -236,7 +325,7 @@ impl Server {
     }
 
     fn tcp(&self, timeout_ms: u64) -> MysqlConfig {
-        config(
+        mysql_config(
             MysqlEndpoint::Tcp {
                 host: "127.0.0.1".into(),
                 port: self.port,
@@ -246,7 +335,24 @@ impl Server {
     }
 
     fn unix(&self, timeout_ms: u64) -> MysqlConfig {
-        config(MysqlEndpoint::Socket(self.socket()), timeout_ms)
+        mysql_config(MysqlEndpoint::Socket(self.socket()), timeout_ms)
+    }
+
+    /// Ids of the check user's connections whose running statement starts with `info`
+    /// (`None`: all of them).
+    async fn check_connections(&self, info: Option<&str>) -> Vec<u64> {
+        let filter = match info {
+            None => String::new(),
+            Some(i) => format!(" AND info LIKE '{i}%'"),
+        };
+        self.admin()
+            .await
+            .query(format!(
+                "SELECT id FROM information_schema.processlist \
+                 WHERE user = '{CHECK_USER}'{filter}"
+            ))
+            .await
+            .unwrap()
     }
 }
 
@@ -257,20 +363,40 @@ fn root_opts(socket: &Path) -> OptsBuilder {
         .prefer_socket(false)
 }
 
-fn config(endpoint: MysqlEndpoint, timeout_ms: u64) -> MysqlConfig {
-    MysqlConfig {
-        endpoint,
-        user: CHECK_USER.into(),
-        password_file: None,
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(timeout_ms),
-        rise: 2,
-        fall: 1,
-    }
+fn mysql_config(endpoint: MysqlEndpoint, timeout_ms: u64) -> MysqlConfig {
+    let mut c = MysqlConfig::new(endpoint, CHECK_USER);
+    c.interval = Duration::from_millis(50);
+    c.timeout = Duration::from_millis(timeout_ms);
+    (c.rise, c.fall) = (2, 1);
+    c
+}
+
+/// A service around `mysql`, announcing 127.0.0.1 (always configured).
+fn service(name: &str, role: Role, mysql: MysqlConfig) -> ServiceConfig {
+    let text = format!(
+        "[bgp]\nasn = 65000\nrouter_id = \"198.19.0.1\"\n[[bgp.peer]]\nname = \"t\"\n\
+         address = \"198.18.1.0\"\nremote_asn = 65001\n[[service]]\nname = \"{name}\"\n\
+         prefixes = [\"127.0.0.1/32\"]\n[service.mysql]\nsocket = \"/x\"\nuser = \"u\"\n"
+    );
+    let mut s = config::parse(&text).unwrap().services.remove(0);
+    s.role = role;
+    s.mysql = mysql;
+    s
 }
 
 fn probe(cfg: &MysqlConfig) -> MysqlProbe {
     MysqlProbe::new(cfg, Some(CHECK_PASS.into()))
+}
+
+fn replica_probe(cfg: &MysqlConfig) -> MysqlProbe {
+    MysqlProbe::for_service(
+        &service("reader", Role::Replica, cfg.clone()),
+        Some(CHECK_PASS.into()),
+    )
+}
+
+fn writable() -> ProbeResult {
+    ProbeResult::writable()
 }
 
 /// Probes until `want` holds or the deadline passes; returns the last result.
@@ -309,9 +435,85 @@ fn assert_failed(r: &ProbeResult, want: FailureKind) -> &str {
     }
 }
 
+/// Waits until a service's published status satisfies `want`; panics with the last status
+/// after `within`. Returns the status and how long it took.
+async fn wait_status(
+    rx: &mut watch::Receiver<ServiceStatus>,
+    within: Duration,
+    what: &str,
+    want: impl FnMut(&ServiceStatus) -> bool,
+) -> (ServiceStatus, Duration) {
+    let start = Instant::now();
+    let found = match tokio::time::timeout(within, rx.wait_for(want)).await {
+        Ok(Ok(s)) => Some(s.clone()),
+        Ok(Err(_)) => panic!("the task of {what} ended"),
+        Err(_) => None,
+    };
+    match found {
+        Some(s) => (s, start.elapsed()),
+        None => panic!(
+            "timed out after {within:?} waiting until {what}; status: {:#?}",
+            *rx.borrow()
+        ),
+    }
+}
+
+fn up(s: &ServiceStatus) -> bool {
+    s.health == Health::Up
+}
+
+fn down(s: &ServiceStatus) -> bool {
+    s.health == Health::Down
+}
+
+/// Starts the health tasks for `config` as the daemon does, with a consumer for their
+/// events (the tasks stop when nobody listens).
+fn start_health(
+    config: &config::Config,
+) -> (HealthControl, JoinSet<()>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let passwords = vec![Some(CHECK_PASS.to_string()); config.services.len()];
+    let (control, tasks) = control::start(config, passwords, tx);
+    let events = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    (control, tasks, events)
+}
+
+/// A daemon config with one `[[service]]` per entry of `services` (verbatim TOML after the
+/// `[[service]]` line).
+fn config_text(state_dir: &Path, services: &[String]) -> String {
+    let mut t = format!(
+        "[bgp]\nasn = 65000\nrouter_id = \"198.19.0.1\"\n[[bgp.peer]]\nname = \"t\"\n\
+         address = \"198.18.1.0\"\nremote_asn = 65001\n[control]\nstate_dir = {:?}\n",
+        state_dir.display().to_string()
+    );
+    for s in services {
+        t.push_str("\n[[service]]\n");
+        t.push_str(s);
+    }
+    t
+}
+
+/// A `[[service]]` body checking `server` over its socket every `interval_ms` (timeout
+/// 500 ms, rise 1, fall 1); the extras are added to `[[service]]` and `[service.mysql]`.
+fn service_toml(
+    name: &str,
+    prefix: &str,
+    server: &Server,
+    interval_ms: u64,
+    service_extra: &str,
+    mysql_extra: &str,
+) -> String {
+    format!(
+        "name = \"{name}\"\nprefixes = [\"{prefix}\"]\n{service_extra}\n[service.mysql]\n\
+         socket = {:?}\nuser = \"{CHECK_USER}\"\ninterval_ms = {interval_ms}\n\
+         timeout_ms = 500\nrise = 1\nfall = 1\n{mysql_extra}\n",
+        server.socket().display().to_string()
+    )
+}
+
 /// One server through the life of a primary: writable over TCP and the socket, demoted with
-/// read_only, its check connections killed, wrong credentials and a missing privilege, hung
-/// under SIGSTOP and back, then killed with SIGKILL.
+/// read_only, its check connections killed, wrong credentials (in backoff, so the server is
+/// not flooded) and a missing privilege, hung under SIGSTOP and back, then killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_probe_through_failures() {
     require_prerequisites();
@@ -319,10 +521,10 @@ async fn mariadb_probe_through_failures() {
 
     // Fresh server: writable, over both endpoints, and the connection is kept.
     let mut tcp = probe(&server.tcp(2000));
-    assert_eq!(tcp.probe().await, ProbeResult::Writable);
+    assert_eq!(tcp.probe().await, writable());
     assert_eq!(tcp.flavour(), Some(Flavour::MariaDb));
     let mut unix = probe(&server.unix(2000));
-    assert_eq!(unix.probe().await, ProbeResult::Writable);
+    assert_eq!(unix.probe().await, writable());
     assert!(tcp.is_connected() && unix.is_connected());
 
     // The probe checks what was configured: a TCP probe stays on TCP (prefer_socket off).
@@ -344,62 +546,66 @@ async fn mariadb_probe_through_failures() {
     server.sql("SET GLOBAL read_only = 1").await;
     assert_eq!(
         tcp.probe().await,
-        ProbeResult::NotWritable("read_only=1".into())
+        ProbeResult::Unhealthy("read_only=1".into())
     );
     assert!(
         tcp.is_connected(),
         "not writable is an answer, not a failure"
     );
     server.sql("SET GLOBAL read_only = 0").await;
-    assert_eq!(tcp.probe().await, ProbeResult::Writable);
+    assert_eq!(tcp.probe().await, writable());
 
     // Only the probe's connections die (KILL, wait_timeout): the probe reconnects at once
-    // and answers Writable, so the route does not flap.
-    let killed: Vec<u64> = c
-        .query(format!(
-            "SELECT id FROM information_schema.processlist WHERE user = '{CHECK_USER}'"
-        ))
-        .await
-        .unwrap();
+    // and answers writable, so the route does not flap.
+    let killed = server.check_connections(None).await;
     assert_eq!(killed.len(), 2);
     for id in &killed {
         c.query_drop(format!("KILL CONNECTION {id}")).await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<u64> = c
-            .query(format!(
-                "SELECT id FROM information_schema.processlist WHERE user = '{CHECK_USER}'"
-            ))
-            .await
-            .unwrap();
+        let left = server.check_connections(None).await;
         if left.is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "KILL did not end {left:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(tcp.probe().await, ProbeResult::Writable);
-    assert_eq!(unix.probe().await, ProbeResult::Writable);
-    let now: Vec<u64> = c
-        .query(format!(
-            "SELECT id FROM information_schema.processlist WHERE user = '{CHECK_USER}'"
-        ))
-        .await
-        .unwrap();
+    assert_eq!(tcp.probe().await, writable());
+    assert_eq!(unix.probe().await, writable());
+    let now = server.check_connections(None).await;
     assert!(
         now.len() == 2 && now.iter().all(|id| !killed.contains(id)),
         "reconnected: {now:?}"
     );
 
-    // Credentials and privileges: query failures that name the problem.
+    // A wrong password: a clear reason, and further attempts wait in backoff instead of
+    // logging a failed login per check in the server's error log.
+    let aborted = "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                   WHERE VARIABLE_NAME = 'ABORTED_CONNECTS'";
+    let before = server.query_u64(aborted).await;
     let mut bad = MysqlProbe::new(&server.tcp(2000), Some("wrong".into()));
     let r = bad.probe().await;
-    let reason = assert_failed(&r, FailureKind::Query);
+    let reason = assert_failed(&r, FailureKind::Query).to_string();
     assert!(
-        reason.contains("connect failed") && reason.contains("1045"),
+        reason.starts_with("connect failed: ERROR 1045") && reason.contains("password_file"),
         "{reason}"
     );
+    for _ in 0..20 {
+        let (r, took) = timed(&mut bad).await;
+        let again = assert_failed(&r, FailureKind::Query);
+        assert_eq!(
+            again,
+            format!("{reason} (connect backoff after 1 failed attempts)")
+        );
+        assert!(took < Duration::from_millis(50), "{took:?}");
+    }
+    assert_eq!(
+        server.query_u64(aborted).await - before,
+        1,
+        "one failed login reached the server, not 21"
+    );
+
     let mut cfg = server.unix(2000);
     cfg.user = "nomonitor".into();
     let mut nomon = probe(&cfg);
@@ -415,32 +621,39 @@ async fn mariadb_probe_through_failures() {
     // Hung server: only the timeout notices, on time, both on the held connection and on a
     // fresh connect (the kernel still accepts TCP for a stopped process).
     let mut hung = probe(&server.tcp(500));
-    assert_eq!(hung.probe().await, ProbeResult::Writable);
-    signal(server.pid(), "STOP");
+    assert_eq!(hung.probe().await, writable());
+    signal(server.pid(), libc::SIGSTOP);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !all_threads_stopped(server.pid()) {
         assert!(Instant::now() < deadline, "mariadbd did not stop");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    for round in 0..2 {
+    for (round, during) in ["SELECT @@global.read_only", "connect"].iter().enumerate() {
         let (r, took) = timed(&mut hung).await;
         let reason = assert_failed(&r, FailureKind::Timeout);
-        assert_eq!(reason, "check timed out after 500 ms");
+        assert_eq!(
+            reason,
+            format!("check timed out after 500 ms during {during}")
+        );
         assert!(
             took >= Duration::from_millis(500) && took < Duration::from_millis(700),
             "round {round}: took {took:?}"
         );
         assert!(!hung.is_connected());
     }
-    signal(server.pid(), "CONT");
-    let r = probe_until(&mut hung, Duration::from_secs(10), ProbeResult::is_writable).await;
-    assert_eq!(r, ProbeResult::Writable, "recovers after SIGCONT");
+    signal(server.pid(), libc::SIGCONT);
+    let r = probe_until(&mut hung, Duration::from_secs(15), ProbeResult::is_healthy).await;
+    assert_eq!(
+        r,
+        writable(),
+        "recovers after SIGCONT (and the connect backoff)"
+    );
 
     // Killed server: the held connection sees EOF at once, far inside the timeout; so does
     // the reconnect (refused, or a socket nobody listens on).
-    assert_eq!(unix.probe().await, ProbeResult::Writable);
-    assert_eq!(tcp.probe().await, ProbeResult::Writable);
-    signal(server.pid(), "KILL");
+    assert_eq!(unix.probe().await, writable());
+    assert_eq!(tcp.probe().await, writable());
+    signal(server.pid(), libc::SIGKILL);
     for p in [&mut tcp, &mut unix] {
         let (r, took) = timed(p).await;
         let reason = assert_failed(&r, FailureKind::Lost);
@@ -450,9 +663,11 @@ async fn mariadb_probe_through_failures() {
             took < Duration::from_millis(300),
             "lost noticed in {took:?}"
         );
+        // Refused connects are not backed off: they cost the server nothing.
         let (r, took) = timed(p).await;
         let reason = assert_failed(&r, FailureKind::Lost);
         assert!(reason.starts_with("connect failed: "), "{reason}");
+        assert!(!reason.contains("backoff"), "{reason}");
         assert!(
             took < Duration::from_millis(300),
             "reconnect failed in {took:?}"
@@ -460,11 +675,12 @@ async fn mariadb_probe_through_failures() {
     }
 }
 
-/// A primary and a GTID replica of it: the replica is not writable while replication runs,
-/// whatever read_only says, and the task reports it up once replication is stopped (a
-/// promotion, as orchestrator does it).
+/// A primary and a GTID replica of it. As a primary the replica never passes, whatever
+/// read_only says; as a reader (role = "replica") it passes while read-only with both
+/// threads running and lag within max_lag_s, and fails when it lags or replication stops.
+/// Finally a promotion (as orchestrator does it) makes it a primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_replica_is_not_a_primary() {
+async fn mariadb_replica_roles() {
     require_prerequisites();
     let (primary, replica) = tokio::join!(Server::start(1), Server::start(2));
     primary
@@ -507,26 +723,114 @@ async fn mariadb_replica_is_not_a_primary() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // read_only is 0 on this replica: only the replication rule stops it.
+    // read_only is 0 on this replica: only the replication rule stops it as a primary.
     let mut p = probe(&replica.tcp(2000));
     assert_eq!(
         p.probe().await,
-        ProbeResult::NotWritable(
+        ProbeResult::Unhealthy(
             "replication IO and SQL threads running on a primary (connection 'from_db1')".into()
         )
     );
     let mut p = probe(&primary.unix(2000));
-    assert_eq!(p.probe().await, ProbeResult::Writable);
+    assert_eq!(p.probe().await, writable());
 
-    // The task: down first (no verdict yet -> down with the reason), then up after `rise`
-    // checks once replication is stopped, then down on demotion.
+    // The reader role: the primary is no replica; the replica is one once read-only.
+    let mut reader_cfg = replica.unix(2000);
+    reader_cfg.max_lag = Duration::from_secs(1);
+    let mut reader = replica_probe(&reader_cfg);
+    assert_eq!(
+        replica_probe(&primary.unix(2000)).probe().await,
+        ProbeResult::Unhealthy(
+            "read_only=0 (a replica must be read-only); not replicating: no replication \
+             configured"
+                .into()
+        )
+    );
+    assert_eq!(
+        reader.probe().await,
+        ProbeResult::Unhealthy("read_only=0 (a replica must be read-only)".into())
+    );
+    replica.sql("SET GLOBAL read_only = 1").await;
+    assert_eq!(
+        reader.probe().await,
+        ProbeResult::Healthy("replica, lag 0 s".into())
+    );
+
+    // Lag: the replica's SQL thread waits behind a table lock while the primary writes;
+    // Seconds_Behind_Master grows past max_lag_s = 1.
+    let mut writer = primary.binlogged().await;
+    writer
+        .query_drop(
+            "CREATE DATABASE lagtest; CREATE TABLE lagtest.t (id INT PRIMARY KEY) ENGINE=InnoDB",
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while replica
+        .query_u64("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'lagtest'")
+        .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "lagtest.t did not replicate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut locker = replica.admin().await;
+    locker
+        .query_drop("LOCK TABLES lagtest.t WRITE")
+        .await
+        .unwrap();
+    writer
+        .query_drop("INSERT INTO lagtest.t VALUES (1)")
+        .await
+        .unwrap();
+    let r = probe_until(&mut reader, Duration::from_secs(15), |r| !r.is_healthy()).await;
+    match &r {
+        ProbeResult::Unhealthy(reason) => assert!(
+            reason.starts_with("replication lag ")
+                && reason.ends_with(" s > max_lag_s 1 (connection 'from_db1')"),
+            "{reason}"
+        ),
+        other => panic!("expected lag, got {other:?}"),
+    }
+    locker.query_drop("UNLOCK TABLES").await.unwrap();
+    let r = probe_until(
+        &mut reader,
+        Duration::from_secs(15),
+        ProbeResult::is_healthy,
+    )
+    .await;
+    assert_eq!(
+        r,
+        ProbeResult::Healthy("replica, lag 0 s".into()),
+        "caught up"
+    );
+
+    // Replication stopped: withdrawn, naming the thread.
+    replica.sql("STOP SLAVE 'from_db1' SQL_THREAD").await;
+    assert_eq!(
+        reader.probe().await,
+        ProbeResult::Unhealthy(
+            "replication SQL thread not running (No) (connection 'from_db1')".into()
+        )
+    );
+    replica.sql("START SLAVE 'from_db1' SQL_THREAD").await;
+    let r = probe_until(
+        &mut reader,
+        Duration::from_secs(15),
+        ProbeResult::is_healthy,
+    )
+    .await;
+    assert!(r.is_healthy(), "{r:?}");
+    replica.sql("SET GLOBAL read_only = 0").await;
+
+    // The task as a primary: down first (no verdict yet -> down with the reason), then up
+    // after `rise` checks once replication is stopped, then down on demotion.
     let (tx, mut rx) = mpsc::channel::<HealthEvent>(8);
     let cfg = replica.unix(2000);
     let (interval, rise) = (cfg.interval, cfg.rise);
     let checks = tokio::spawn(task::run(
         3,
-        "main".into(),
-        cfg,
+        service("main", Role::Primary, cfg),
         Some(CHECK_PASS.into()),
         tx,
     ));
@@ -557,4 +861,415 @@ async fn mariadb_replica_is_not_a_primary() {
         .await
         .expect("the task ends with its receiver")
         .unwrap();
+}
+
+/// One daemon, three MariaDB instances (one per port), one service each: independent
+/// checks and states. Killing one server is noticed through its watch connection at once,
+/// with a 10 s check interval, and the other two never change; removing one service's
+/// address withdraws only that service. The third address is added by primaryd itself
+/// (`manage_addresses`).
+#[test]
+fn three_services_on_one_host_fail_independently() {
+    in_private_netns(|| async {
+        let (a, b, c) = tokio::join!(Server::start(1), Server::start(2), Server::start(3));
+        ip("addr add 192.0.2.21/32 dev lo");
+        ip("addr add 192.0.2.22/32 dev lo");
+        let state = tempfile::tempdir().unwrap();
+        let text = config_text(
+            state.path(),
+            &[
+                service_toml("a", "192.0.2.21/32", &a, 10_000, "", ""),
+                service_toml("b", "192.0.2.22/32", &b, 100, "", ""),
+                service_toml("c", "192.0.2.23/32", &c, 100, "manage_addresses = true", ""),
+            ],
+        );
+        let config = config::parse(&text).unwrap();
+        let (control, tasks, events) = start_health(&config);
+        assert!(
+            ip("addr show dev lo").contains("inet 192.0.2.23/32"),
+            "manage_addresses added 192.0.2.23 before the checks started"
+        );
+        let mut rx: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| control.subscribe(n).unwrap())
+            .collect();
+        for (r, name) in rx.iter_mut().zip(["a", "b", "c"]) {
+            let (s, _) = wait_status(r, Duration::from_secs(20), &format!("{name} up"), up).await;
+            assert_eq!(s.reason, "writable primary (1 consecutive check)");
+            assert_eq!(s.transitions, 1);
+        }
+
+        // a's watch is parked on its server.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.check_connections(Some("SELECT SLEEP")).await.is_empty() {
+            assert!(Instant::now() < deadline, "the watch never parked on a");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let last_regular = rx[0].borrow().last_check.clone().unwrap().at;
+        let since_last = last_regular.elapsed().unwrap_or_default();
+        assert!(
+            since_last < Duration::from_secs(5),
+            "a's next regular check is at least 5 s away ({since_last:?} since the last)"
+        );
+
+        // Fail fast: kill -9 a; its status goes down long before the next check is due.
+        let killed = Instant::now();
+        signal(a.pid(), libc::SIGKILL);
+        let (s, took) = wait_status(&mut rx[0], Duration::from_secs(5), "a down", down).await;
+        eprintln!("mariadbd killed: service down after {took:?} (interval 10 s)");
+        assert!(
+            s.reason.starts_with("connection lost: ")
+                && s.reason.contains("; then connect failed: "),
+            "{}",
+            s.reason
+        );
+        assert!(
+            s.last_check.unwrap().at > last_regular,
+            "a check ran after the kill"
+        );
+        // The whole path (EOF on the watch, the task wakes, the check's refused reconnect)
+        // takes milliseconds; 300 ms leaves room for a loaded CI machine and is still a
+        // thirtieth of the interval that would otherwise have been waited.
+        assert!(took < Duration::from_millis(300), "a down after {took:?}");
+        assert!(killed.elapsed() < Duration::from_secs(5));
+
+        // The others did not notice.
+        for r in &rx[1..] {
+            let s = r.borrow().clone();
+            assert_eq!((s.health, s.transitions), (Health::Up, 1), "{s:#?}");
+        }
+
+        // b hangs (SIGSTOP): its check times out and it is withdrawn; c, checked by its own
+        // task, is not held up for a moment.
+        let c_checks = rx[2].borrow().last_check.clone().unwrap().at;
+        signal(b.pid(), libc::SIGSTOP);
+        let (s, took) = wait_status(&mut rx[1], Duration::from_secs(5), "b down", down).await;
+        eprintln!("mariadbd stopped: service down after {took:?} (timeout 500 ms)");
+        assert!(
+            s.reason.starts_with("check timed out after 500 ms during "),
+            "{}",
+            s.reason
+        );
+        // c kept checking every 100 ms while b's check hung.
+        let c_now = rx[2].borrow().clone();
+        assert_eq!((c_now.health, c_now.transitions), (Health::Up, 1));
+        let c_gap = c_now
+            .last_check
+            .unwrap()
+            .at
+            .duration_since(c_checks)
+            .unwrap();
+        assert!(
+            c_gap >= Duration::from_millis(400),
+            "c checked during b's hang ({c_gap:?})"
+        );
+        signal(b.pid(), libc::SIGCONT);
+        wait_status(
+            &mut rx[1],
+            Duration::from_secs(20),
+            "b up after SIGCONT",
+            up,
+        )
+        .await;
+
+        // c's address goes away: only c is withdrawn, at its next check.
+        ip("addr del 192.0.2.23/32 dev lo");
+        let (s, _) = wait_status(&mut rx[2], Duration::from_secs(5), "c down", down).await;
+        assert_eq!(
+            s.reason,
+            "address 192.0.2.23 not configured on any local interface"
+        );
+        assert_eq!(s.check_health, Health::Up, "the server itself is fine");
+        assert_eq!(rx[1].borrow().health, Health::Up);
+        ip("addr add 192.0.2.23/32 dev lo");
+        wait_status(&mut rx[2], Duration::from_secs(5), "c up again", up).await;
+
+        let all = control.statuses();
+        let health: Vec<_> = all.iter().map(|s| (s.name.as_str(), s.health)).collect();
+        assert_eq!(
+            health,
+            [("a", Health::Down), ("b", Health::Up), ("c", Health::Up)]
+        );
+        drop(tasks);
+        events.abort();
+    });
+}
+
+/// The write probe against a stuck commit (a held table lock, then a row lock in an open
+/// transaction), flap damping, a killed watch, drain persisted across a restart, the
+/// disable file, and drain --all. Two services check the same server: "main" with the write
+/// probe and a disable file, "damped" with min_up_interval_ms = 3000.
+#[test]
+fn write_probe_damping_watch_kill_drain_and_disable_file() {
+    in_private_netns(|| async {
+        let server = Server::start(1).await;
+        ip("addr add 192.0.2.31/32 dev lo");
+        ip("addr add 192.0.2.32/32 dev lo");
+        let state = tempfile::tempdir().unwrap();
+        let disable = state.path().join("main.disabled");
+        let text = config_text(
+            state.path(),
+            &[
+                service_toml(
+                    "main",
+                    "192.0.2.31/32",
+                    &server,
+                    100,
+                    &format!("disable_file = {:?}", disable.display().to_string()),
+                    "write_probe_table = \"primaryd.heartbeat\"",
+                ),
+                service_toml(
+                    "damped",
+                    "192.0.2.32/32",
+                    &server,
+                    100,
+                    "",
+                    "min_up_interval_ms = 3000",
+                ),
+            ],
+        );
+        let config = config::parse(&text).unwrap();
+        let (control, tasks, events) = start_health(&config);
+        let mut main = control.subscribe("main").unwrap();
+        let mut damped = control.subscribe("damped").unwrap();
+        let within = Duration::from_secs(10);
+        wait_status(&mut main, within, "main up", up).await;
+        wait_status(&mut damped, within, "damped up", up).await;
+
+        // The heartbeat row is written at every check.
+        let seq = "SELECT seq FROM primaryd.heartbeat WHERE server_id = 1 AND service = 'main'";
+        let first = server.query_u64(seq).await;
+        let deadline = Instant::now() + within;
+        while server.query_u64(seq).await == first {
+            assert!(Instant::now() < deadline, "the heartbeat does not advance");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // A stuck commit: another session holds a write lock on the heartbeat table.
+        let mut locker = server.admin().await;
+        locker
+            .query_drop("LOCK TABLES primaryd.heartbeat WRITE")
+            .await
+            .unwrap();
+        let (s, took) = wait_status(&mut main, within, "main down (table lock)", down).await;
+        eprintln!("held table lock: main withdrawn after {took:?} (timeout 500 ms)");
+        assert_eq!(
+            s.reason,
+            "check timed out after 500 ms during the write probe"
+        );
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert_eq!(damped.borrow().health, Health::Up, "no write probe there");
+        locker.query_drop("UNLOCK TABLES").await.unwrap();
+        wait_status(&mut main, within, "main up (unlocked)", up).await;
+
+        // A row lock held by an open transaction.
+        let mut trx = server.admin().await;
+        trx.query_drop("BEGIN").await.unwrap();
+        trx.query_drop(format!("{seq} FOR UPDATE")).await.unwrap();
+        let (s, _) = wait_status(&mut main, within, "main down (row lock)", down).await;
+        assert_eq!(
+            s.reason,
+            "check timed out after 500 ms during the write probe"
+        );
+        trx.query_drop("ROLLBACK").await.unwrap();
+        wait_status(&mut main, within, "main up (rolled back)", up).await;
+
+        // Flap damping: two read_only flaps. "damped" may come back once, then it is held
+        // until 3 s after that announcement; "main" comes back each time at once.
+        let mut ups = Vec::new();
+        for flap in 0..2 {
+            server.sql("SET GLOBAL read_only = 1").await;
+            wait_status(&mut damped, within, "damped down (read_only)", down).await;
+            wait_status(&mut main, within, "main down (read_only)", down).await;
+            server.sql("SET GLOBAL read_only = 0").await;
+            wait_status(&mut main, within, "main up (writable)", up).await;
+            if flap == 1 {
+                let (s, _) = wait_status(&mut damped, within, "damped held", |s| {
+                    s.damped_until.is_some()
+                })
+                .await;
+                assert_eq!(s.health, Health::Down);
+                assert_eq!(s.check_health, Health::Up);
+                assert!(
+                    s.reason.starts_with("flap damping: healthy again"),
+                    "{}",
+                    s.reason
+                );
+            }
+            let (s, _) = wait_status(&mut damped, within, "damped up", up).await;
+            ups.push(s.since);
+        }
+        let gap = ups[1].duration_since(ups[0]).unwrap();
+        assert!(gap >= Duration::from_secs(3), "re-announced after {gap:?}");
+
+        // Someone kills the watch connections: a check, no flap, and they come back.
+        let watches = server.check_connections(Some("SELECT SLEEP")).await;
+        assert_eq!(watches.len(), 2, "one watch per service");
+        let transitions: Vec<u64> = [&main, &damped]
+            .iter()
+            .map(|r| r.borrow().transitions)
+            .collect();
+        let mut admin = server.admin().await;
+        for id in &watches {
+            admin
+                .query_drop(format!("KILL CONNECTION {id}"))
+                .await
+                .unwrap();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let now = server.check_connections(Some("SELECT SLEEP")).await;
+            if now.len() == 2 && now.iter().all(|id| !watches.contains(id)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watches not parked again: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after: Vec<u64> = [&main, &damped]
+            .iter()
+            .map(|r| r.borrow().transitions)
+            .collect();
+        assert_eq!(
+            after, transitions,
+            "killing the watch did not flap the routes"
+        );
+
+        // Drain: withdrawn at once, persisted, and still drained after a restart.
+        let target = Target::Service("main".into());
+        let st = control
+            .drain(&target, Some("test drain".into()))
+            .await
+            .unwrap();
+        assert_eq!(st[0].health, Health::Down);
+        assert_eq!(st[0].reason, "drained by operator: test drain");
+        assert_eq!(main.borrow().health, Health::Down);
+        assert!(state.path().join("main.drained").exists());
+        assert!(matches!(
+            control.drain(&Target::Service("nope".into()), None).await,
+            Err(control::DrainError::UnknownService(_))
+        ));
+        drop((control, tasks));
+        events.abort();
+
+        let (control, tasks, events) = start_health(&config);
+        let mut main = control.subscribe("main").unwrap();
+        let s = main.borrow().clone();
+        assert_eq!(
+            (s.health, s.reason.as_str()),
+            (Health::Down, "drained by operator: test drain"),
+            "drained before the first check"
+        );
+        let (s, _) = wait_status(&mut main, within, "main's checks pass", |s| {
+            s.check_health == Health::Up
+        })
+        .await;
+        assert_eq!(s.health, Health::Down, "a drained service stays withdrawn");
+        let st = control.undrain(&target).await.unwrap();
+        assert_eq!(st[0].health, Health::Up, "{:#?}", st[0]);
+        assert!(!state.path().join("main.drained").exists());
+
+        // The disable file.
+        std::fs::write(&disable, "").unwrap();
+        let (s, _) = wait_status(&mut main, within, "main disabled", down).await;
+        assert_eq!(s.reason, format!("disabled by file {}", disable.display()));
+        assert_eq!(control.status("damped").unwrap().health, Health::Up);
+        std::fs::remove_file(&disable).unwrap();
+        wait_status(&mut main, within, "main enabled", up).await;
+
+        // drain --all and undrain --all.
+        let st = control.drain(&Target::All, None).await.unwrap();
+        assert!(st
+            .iter()
+            .all(|s| s.health == Health::Down && s.reason == "drained by operator"));
+        for name in ["main", "damped"] {
+            assert!(state.path().join(format!("{name}.drained")).exists());
+        }
+        control.undrain(&Target::All).await.unwrap();
+        for name in ["main", "damped"] {
+            let mut r = control.subscribe(name).unwrap();
+            wait_status(&mut r, within, &format!("{name} undrained and up"), up).await;
+        }
+        drop(tasks);
+        events.abort();
+    });
+}
+
+/// TLS to the server with rustls: a user that REQUIRE SSL connects only over TLS, with the
+/// private CA given in tls_ca_file; without it the certificate is refused, as a TLS
+/// failure that names the cause rather than a lost connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_server() {
+    require_prerequisites();
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(d.join("san.cnf"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+    let openssl = |args: &str| {
+        run_ok(
+            Command::new("openssl")
+                .current_dir(d)
+                .args(args.split_whitespace()),
+        );
+    };
+    openssl("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=primaryd-test-ca");
+    openssl("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
+    openssl("x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.cnf");
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(
+            d.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let dir = d.to_path_buf();
+    let server = Server::start_with(1, move |_| {
+        vec![
+            format!("--ssl-ca={}", dir.join("ca.pem").display()),
+            format!("--ssl-cert={}", dir.join("server.pem").display()),
+            format!("--ssl-key={}", dir.join("server.key").display()),
+        ]
+    })
+    .await;
+    server
+        .sql(&format!(
+            "CREATE USER 'tlsuser'@'127.0.0.1' IDENTIFIED BY '{CHECK_PASS}' REQUIRE SSL"
+        ))
+        .await;
+    server
+        .sql("GRANT SLAVE MONITOR ON *.* TO 'tlsuser'@'127.0.0.1'")
+        .await;
+    let mut cfg = server.tcp(2000);
+    cfg.user = "tlsuser".into();
+
+    let r = probe(&cfg).probe().await;
+    let reason = assert_failed(&r, FailureKind::Query);
+    assert!(
+        reason.contains("ERROR 1045"),
+        "plain TCP is refused: {reason}"
+    );
+
+    cfg.tls = Some(TlsConfig {
+        ca_file: Some(d.join("ca.pem")),
+        skip_hostname_check: false,
+    });
+    assert_eq!(
+        probe(&cfg).probe().await,
+        writable(),
+        "TLS with the private CA"
+    );
+
+    cfg.tls = Some(TlsConfig {
+        ca_file: None,
+        skip_hostname_check: false,
+    });
+    let r = probe(&cfg).probe().await;
+    let reason = assert_failed(&r, FailureKind::Query);
+    assert!(
+        reason.starts_with("connect failed: TLS or protocol error: ")
+            && reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
 }

@@ -1,10 +1,13 @@
 //! Pure rise/fall hysteresis over probe results: no I/O, no clocks.
 //!
-//! - `Unknown` (no verdict yet) and `Down` go `Up` only after `rise` consecutive writable
+//! - `Unknown` (no verdict yet) and `Down` go `Up` only after `rise` consecutive healthy
 //!   results, never earlier.
-//! - `Up` goes `Down` after `fall` consecutive non-writable results, except a lost
+//! - `Up` goes `Down` after `fall` consecutive unhealthy or failed results, except a lost
 //!   connection, which goes down at once whatever `fall` is.
-//! - `Unknown` goes `Down` on the first non-writable result, so the state carries a reason.
+//! - `Unknown` goes `Down` on the first unhealthy result, so the state carries a reason.
+//!
+//! What else keeps a service's routes out (drain, disable file, missing address, flap
+//! damping) is layered on top by [`super::state`].
 
 use std::fmt;
 
@@ -42,14 +45,14 @@ pub struct Checker {
     fall: u32,
     health: Health,
     reason: String,
-    /// Consecutive writable results (reset by any other result).
+    /// Consecutive healthy results (reset by any other result).
     successes: u32,
-    /// Consecutive non-writable results (reset by a writable one).
+    /// Consecutive unhealthy or failed results (reset by a healthy one).
     failures: u32,
 }
 
 impl Checker {
-    /// `rise` and `fall` below 1 are taken as 1: nothing goes up without a writable result.
+    /// `rise` and `fall` below 1 are taken as 1: nothing goes up without a healthy result.
     pub fn new(rise: u32, fall: u32) -> Self {
         Checker {
             rise: rise.max(1),
@@ -65,6 +68,24 @@ impl Checker {
         self.health
     }
 
+    /// Consecutive healthy results so far (progress towards `rise`).
+    pub fn successes(&self) -> u32 {
+        self.successes
+    }
+
+    /// Consecutive unhealthy or failed results so far (progress towards `fall`).
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    pub fn rise(&self) -> u32 {
+        self.rise
+    }
+
+    pub fn fall(&self) -> u32 {
+        self.fall
+    }
+
     /// Why the state is what it is. While not up it follows the latest result, so an
     /// operator sees the current cause (or the progress towards up).
     pub fn reason(&self) -> &str {
@@ -75,7 +96,7 @@ impl Checker {
     pub fn observe(&mut self, result: &ProbeResult) -> Option<Transition> {
         let from = self.health;
         match result {
-            ProbeResult::Writable => {
+            ProbeResult::Healthy(what) => {
                 self.failures = 0;
                 self.successes = self.successes.saturating_add(1);
                 if from == Health::Up {
@@ -84,18 +105,18 @@ impl Checker {
                 if self.successes >= self.rise {
                     self.health = Health::Up;
                     self.reason = format!(
-                        "writable primary ({} consecutive check{})",
+                        "{what} ({} consecutive check{})",
                         self.successes,
                         if self.successes == 1 { "" } else { "s" }
                     );
                 } else {
                     self.reason = format!(
-                        "writable, {} of {} consecutive checks needed to go up",
+                        "{what}, {} of {} consecutive checks needed to go up",
                         self.successes, self.rise
                     );
                 }
             }
-            ProbeResult::NotWritable(reason) | ProbeResult::Failed { reason, .. } => {
+            ProbeResult::Unhealthy(reason) | ProbeResult::Failed { reason, .. } => {
                 self.successes = 0;
                 self.failures = self.failures.saturating_add(1);
                 let lost = matches!(
@@ -127,10 +148,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const W: ProbeResult = ProbeResult::Writable;
+    fn w() -> ProbeResult {
+        ProbeResult::writable()
+    }
 
     fn ro() -> ProbeResult {
-        ProbeResult::NotWritable("read_only=1".into())
+        ProbeResult::Unhealthy("read_only=1".into())
     }
 
     fn failed(kind: FailureKind) -> ProbeResult {
@@ -163,10 +186,10 @@ mod tests {
     #[test]
     fn rise1_fall1() {
         let mut c = Checker::new(1, 1);
-        let t = c.observe(&W).unwrap();
+        let t = c.observe(&w()).unwrap();
         assert_eq!((t.from, t.to), (Unknown, Up));
         assert_eq!(t.reason, "writable primary (1 consecutive check)");
-        assert_eq!(c.observe(&W), None);
+        assert_eq!(c.observe(&w()), None);
         let t = c.observe(&ro()).unwrap();
         assert_eq!(
             t,
@@ -176,21 +199,21 @@ mod tests {
                 reason: "read_only=1".into()
             }
         );
-        let t = c.observe(&W).unwrap();
+        let t = c.observe(&w()).unwrap();
         assert_eq!((t.from, t.to), (Down, Up));
     }
 
     #[test]
     fn unknown_goes_up_only_after_rise_writable() {
         let mut c = Checker::new(3, 2);
-        assert_eq!(c.observe(&W), None);
-        assert_eq!(c.observe(&W), None);
+        assert_eq!(c.observe(&w()), None);
+        assert_eq!(c.observe(&w()), None);
         assert_eq!(c.health(), Unknown);
         assert_eq!(
             c.reason(),
-            "writable, 2 of 3 consecutive checks needed to go up"
+            "writable primary, 2 of 3 consecutive checks needed to go up"
         );
-        let t = c.observe(&W).unwrap();
+        let t = c.observe(&w()).unwrap();
         assert_eq!((t.from, t.to), (Unknown, Up));
         assert_eq!(t.reason, "writable primary (3 consecutive checks)");
     }
@@ -209,14 +232,17 @@ mod tests {
     #[test]
     fn rise3_fall2() {
         let mut c = Checker::new(3, 2);
-        let h = run(&mut c, &[W, W, W, ro(), W, ro(), ro(), W, W, W]);
+        let h = run(
+            &mut c,
+            &[w(), w(), w(), ro(), w(), ro(), ro(), w(), w(), w()],
+        );
         assert_eq!(h, [Unknown, Unknown, Up, Up, Up, Up, Down, Down, Down, Up]);
     }
 
     #[test]
     fn failure_resets_rise_count() {
         let mut c = Checker::new(3, 2);
-        let h = run(&mut c, &[W, W, ro(), W, W, W]);
+        let h = run(&mut c, &[w(), w(), ro(), w(), w(), w()]);
         assert_eq!(h, [Unknown, Unknown, Down, Down, Down, Up]);
     }
 
@@ -226,7 +252,7 @@ mod tests {
         let t = failed(FailureKind::Timeout);
         let h = run(
             &mut c,
-            &[W, t.clone(), t.clone(), W, t.clone(), t.clone(), t],
+            &[w(), t.clone(), t.clone(), w(), t.clone(), t.clone(), t],
         );
         assert_eq!(h, [Up, Up, Up, Up, Up, Up, Down]);
     }
@@ -234,13 +260,13 @@ mod tests {
     #[test]
     fn lost_connection_goes_down_at_once() {
         let mut c = Checker::new(1, 5);
-        c.observe(&W);
+        c.observe(&w());
         let t = c.observe(&failed(FailureKind::Lost)).unwrap();
         assert_eq!((t.from, t.to), (Up, Down));
         // Timeout and query errors wait for `fall`.
         for kind in [FailureKind::Timeout, FailureKind::Query] {
             let mut c = Checker::new(1, 2);
-            c.observe(&W);
+            c.observe(&w());
             assert_eq!(c.observe(&failed(kind)), None);
             assert_eq!(c.observe(&failed(kind)).map(|t| t.to), Some(Down));
         }
@@ -250,14 +276,14 @@ mod tests {
     fn zero_rise_and_fall_act_as_one() {
         let mut c = Checker::new(0, 0);
         assert_eq!(c.observe(&ro()).map(|t| t.to), Some(Down));
-        assert_eq!(c.observe(&W).map(|t| t.to), Some(Up));
+        assert_eq!(c.observe(&w()).map(|t| t.to), Some(Up));
         assert_eq!(c.observe(&ro()).map(|t| t.to), Some(Down));
     }
 
     fn any_result() -> impl Strategy<Value = ProbeResult> {
         prop_oneof![
-            4 => Just(ProbeResult::Writable),
-            1 => Just(ProbeResult::NotWritable("read_only=1".into())),
+            4 => Just(ProbeResult::writable()),
+            1 => Just(ProbeResult::Unhealthy("read_only=1".into())),
             1 => Just(failed(FailureKind::Lost)),
             1 => Just(failed(FailureKind::Timeout)),
             1 => Just(failed(FailureKind::Query)),
@@ -285,25 +311,25 @@ mod tests {
                 if c.health() == Health::Up && prev != Health::Up {
                     // Going up: the last `rise` results were all writable.
                     prop_assert!(seen.len() >= rise as usize);
-                    prop_assert!(seen[seen.len() - rise as usize..].iter().all(|r| r.is_writable()));
+                    prop_assert!(seen[seen.len() - rise as usize..].iter().all(|r| r.is_healthy()));
                 }
                 if c.health() == Health::Up {
                     // Staying up: fewer than `fall` trailing failures, none of them lost.
                     let trailing: Vec<_> =
-                        seen.iter().rev().take_while(|r| !r.is_writable()).collect();
+                        seen.iter().rev().take_while(|r| !r.is_healthy()).collect();
                     prop_assert!(trailing.len() < fall as usize);
                     let lost = trailing.iter().any(|r| {
                         matches!(r, ProbeResult::Failed { kind: FailureKind::Lost, .. })
                     });
                     prop_assert!(!lost, "up despite a lost connection");
-                    prop_assert!(seen.iter().filter(|r| r.is_writable()).count() >= rise as usize);
-                } else if !r.is_writable() {
+                    prop_assert!(seen.iter().filter(|r| r.is_healthy()).count() >= rise as usize);
+                } else if !r.is_healthy() {
                     // Any failure leaves a non-up state down, with that failure's reason.
                     prop_assert_eq!(c.health(), Health::Down);
                     prop_assert_eq!(c.reason(), r.to_string());
                 }
                 if c.health() == Health::Unknown {
-                    prop_assert!(seen.iter().all(|r| r.is_writable()));
+                    prop_assert!(seen.iter().all(|r| r.is_healthy()));
                 }
                 prev = c.health();
             }

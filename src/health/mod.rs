@@ -1,11 +1,25 @@
 //! MySQL/MariaDB health checking, split so the deciding parts are pure and testable:
 //!
-//! - [`mysql`]: the only code that talks to the server. One persistent connection, one probe
-//!   with a deadline, answered as a [`mysql::ProbeResult`]; [`mysql::evaluate`] decides
-//!   "writable primary" from what the server answered, without I/O.
+//! - [`mysql`]: the only code that runs the checks. One persistent connection, one probe
+//!   with a deadline, answered as a [`mysql::ProbeResult`]; [`mysql::evaluate`] (primary) and
+//!   [`mysql::evaluate_replica`] decide from what the server answered, without I/O.
+//! - [`watch`]: a second connection parked in `SELECT SLEEP(...)`, whose end triggers a
+//!   check at once (fail fast between checks).
 //! - [`checker`]: pure rise/fall hysteresis; a lost connection goes down at once.
-//! - [`task`]: the tokio task that probes on a timer and reports each transition.
+//! - [`state`]: pure: the checker plus drain, disable file, service addresses and flap
+//!   damping, and the [`state::ServiceStatus`] snapshot the CLI shows.
+//! - [`address`]: are the service addresses configured on this host (and `manage_addresses`).
+//! - [`drain`]: drains persisted in `state_dir`.
+//! - [`backoff`]: pure reconnect backoff.
+//! - [`task`]: the tokio task per service: checks on a timer and when the watch ends.
+//! - [`control`]: starts the tasks; the drain/undrain/snapshot API for the control socket.
 
+pub mod address;
+pub mod backoff;
 pub mod checker;
+pub mod control;
+pub mod drain;
 pub mod mysql;
+pub mod state;
 pub mod task;
+pub mod watch;

@@ -1,24 +1,30 @@
-//! The only code that talks to MySQL/MariaDB: one probe, bounded by a deadline, over one
-//! persistent connection, answered as a [`ProbeResult`].
+//! The only code that runs the checks against MySQL/MariaDB: one probe, bounded by a deadline,
+//! over one persistent connection, answered as a [`ProbeResult`].
 //!
-//! What "healthy writable primary" means is decided by the pure [`evaluate`] from what the
-//! server answered, so the rule is unit-tested on recorded result sets without a server.
+//! Whether the server is what the service's role needs is decided by the pure [`evaluate`]
+//! (primary) and [`evaluate_replica`] from what the server answered, so the rules are
+//! unit-tested on recorded result sets without a server.
 //!
 //! Per check the probe runs two queries. MariaDB: `SELECT @@global.read_only` and
 //! `SHOW ALL SLAVES STATUS`. MySQL 5.7+: `SELECT @@global.read_only,
 //! @@global.super_read_only, @@global.offline_mode` and `SHOW REPLICA STATUS` (8.0.22+) or
 //! `SHOW SLAVE STATUS`. `SELECT VERSION()` runs once per connection to learn the flavour.
-//! Privileges: reading the variables needs none; the replication status needs SLAVE MONITOR
-//! on MariaDB 10.5+ (REPLICATION CLIENT on older MariaDB and on MySQL).
+//! With a write probe, a primary that passed those also upserts its heartbeat row and reads
+//! it back. Privileges: reading the variables needs none; the replication status needs SLAVE
+//! MONITOR on MariaDB 10.5+ (REPLICATION CLIENT on older MariaDB and on MySQL); the write
+//! probe needs SELECT, INSERT and UPDATE on its table.
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, DriverError, IoError, Opts, OptsBuilder, Row, ServerError, Value};
+use mysql_async::{
+    Conn, DriverError, IoError, Opts, OptsBuilder, Row, ServerError, SslOpts, Value,
+};
 
-use crate::config::{MysqlConfig, MysqlEndpoint};
+use super::backoff::Backoff;
+use crate::config::{MysqlConfig, MysqlEndpoint, Role, ServiceConfig, WriteProbeTable};
 
 /// Which server we talk to; it decides which variables exist and how replication is queried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +71,33 @@ impl Flavour {
         }
     }
 
+    fn is_mysql_8022(&self) -> bool {
+        matches!(*self, Flavour::MySql { major, minor, patch } if (major, minor, patch) >= (8, 0, 22))
+    }
+
     fn replication_query(&self) -> &'static str {
-        match *self {
+        match self {
             Flavour::MariaDb => "SHOW ALL SLAVES STATUS",
-            Flavour::MySql {
-                major,
-                minor,
-                patch,
-            } if (major, minor, patch) >= (8, 0, 22) => "SHOW REPLICA STATUS",
+            f if f.is_mysql_8022() => "SHOW REPLICA STATUS",
             Flavour::MySql { .. } => "SHOW SLAVE STATUS",
+        }
+    }
+
+    /// The lag column as this server spells it, for reasons.
+    fn lag_column(&self) -> &'static str {
+        if self.is_mysql_8022() {
+            "Seconds_Behind_Source"
+        } else {
+            "Seconds_Behind_Master"
+        }
+    }
+
+    /// Lifts the server-side statement time limit for the parked watch query (MariaDB's
+    /// `max_statement_time`, MySQL's `max_execution_time`, which applies to SELECTs).
+    pub fn no_statement_limit(&self) -> &'static str {
+        match self {
+            Flavour::MariaDb => "SET SESSION max_statement_time = 0",
+            Flavour::MySql { .. } => "SET SESSION max_execution_time = 0",
         }
     }
 
@@ -163,17 +187,30 @@ fn value_as_bool(v: &Value) -> Option<bool> {
     }
 }
 
-/// One replication stream's threads as the server reported them ("Yes", "No", "Connecting",
-/// "Preparing", ...). `channel` is MariaDB's Connection_name or MySQL's Channel_Name.
+/// A non-negative integer as either protocol sends it; NULL and anything else: `None`.
+fn value_as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::UInt(n) => Some(*n),
+        Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// One replication stream as the server reported it: threads ("Yes", "No", "Connecting",
+/// "Preparing", ...) and lag. `channel` is MariaDB's Connection_name or MySQL's Channel_Name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationThreads {
     pub channel: String,
     pub io_running: String,
     pub sql_running: String,
+    /// Seconds_Behind_Master / Seconds_Behind_Source; `None` when NULL (lag unknown: the SQL
+    /// thread is stopped or the IO thread lost its source) or not reported.
+    pub lag: Option<u64>,
 }
 
 impl ReplicationThreads {
-    /// Extracts the threads from a `SHOW ALL SLAVES STATUS` / `SHOW REPLICA STATUS` /
+    /// Extracts the streams from a `SHOW ALL SLAVES STATUS` / `SHOW REPLICA STATUS` /
     /// `SHOW SLAVE STATUS` result set, finding columns by name (both spellings accepted, as
     /// servers renamed them). A missing channel column (MySQL 5.6) means the default channel.
     pub fn from_result_set(
@@ -193,6 +230,7 @@ impl ReplicationThreads {
         let sql = find(&["Slave_SQL_Running", "Replica_SQL_Running"])
             .ok_or("replication status has no Slave_SQL_Running/Replica_SQL_Running column")?;
         let channel = find(&["Connection_name", "Channel_Name"]);
+        let lag = find(&["Seconds_Behind_Master", "Seconds_Behind_Source"]);
         Ok(rows
             .iter()
             .map(|row| ReplicationThreads {
@@ -202,8 +240,18 @@ impl ReplicationThreads {
                     .unwrap_or_default(),
                 io_running: row.get(io).map(value_as_text).unwrap_or_default(),
                 sql_running: row.get(sql).map(value_as_text).unwrap_or_default(),
+                lag: lag.and_then(|i| row.get(i)).and_then(value_as_u64),
             })
             .collect())
+    }
+
+    fn describe(&self, flavour: &Flavour) -> String {
+        let word = flavour.channel_word();
+        if self.channel.is_empty() {
+            format!("default {word}")
+        } else {
+            format!("{word} '{}'", self.channel)
+        }
     }
 }
 
@@ -246,18 +294,72 @@ pub fn evaluate(
             (false, true) => "SQL thread",
             (false, false) => continue,
         };
-        let word = flavour.channel_word();
-        let which = if r.channel.is_empty() {
-            format!("default {word}")
-        } else {
-            format!("{word} '{}'", r.channel)
-        };
         problems.push(format!(
-            "replication {threads} running on a primary ({which})"
+            "replication {threads} running on a primary ({})",
+            r.describe(flavour)
         ));
     }
     if problems.is_empty() {
         Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Pure: is this server a healthy replica for reader anycast? It must be read-only, not in
+/// offline mode, have at least one replication stream, and every stream must have both
+/// threads exactly "Yes" and a known lag of at most `max_lag`. `Ok` describes it (with the
+/// largest lag); `Err` lists every reason it is not.
+pub fn evaluate_replica(
+    flavour: &Flavour,
+    vars: &ServerVars,
+    replication: &[ReplicationThreads],
+    max_lag: Duration,
+) -> Result<String, String> {
+    let mut problems = Vec::new();
+    if !vars.read_only {
+        problems.push("read_only=0 (a replica must be read-only)".to_string());
+    }
+    match vars.offline_mode {
+        Some(true) => problems.push("offline_mode=1".to_string()),
+        None if flavour.has_super_read_only() => {
+            problems.push(format!("offline_mode was not reported by {flavour}"))
+        }
+        _ => {}
+    }
+    if replication.is_empty() {
+        problems.push("not replicating: no replication configured".to_string());
+    }
+    let max_lag_s = max_lag.as_secs();
+    let mut worst = 0;
+    for r in replication {
+        let which = r.describe(flavour);
+        let stopped = match (r.io_running == "Yes", r.sql_running == "Yes") {
+            (true, true) => None,
+            (false, true) => Some(format!("IO thread not running ({})", r.io_running)),
+            (true, false) => Some(format!("SQL thread not running ({})", r.sql_running)),
+            (false, false) => Some(format!(
+                "IO and SQL threads not running ({}/{})",
+                r.io_running, r.sql_running
+            )),
+        };
+        if let Some(s) = stopped {
+            problems.push(format!("replication {s} ({which})"));
+            continue;
+        }
+        match r.lag {
+            None => problems.push(format!(
+                "replication lag unknown ({} is NULL) ({which})",
+                flavour.lag_column()
+            )),
+            Some(lag) if lag > max_lag_s => problems.push(format!(
+                "replication lag {lag} s > max_lag_s {max_lag_s} ({which})"
+            )),
+            Some(lag) => worst = worst.max(lag),
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!("replica, lag {worst} s"))
     } else {
         Err(problems.join("; "))
     }
@@ -268,7 +370,7 @@ pub fn evaluate(
 pub enum FailureKind {
     /// Connection lost, refused, reset, EOF, socket file missing, server shutting down.
     Lost,
-    /// No answer within the timeout (a hung server, e.g. under SIGSTOP).
+    /// No answer within the timeout (a hung server, e.g. under SIGSTOP, or a stuck commit).
     Timeout,
     /// The server answered with an error (access denied, missing privilege, ...), or
     /// answered something the probe could not understand.
@@ -278,14 +380,28 @@ pub enum FailureKind {
 /// The outcome of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeResult {
-    Writable,
-    NotWritable(String),
-    Failed { kind: FailureKind, reason: String },
+    /// The server is what the role needs; the text says what was seen ("writable primary",
+    /// "replica, lag 0 s").
+    Healthy(String),
+    /// The server answered, and it is not what the role needs ("read_only=1").
+    Unhealthy(String),
+    Failed {
+        kind: FailureKind,
+        reason: String,
+    },
 }
 
+/// What a healthy primary reports.
+pub const WRITABLE_PRIMARY: &str = "writable primary";
+
 impl ProbeResult {
-    pub fn is_writable(&self) -> bool {
-        matches!(self, ProbeResult::Writable)
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, ProbeResult::Healthy(_))
+    }
+
+    /// `Healthy("writable primary")`.
+    pub fn writable() -> Self {
+        ProbeResult::Healthy(WRITABLE_PRIMARY.to_string())
     }
 
     fn failed(kind: FailureKind, reason: impl Into<String>) -> Self {
@@ -299,8 +415,7 @@ impl ProbeResult {
 impl fmt::Display for ProbeResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProbeResult::Writable => write!(f, "writable primary"),
-            ProbeResult::NotWritable(reason) => write!(f, "{reason}"),
+            ProbeResult::Healthy(text) | ProbeResult::Unhealthy(text) => write!(f, "{text}"),
             ProbeResult::Failed { reason, .. } => write!(f, "{reason}"),
         }
     }
@@ -310,19 +425,89 @@ impl fmt::Display for ProbeResult {
 /// reported. A dead local server refuses within microseconds; a healthy one accepts within a
 /// few milliseconds.
 const RECONNECT_BUDGET: Duration = Duration::from_millis(100);
+/// Connect attempts that reached the server and failed (wrong password, too many
+/// connections, a handshake that timed out) are spaced out from this ...
+pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// ... doubling up to this, so a wrong password is a few lines a minute in the server's
+/// error log, not five a second. Refused connects (no server) cost the server nothing and
+/// are retried at every check.
+pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The table a write probe needs, as docs/health.md gives it; primaryd never creates it.
+/// One row per (server, service): the server_id keeps a promoted replica's row apart from
+/// the old primary's when the table replicates.
+pub const HEARTBEAT_TABLE_SQL: &str = "\
+CREATE DATABASE IF NOT EXISTS primaryd;
+CREATE TABLE IF NOT EXISTS primaryd.heartbeat (
+  server_id INT UNSIGNED NOT NULL,
+  service   VARCHAR(64) NOT NULL,
+  seq       BIGINT UNSIGNED NOT NULL,
+  ts        TIMESTAMP(6) NOT NULL,
+  PRIMARY KEY (server_id, service)
+) ENGINE=InnoDB;";
+
+/// The heartbeat upsert and read-back. Identifiers are validated by the config (letters,
+/// digits, `_`, `$`), the service name too (letters, digits, `.`, `_`, `-`), so both can be
+/// inlined; quotes are dropped anyway rather than trusted.
+fn heartbeat_sql(t: &WriteProbeTable, service: &str, seq: u64) -> (String, String) {
+    let table = format!("`{}`.`{}`", t.database, t.table);
+    let key: String = service
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    let upsert = format!(
+        "INSERT INTO {table} (server_id, service, seq, ts) \
+         VALUES (@@global.server_id, '{key}', {seq}, NOW(6)) \
+         ON DUPLICATE KEY UPDATE seq = {seq}, ts = NOW(6)"
+    );
+    let read = format!(
+        "SELECT seq FROM {table} WHERE server_id = @@global.server_id AND service = '{key}'"
+    );
+    (upsert, read)
+}
+
+/// What the probe is doing, so a timeout can say where it was stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Connect,
+    Query(&'static str),
+    WriteProbe,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Connect => write!(f, "connect"),
+            Step::Query(sql) => write!(f, "{sql}"),
+            Step::WriteProbe => write!(f, "the write probe"),
+        }
+    }
+}
 
 /// Probes one server over one persistent connection (no pool: one connection per service,
 /// opened again only after a failure).
 pub struct MysqlProbe {
     opts: Opts,
     timeout: Duration,
+    role: Role,
+    max_lag: Duration,
+    service: String,
+    write_probe: Option<WriteProbeTable>,
+    /// The heartbeat's sequence number: starts at the wall clock in microseconds so a
+    /// restarted daemon never writes a value it wrote before.
+    seq: u64,
     conn: Option<(Conn, Flavour)>,
+    step: Step,
+    backoff: Backoff,
+    /// The connect failure that started the current backoff, repeated while it lasts.
+    backoff_failure: Option<(FailureKind, String)>,
 }
 
 impl fmt::Debug for MysqlProbe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not derived: Opts would print the password.
         f.debug_struct("MysqlProbe")
+            .field("role", &self.role)
             .field("timeout", &self.timeout)
             .field("connected", &self.conn.is_some())
             .finish()
@@ -330,13 +515,26 @@ impl fmt::Debug for MysqlProbe {
 }
 
 impl MysqlProbe {
+    /// A primary-role probe of `cfg` (no service name: the heartbeat row, if any, is keyed
+    /// by the empty name).
     pub fn new(cfg: &MysqlConfig, password: Option<String>) -> Self {
+        Self::build(cfg, Role::Primary, String::new(), password)
+    }
+
+    /// The probe a service's checks use: its role, and its name as the heartbeat key.
+    pub fn for_service(service: &ServiceConfig, password: Option<String>) -> Self {
+        Self::build(&service.mysql, service.role, service.name.clone(), password)
+    }
+
+    fn build(cfg: &MysqlConfig, role: Role, service: String, password: Option<String>) -> Self {
         let builder = OptsBuilder::default()
             .user(Some(cfg.user.clone()))
             .pass(password)
             // Otherwise mysql_async asks a TCP server for @@socket and silently reconnects
             // through it when the host looks local: we check exactly what was configured.
-            .prefer_socket(false);
+            .prefer_socket(false)
+            // The probe's own statements are text queries; nothing to cache.
+            .stmt_cache_size(0);
         let builder = match &cfg.endpoint {
             MysqlEndpoint::Socket(path) => {
                 builder.socket(Some(path.to_string_lossy().into_owned()))
@@ -346,11 +544,45 @@ impl MysqlProbe {
                 .tcp_port(*port)
                 .tcp_nodelay(true),
         };
+        let builder = match &cfg.tls {
+            None => builder,
+            Some(tls) => {
+                let mut ssl =
+                    SslOpts::default().with_danger_skip_domain_validation(tls.skip_hostname_check);
+                if let Some(ca) = &tls.ca_file {
+                    // A private CA replaces the web PKI roots rather than adding to them.
+                    ssl = ssl
+                        .with_root_certs(vec![ca.clone().into()])
+                        .with_disable_built_in_roots(true);
+                }
+                builder.ssl_opts(Some(ssl))
+            }
+        };
+        let seq = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         MysqlProbe {
             opts: builder.into(),
             timeout: cfg.timeout,
+            role,
+            max_lag: cfg.max_lag,
+            service,
+            write_probe: cfg.write_probe_table.clone(),
+            seq,
             conn: None,
+            step: Step::Connect,
+            backoff: Backoff::new(CONNECT_BACKOFF_MIN, CONNECT_BACKOFF_MAX),
+            backoff_failure: None,
         }
+    }
+
+    /// Connection options (with the password) for a second connection to the same server.
+    pub fn opts(&self) -> Opts {
+        self.opts.clone()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// True while a connection is held (it is dropped on every failure).
@@ -364,24 +596,42 @@ impl MysqlProbe {
     }
 
     /// One whole check (connect if needed, then the queries), bounded by the timeout. On any
-    /// failure the connection is dropped so the next probe reconnects.
+    /// failure the connection is dropped so the next probe reconnects; a connect that
+    /// reached the server and failed puts further connects into backoff, during which the
+    /// probe answers that failure again without contacting the server.
     pub async fn probe(&mut self) -> ProbeResult {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.check()).await {
-            Ok(result) => {
-                if matches!(result, ProbeResult::Failed { .. }) {
-                    self.drop_conn();
-                }
-                result
-            }
-            Err(_) => {
-                self.drop_conn();
-                ProbeResult::failed(
-                    FailureKind::Timeout,
-                    format!("check timed out after {} ms", timeout.as_millis()),
-                )
+        if self.conn.is_none() && !self.backoff.ready(Instant::now()) {
+            if let Some((kind, reason)) = &self.backoff_failure {
+                let n = self.backoff.failures();
+                return ProbeResult::failed(
+                    *kind,
+                    format!("{reason} (connect backoff after {n} failed attempts)"),
+                );
             }
         }
+        let timeout = self.timeout;
+        let result = match tokio::time::timeout(timeout, self.check()).await {
+            Ok(result) => result,
+            Err(_) => {
+                let step = self.step;
+                self.drop_conn();
+                let r = ProbeResult::failed(
+                    FailureKind::Timeout,
+                    format!(
+                        "check timed out after {} ms during {step}",
+                        timeout.as_millis()
+                    ),
+                );
+                if step == Step::Connect {
+                    self.connect_failed(&r);
+                }
+                r
+            }
+        };
+        if matches!(result, ProbeResult::Failed { .. }) {
+            self.drop_conn();
+        }
+        result
     }
 
     /// Drops the connection without waiting on the server. mysql_async's `Drop for Conn`
@@ -394,11 +644,22 @@ impl MysqlProbe {
         self.conn = None;
     }
 
+    /// Backoff bookkeeping for a failed connect: only failures that reached the server
+    /// count (a refused connect or a missing socket costs it nothing).
+    fn connect_failed(&mut self, r: &ProbeResult) {
+        if let ProbeResult::Failed { kind, reason } = r {
+            if *kind != FailureKind::Lost {
+                self.backoff.failed(Instant::now());
+                self.backoff_failure = Some((*kind, reason.clone()));
+            }
+        }
+    }
+
     /// One check; if a connection held from an earlier probe turns out to be lost, one
     /// immediate reconnect tells a dead server (refused at once: still `Lost`, as fast) from
     /// a server that only dropped this connection (KILL, wait_timeout), which must not flap
-    /// the route. The reconnect gets a short budget so a
-    /// lost connection is never reported later than that.
+    /// the route. The reconnect gets a short budget so a lost connection is never reported
+    /// later than that.
     async fn check(&mut self) -> ProbeResult {
         let reused = self.conn.is_some();
         let first = self.check_once().await;
@@ -423,15 +684,24 @@ impl MysqlProbe {
 
     async fn check_once(&mut self) -> ProbeResult {
         if self.conn.is_none() {
+            self.step = Step::Connect;
             match self.connect().await {
-                Ok(c) => self.conn = Some(c),
-                Err(failed) => return failed,
+                Ok(c) => {
+                    self.backoff.succeeded();
+                    self.backoff_failure = None;
+                    self.conn = Some(c);
+                }
+                Err(failed) => {
+                    self.connect_failed(&failed);
+                    return failed;
+                }
             }
         }
         let Some((conn, flavour)) = self.conn.as_mut() else {
             return ProbeResult::failed(FailureKind::Query, "no connection");
         };
         let flavour = *flavour;
+        self.step = Step::Query(flavour.vars_query());
         let vars = match query_rows(conn, flavour.vars_query()).await {
             Ok(rows) => {
                 let values = rows.into_iter().next().map(row_values).unwrap_or_default();
@@ -447,6 +717,7 @@ impl MysqlProbe {
             }
         };
         let sql = flavour.replication_query();
+        self.step = Step::Query(sql);
         let replication = match query_rows(conn, sql).await {
             Ok(rows) => {
                 let columns: Vec<String> = rows
@@ -469,9 +740,62 @@ impl MysqlProbe {
                 return classify(e, Stage::Query(sql), Some(flavour.privilege_hint()));
             }
         };
-        match evaluate(&flavour, &vars, &replication) {
-            Ok(()) => ProbeResult::Writable,
-            Err(reason) => ProbeResult::NotWritable(reason),
+        match self.role {
+            Role::Replica => match evaluate_replica(&flavour, &vars, &replication, self.max_lag) {
+                Ok(text) => ProbeResult::Healthy(text),
+                Err(reason) => ProbeResult::Unhealthy(reason),
+            },
+            Role::Primary => {
+                if let Err(reason) = evaluate(&flavour, &vars, &replication) {
+                    return ProbeResult::Unhealthy(reason);
+                }
+                match self.write_probe.clone() {
+                    None => ProbeResult::writable(),
+                    Some(table) => self.write_heartbeat(&table).await,
+                }
+            }
+        }
+    }
+
+    /// Upserts the heartbeat row in autocommit mode and reads it back. The OK packet of an
+    /// autocommit statement comes after the commit, so a commit that cannot finish (held
+    /// table or row lock, full disk, semi-sync waiting for an ack) keeps the probe waiting
+    /// until the timeout.
+    async fn write_heartbeat(&mut self, table: &WriteProbeTable) -> ProbeResult {
+        self.step = Step::WriteProbe;
+        self.seq += 1;
+        let seq = self.seq;
+        let (upsert, read) = heartbeat_sql(table, &self.service, seq);
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return ProbeResult::failed(FailureKind::Query, "no connection");
+        };
+        if let Err(e) = conn.query_drop(&upsert).await {
+            self.drop_conn();
+            return write_failure(e, table);
+        }
+        // 1: inserted, 2: updated. The value always changes, so 0 means it was not written.
+        let affected = conn.affected_rows();
+        if !(1..=2).contains(&affected) {
+            return ProbeResult::failed(
+                FailureKind::Query,
+                format!("write probe: upsert into {table} changed {affected} rows"),
+            );
+        }
+        match conn.query_first::<Row, _>(&read).await {
+            Ok(row) => {
+                let got = row.and_then(|r| row_values(r).into_iter().next());
+                match got.as_ref().and_then(value_as_u64) {
+                    Some(n) if n == seq => ProbeResult::writable(),
+                    _ => ProbeResult::failed(
+                        FailureKind::Query,
+                        format!("write probe: wrote seq {seq} to {table} but read back {got:?}"),
+                    ),
+                }
+            }
+            Err(e) => {
+                self.drop_conn();
+                write_failure(e, table)
+            }
         }
     }
 
@@ -490,6 +814,17 @@ impl MysqlProbe {
             .unwrap_or_default();
         let flavour = Flavour::from_version(&version)
             .map_err(|e| ProbeResult::failed(FailureKind::Query, e))?;
+        if self.write_probe.is_some() {
+            // A heartbeat stuck behind a lock gives up on the server side too, soon after
+            // we do, instead of piling up one waiting statement per check.
+            let secs = self.timeout.as_millis().div_ceil(1000).max(1);
+            let sql = format!(
+                "SET SESSION innodb_lock_wait_timeout = {secs}, lock_wait_timeout = {secs}"
+            );
+            conn.query_drop(&sql)
+                .await
+                .map_err(|e| classify(e, Stage::Query("SET SESSION lock_wait_timeout"), None))?;
+        }
         Ok((conn, flavour))
     }
 }
@@ -519,6 +854,13 @@ const ER_SESSION_WAS_KILLED: u16 = 3169; // MySQL
 const ER_CLIENT_INTERACTION_TIMEOUT: u16 = 4031; // MySQL 8.0.24+
 /// MySQL 5.7+: "The server is currently in offline mode".
 const ER_SERVER_OFFLINE_MODE: u16 = 3032;
+const ER_ACCESS_DENIED: u16 = 1045;
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// "The MariaDB server is running with the --read-only option": a write refused.
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+const ER_NO_SUCH_TABLE: u16 = 1146;
+const ER_BAD_DB: u16 = 1049;
+const ER_BAD_FIELD: u16 = 1054;
 
 fn classify(err: mysql_async::Error, stage: Stage, hint: Option<&str>) -> ProbeResult {
     let lost = |detail: String| {
@@ -539,22 +881,65 @@ fn classify(err: mysql_async::Error, stage: Stage, hint: Option<&str>) -> ProbeR
         ProbeResult::failed(FailureKind::Query, reason)
     };
     match err {
+        // rustls reports a refused certificate or handshake as InvalidData: an answer about
+        // the server, not a loss (and retried with backoff, not at every check).
+        mysql_async::Error::Io(IoError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+            query(format!("TLS or protocol error: {e}"), None)
+        }
         mysql_async::Error::Io(IoError::Io(e)) => lost(io_detail(&e)),
-        #[allow(unreachable_patterns)] // IoError::Tls exists only with a TLS feature
-        mysql_async::Error::Io(e) => lost(e.to_string()),
+        // A TLS failure (certificate, protocol) is an answer about the server, not a loss.
+        #[allow(unreachable_patterns)]
+        mysql_async::Error::Io(e) => query(format!("TLS: {e}"), None),
         mysql_async::Error::Driver(DriverError::ConnectionClosed) => {
             lost("connection closed by the server".to_string())
         }
         mysql_async::Error::Server(e) if is_going_away(&e) => lost(server_detail(&e)),
         // MySQL refuses (and disconnects) ordinary users in offline mode: that is an answer.
         mysql_async::Error::Server(e) if e.code == ER_SERVER_OFFLINE_MODE => {
-            ProbeResult::NotWritable(format!("offline_mode=1 ({})", server_detail(&e)))
+            ProbeResult::Unhealthy(format!("offline_mode=1 ({})", server_detail(&e)))
         }
+        mysql_async::Error::Server(e) if e.code == ER_ACCESS_DENIED => query(
+            server_detail(&e),
+            Some("check [service.mysql] user and the password in password_file"),
+        ),
         mysql_async::Error::Server(e) => {
             let hint = hint.filter(|_| is_privilege_error(&e));
             query(server_detail(&e), hint)
         }
         other => query(other.to_string(), None),
+    }
+}
+
+/// A failed heartbeat write or read-back, with what to do about it.
+fn write_failure(err: mysql_async::Error, table: &WriteProbeTable) -> ProbeResult {
+    let stage = Stage::Query("write probe");
+    match &err {
+        mysql_async::Error::Server(e) => match e.code {
+            ER_OPTION_PREVENTS_STATEMENT => {
+                ProbeResult::Unhealthy(format!("write probe refused: {}", server_detail(e)))
+            }
+            ER_LOCK_WAIT_TIMEOUT => ProbeResult::failed(
+                FailureKind::Timeout,
+                format!("write probe failed: {}", server_detail(e)),
+            ),
+            ER_NO_SUCH_TABLE | ER_BAD_DB | ER_BAD_FIELD => ProbeResult::failed(
+                FailureKind::Query,
+                format!(
+                    "write probe failed: {} (create {table} with the SQL in docs/health.md)",
+                    server_detail(e)
+                ),
+            ),
+            code if is_privilege_error(e) => ProbeResult::failed(
+                FailureKind::Query,
+                format!(
+                    "write probe failed: {} (ERROR {code}: GRANT SELECT, INSERT, UPDATE ON \
+                     {table} TO the check user)",
+                    server_detail(e)
+                ),
+            ),
+            _ => classify(err, stage, None),
+        },
+        _ => classify(err, stage, None),
     }
 }
 
@@ -785,6 +1170,7 @@ mod tests {
                 channel: "a".into(),
                 io_running: "No".into(),
                 sql_running: state.into(),
+                lag: None,
             }];
             assert!(
                 evaluate(&Flavour::MariaDb, &vars(false), &r).is_err(),
@@ -942,7 +1328,7 @@ mod tests {
         );
         assert!(r.contains("SLAVE MONITOR"), "{r}");
         match classify(server(3032), Stage::Connect, None) {
-            ProbeResult::NotWritable(r) => assert!(r.starts_with("offline_mode=1 ("), "{r}"),
+            ProbeResult::Unhealthy(r) => assert!(r.starts_with("offline_mode=1 ("), "{r}"),
             other => panic!("{other:?}"),
         }
         // The hint is only for privilege errors.
@@ -954,19 +1340,343 @@ mod tests {
         assert!(!r.contains("SLAVE MONITOR"), "{r}");
     }
 
+    /// The columns of MySQL 8.0's `SHOW REPLICA STATUS`, in order, as the MySQL 8.0
+    /// reference manual lists them (no MySQL 8 server is available here to record from).
+    const MYSQL8_REPLICA_COLUMNS: &[&str] = &[
+        "Replica_IO_State",
+        "Source_Host",
+        "Source_User",
+        "Source_Port",
+        "Connect_Retry",
+        "Source_Log_File",
+        "Read_Source_Log_Pos",
+        "Relay_Log_File",
+        "Relay_Log_Pos",
+        "Relay_Source_Log_File",
+        "Replica_IO_Running",
+        "Replica_SQL_Running",
+        "Replicate_Do_DB",
+        "Replicate_Ignore_DB",
+        "Replicate_Do_Table",
+        "Replicate_Ignore_Table",
+        "Replicate_Wild_Do_Table",
+        "Replicate_Wild_Ignore_Table",
+        "Last_Errno",
+        "Last_Error",
+        "Skip_Counter",
+        "Exec_Source_Log_Pos",
+        "Relay_Log_Space",
+        "Until_Condition",
+        "Until_Log_File",
+        "Until_Log_Pos",
+        "Source_SSL_Allowed",
+        "Source_SSL_CA_File",
+        "Source_SSL_CA_Path",
+        "Source_SSL_Cert",
+        "Source_SSL_Cipher",
+        "Source_SSL_Key",
+        "Seconds_Behind_Source",
+        "Source_SSL_Verify_Server_Cert",
+        "Last_IO_Errno",
+        "Last_IO_Error",
+        "Last_SQL_Errno",
+        "Last_SQL_Error",
+        "Replicate_Ignore_Server_Ids",
+        "Source_Server_Id",
+        "Source_UUID",
+        "Source_Info_File",
+        "SQL_Delay",
+        "SQL_Remaining_Delay",
+        "Replica_SQL_Running_State",
+        "Source_Retry_Count",
+        "Source_Bind",
+        "Last_IO_Error_Timestamp",
+        "Last_SQL_Error_Timestamp",
+        "Source_SSL_Crl",
+        "Source_SSL_Crlpath",
+        "Retrieved_Gtid_Set",
+        "Executed_Gtid_Set",
+        "Auto_Position",
+        "Replicate_Rewrite_DB",
+        "Channel_Name",
+        "Source_TLS_Version",
+        "Source_public_key_path",
+        "Get_Source_public_key",
+        "Network_Namespace",
+    ];
+
+    /// A MySQL 8.0 `SHOW REPLICA STATUS` row: typical values, with the threads, lag (None:
+    /// NULL) and channel given. Values go by column name, so the order above is exercised.
+    fn mysql8_replica_row(io: &str, sql: &str, lag: Option<&str>, channel: &str) -> Vec<Value> {
+        MYSQL8_REPLICA_COLUMNS
+            .iter()
+            .map(|c| match *c {
+                "Replica_IO_Running" => b(io),
+                "Replica_SQL_Running" => b(sql),
+                "Seconds_Behind_Source" => lag.map_or(Value::NULL, b),
+                "Channel_Name" => b(channel),
+                "Replica_IO_State" => b("Waiting for source to send event"),
+                "Source_Host" => b("198.18.1.1"),
+                "Source_Port" => b("3306"),
+                "Last_Errno" | "Last_IO_Errno" | "Last_SQL_Errno" | "Skip_Counter" => b("0"),
+                "Auto_Position" => b("1"),
+                "Replica_SQL_Running_State" => {
+                    b("Replica has read all relay log; waiting for more updates")
+                }
+                _ => b(""),
+            })
+            .collect()
+    }
+
+    fn mysql8_replica(
+        vars_row: [&str; 3],
+        rows: &[Vec<Value>],
+        max_lag_s: u64,
+    ) -> Result<String, String> {
+        let vars = ServerVars::from_row(&MYSQL8, &vars_row.map(b)).unwrap();
+        let r =
+            ReplicationThreads::from_result_set(&columns(MYSQL8_REPLICA_COLUMNS), rows).unwrap();
+        evaluate_replica(&MYSQL8, &vars, &r, Duration::from_secs(max_lag_s))
+    }
+
+    #[test]
+    fn mysql8_healthy_replica() {
+        // A MySQL replica usually runs with super_read_only=1 too: fine for a reader.
+        let row = mysql8_replica_row("Yes", "Yes", Some("3"), "");
+        assert_eq!(
+            mysql8_replica(["1", "1", "0"], &[row], 30),
+            Ok("replica, lag 3 s".to_string())
+        );
+        let rows = [
+            mysql8_replica_row("Yes", "Yes", Some("0"), "a"),
+            mysql8_replica_row("Yes", "Yes", Some("7"), "b"),
+        ];
+        assert_eq!(
+            mysql8_replica(["1", "0", "0"], &rows, 7),
+            Ok("replica, lag 7 s".to_string())
+        );
+    }
+
+    #[test]
+    fn mysql8_replica_lag_null_lag_and_stopped_threads() {
+        let lagging = mysql8_replica_row("Yes", "Yes", Some("120"), "");
+        assert_eq!(
+            mysql8_replica(["1", "1", "0"], &[lagging], 30),
+            Err("replication lag 120 s > max_lag_s 30 (default channel)".into())
+        );
+        let unknown = mysql8_replica_row("Yes", "Yes", None, "");
+        assert_eq!(
+            mysql8_replica(["1", "1", "0"], &[unknown], 30),
+            Err("replication lag unknown (Seconds_Behind_Source is NULL) (default channel)".into())
+        );
+        let rows = [
+            mysql8_replica_row("Connecting", "Yes", None, "dc1"),
+            mysql8_replica_row("Yes", "No", None, "dc2"),
+            mysql8_replica_row("No", "No", None, "dc3"),
+        ];
+        assert_eq!(
+            mysql8_replica(["1", "1", "0"], &rows, 30),
+            Err(
+                "replication IO thread not running (Connecting) (channel 'dc1'); \
+                 replication SQL thread not running (No) (channel 'dc2'); \
+                 replication IO and SQL threads not running (No/No) (channel 'dc3')"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn mysql8_replica_must_be_read_only_online_and_replicating() {
+        let row = mysql8_replica_row("Yes", "Yes", Some("0"), "");
+        assert_eq!(
+            mysql8_replica(["0", "0", "0"], std::slice::from_ref(&row), 30),
+            Err("read_only=0 (a replica must be read-only)".into())
+        );
+        assert_eq!(
+            mysql8_replica(["1", "1", "1"], &[row], 30),
+            Err("offline_mode=1".into())
+        );
+        assert_eq!(
+            mysql8_replica(["1", "1", "0"], &[], 30),
+            Err("not replicating: no replication configured".into())
+        );
+        // A server that does not report offline_mode fails (when in doubt, withdraw).
+        let r = vec![ReplicationThreads {
+            channel: String::new(),
+            io_running: "Yes".into(),
+            sql_running: "Yes".into(),
+            lag: Some(0),
+        }];
+        let e = evaluate_replica(&MYSQL8, &vars(true), &r, Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("offline_mode was not reported"), "{e}");
+    }
+
+    #[test]
+    fn mariadb_replica_lag_and_spelling() {
+        let mut cols = MARIADB_ALL_SLAVES_COLUMNS.to_vec();
+        cols.push("Seconds_Behind_Master");
+        let row = |conn: &str, lag: Value| {
+            let mut r = mariadb_row(conn, "Yes", "Yes");
+            r.push(lag);
+            r
+        };
+        let r = ReplicationThreads::from_result_set(
+            &columns(&cols),
+            &[row("a", Value::Int(2)), row("b", b("45"))],
+        )
+        .unwrap();
+        assert_eq!(r[0].lag, Some(2));
+        assert_eq!(
+            evaluate_replica(&Flavour::MariaDb, &vars(true), &r, Duration::from_secs(30)),
+            Err("replication lag 45 s > max_lag_s 30 (connection 'b')".into())
+        );
+        let r =
+            ReplicationThreads::from_result_set(&columns(&cols), &[row("", Value::NULL)]).unwrap();
+        assert_eq!(
+            evaluate_replica(&Flavour::MariaDb, &vars(true), &r, Duration::from_secs(30)),
+            Err(
+                "replication lag unknown (Seconds_Behind_Master is NULL) (default connection)"
+                    .into()
+            )
+        );
+        // MySQL before 8.0.22 spells it the MariaDB way.
+        let m57 = Flavour::MySql {
+            major: 5,
+            minor: 7,
+            patch: 44,
+        };
+        assert_eq!(m57.lag_column(), "Seconds_Behind_Master");
+        assert_eq!(MYSQL8.lag_column(), "Seconds_Behind_Source");
+    }
+
+    #[test]
+    fn lag_values_from_either_protocol() {
+        assert_eq!(value_as_u64(&Value::Int(5)), Some(5));
+        assert_eq!(value_as_u64(&Value::UInt(5)), Some(5));
+        assert_eq!(value_as_u64(&b("17")), Some(17));
+        assert_eq!(value_as_u64(&Value::NULL), None);
+        assert_eq!(value_as_u64(&Value::Int(-1)), None);
+        assert_eq!(value_as_u64(&b("x")), None);
+    }
+
+    #[test]
+    fn heartbeat_sql_and_the_documented_table() {
+        let t = WriteProbeTable {
+            database: "primaryd".into(),
+            table: "heartbeat".into(),
+        };
+        let (upsert, read) = heartbeat_sql(&t, "main", 42);
+        assert_eq!(
+            upsert,
+            "INSERT INTO `primaryd`.`heartbeat` (server_id, service, seq, ts) \
+             VALUES (@@global.server_id, 'main', 42, NOW(6)) \
+             ON DUPLICATE KEY UPDATE seq = 42, ts = NOW(6)"
+        );
+        assert_eq!(
+            read,
+            "SELECT seq FROM `primaryd`.`heartbeat` WHERE server_id = @@global.server_id \
+             AND service = 'main'"
+        );
+        // Never a quote from a name into the SQL, whatever the caller passes.
+        let (upsert, _) = heartbeat_sql(&t, "a'b\\c", 1);
+        assert!(upsert.contains("'abc'"), "{upsert}");
+        // The docs give exactly the SQL the live tests create the table with.
+        let docs = include_str!("../../docs/health.md");
+        assert!(
+            docs.contains(HEARTBEAT_TABLE_SQL),
+            "docs/health.md lacks the heartbeat SQL"
+        );
+    }
+
+    #[test]
+    fn write_probe_failures_say_what_to_do() {
+        let t = WriteProbeTable {
+            database: "primaryd".into(),
+            table: "heartbeat".into(),
+        };
+        let server = |code| {
+            mysql_async::Error::Server(ServerError {
+                code,
+                message: "m".into(),
+                state: "HY000".into(),
+            })
+        };
+        let failed = |r: ProbeResult| match r {
+            ProbeResult::Failed { kind, reason } => (kind, reason),
+            other => panic!("{other:?}"),
+        };
+        let (k, r) = failed(write_failure(server(1146), &t));
+        assert_eq!(k, FailureKind::Query);
+        assert!(
+            r.ends_with("(create primaryd.heartbeat with the SQL in docs/health.md)"),
+            "{r}"
+        );
+        let (k, r) = failed(write_failure(server(1142), &t));
+        assert_eq!(k, FailureKind::Query);
+        assert!(
+            r.contains("GRANT SELECT, INSERT, UPDATE ON primaryd.heartbeat"),
+            "{r}"
+        );
+        assert_eq!(
+            failed(write_failure(server(1205), &t)).0,
+            FailureKind::Timeout
+        );
+        assert_eq!(failed(write_failure(server(1053), &t)).0, FailureKind::Lost);
+        match write_failure(server(1290), &t) {
+            ProbeResult::Unhealthy(r) => assert!(r.starts_with("write probe refused: "), "{r}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn access_denied_and_tls_failures_are_answers_not_losses() {
+        let (k, r) = match classify(
+            mysql_async::Error::Server(ServerError {
+                code: 1045,
+                message: "Access denied for user 'primaryd'@'localhost' (using password: YES)"
+                    .into(),
+                state: "28000".into(),
+            }),
+            Stage::Connect,
+            None,
+        ) {
+            ProbeResult::Failed { kind, reason } => (kind, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(k, FailureKind::Query);
+        assert!(
+            r.starts_with("connect failed: ERROR 1045 (28000): Access denied"),
+            "{r}"
+        );
+        assert!(r.ends_with("(check [service.mysql] user and the password in password_file)"));
+        let tls = mysql_async::Error::Io(IoError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        )));
+        match classify(tls, Stage::Connect, None) {
+            ProbeResult::Failed { kind, reason } => {
+                assert_eq!(kind, FailureKind::Query);
+                assert_eq!(
+                    reason,
+                    "connect failed: TLS or protocol error: invalid peer certificate: UnknownIssuer"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn tcp_config(port: u16, timeout_ms: u64) -> MysqlConfig {
-        MysqlConfig {
-            endpoint: MysqlEndpoint::Tcp {
+        let mut c = MysqlConfig::new(
+            MysqlEndpoint::Tcp {
                 host: "127.0.0.1".into(),
                 port,
             },
-            user: "primaryd".into(),
-            password_file: None,
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(timeout_ms),
-            rise: 1,
-            fall: 1,
-        }
+            "primaryd",
+        );
+        c.interval = Duration::from_millis(100);
+        c.timeout = Duration::from_millis(timeout_ms);
+        (c.rise, c.fall) = (1, 1);
+        c
     }
 
     #[tokio::test]
@@ -1026,10 +1736,26 @@ mod tests {
             r,
             ProbeResult::Failed {
                 kind: FailureKind::Timeout,
-                reason: "check timed out after 200 ms".into()
+                reason: "check timed out after 200 ms during connect".into()
             }
         );
         assert!(took < Duration::from_millis(400), "{took:?}");
+        // The next checks repeat the failure from backoff without connecting again (each
+        // abandoned handshake is an "aborted connection" in a real server's log).
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            let r = p.probe().await;
+            assert_eq!(
+                r,
+                ProbeResult::Failed {
+                    kind: FailureKind::Timeout,
+                    reason: "check timed out after 200 ms during connect \
+                             (connect backoff after 1 failed attempts)"
+                        .into()
+                }
+            );
+            assert!(start.elapsed() < Duration::from_millis(50));
+        }
         hold.abort();
     }
 

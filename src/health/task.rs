@@ -1,12 +1,32 @@
-//! The tokio task that checks one service on a timer and reports each health transition.
+//! The tokio task that checks one service and reports each health transition.
+//!
+//! It checks every `interval_ms` (a check never overlaps the next; a slow check delays the
+//! schedule instead of causing a burst), and at once when the watch connection ends (the
+//! server died, shut down, or someone killed the watch). Drain commands are applied at once,
+//! even in the middle of a check. After every change the service's [`ServiceStatus`] is
+//! published on its watch channel.
 
-use tokio::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, trace, warn};
 
-use super::checker::{Checker, Health};
+use super::address;
+use super::backoff::Backoff;
+use super::checker::{Health, Transition};
+use super::drain::DrainInfo;
 use super::mysql::{MysqlProbe, ProbeResult};
-use crate::config::MysqlConfig;
+use super::state::{CheckInput, ServiceState, ServiceStatus};
+use super::watch::{Watch, WatchEnd};
+use crate::config::ServiceConfig;
+
+/// A watch that ended is parked again after this, doubling while it keeps ending ...
+const WATCH_RETRY_MIN: Duration = Duration::from_secs(1);
+/// ... up to this.
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(60);
+/// A watch that stayed parked this long has its earlier endings forgotten.
+const WATCH_STABLE: Duration = Duration::from_secs(60);
 
 /// A service's health changed.
 #[derive(Debug, Clone)]
@@ -17,60 +37,264 @@ pub struct HealthEvent {
     pub reason: String,
 }
 
-/// Runs checks for one service forever: one probe per `cfg.interval` (a check never overlaps
-/// the next; a slow check delays the schedule instead of causing a burst), feeds the checker,
-/// and sends a [`HealthEvent`] on each transition. Returns when the receiver is gone.
+/// Requests from the control path (see [`super::control::HealthControl`]).
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Drain (`Some`) or undrain (`None`); answered with the status after the change.
+    SetDrain {
+        drained: Option<DrainInfo>,
+        done: oneshot::Sender<ServiceStatus>,
+    },
+}
+
+/// Everything one service's task needs.
+pub(crate) struct TaskSetup {
+    pub index: usize,
+    pub service: ServiceConfig,
+    pub password: Option<String>,
+    /// The persisted drain, loaded before the task starts: a drained service is never
+    /// announced, not even before its first check.
+    pub drained: Option<DrainInfo>,
+    pub events: mpsc::Sender<HealthEvent>,
+    pub commands: mpsc::Receiver<Command>,
+    pub status: watch::Sender<ServiceStatus>,
+}
+
+/// Checks one service without a control path (no drain commands; the status is not
+/// published anywhere). Returns when the receiver of `events` is gone.
 pub async fn run(
-    service: usize,
-    name: String,
-    cfg: MysqlConfig,
+    index: usize,
+    service: ServiceConfig,
     password: Option<String>,
     events: mpsc::Sender<HealthEvent>,
 ) {
-    let mut probe = MysqlProbe::new(&cfg, password);
-    let mut checker = Checker::new(cfg.rise, cfg.fall);
-    let mut ticker = tokio::time::interval(cfg.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The previous failed probe's text: repeats of the same failure are logged at trace only.
-    let mut last_failure: Option<String> = None;
-    debug!(service = %name, endpoint = %cfg.endpoint, "health checks starting");
-    loop {
-        // Stop promptly when the daemon is gone, even while waiting or mid-probe.
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = events.closed() => break,
-        }
-        let result = tokio::select! {
-            r = probe.probe() => r,
-            _ = events.closed() => break,
-        };
-        match &result {
-            ProbeResult::Writable => last_failure = None,
-            failed => {
-                let text = failed.to_string();
-                if last_failure.as_deref() != Some(text.as_str()) {
-                    debug!(service = %name, result = ?failed, "check failed");
-                    last_failure = Some(text);
-                } else {
-                    trace!(service = %name, result = ?failed, "check failed again");
-                }
-            }
-        }
-        let Some(t) = checker.observe(&result) else {
-            continue;
-        };
+    let (_keep_open, commands) = mpsc::channel(1);
+    let state = ServiceState::new(&service, None, Instant::now());
+    let (status, _) = watch::channel(state.status(Instant::now(), SystemTime::now(), false));
+    run_task(TaskSetup {
+        index,
+        service,
+        password,
+        drained: None,
+        events,
+        commands,
+        status,
+    })
+    .await
+}
+
+/// What the task tells the outside world; borrowed by the helpers.
+struct Outlet<'a> {
+    index: usize,
+    name: &'a str,
+    events: &'a mpsc::Sender<HealthEvent>,
+    status: &'a watch::Sender<ServiceStatus>,
+}
+
+impl Outlet<'_> {
+    fn publish(&self, state: &ServiceState, watching: bool) {
+        self.status
+            .send_replace(state.status(Instant::now(), SystemTime::now(), watching));
+    }
+
+    /// Logs a transition and sends it to the daemon; false when the daemon is gone.
+    async fn report(&self, t: Transition) -> bool {
+        let name = self.name;
         if t.to == Health::Up {
             info!(service = %name, from = %t.from, reason = %t.reason, "service up");
         } else {
             warn!(service = %name, from = %t.from, to = %t.to, reason = %t.reason, "service down");
         }
         let event = HealthEvent {
-            service,
+            service: self.index,
             health: t.to,
             reason: t.reason,
         };
-        if events.send(event).await.is_err() {
-            break;
+        self.events.send(event).await.is_ok()
+    }
+
+    /// Applies a control command; false when the daemon is gone.
+    async fn apply(&self, cmd: Command, state: &mut ServiceState, watching: bool) -> bool {
+        match cmd {
+            Command::SetDrain { drained, done } => {
+                match &drained {
+                    Some(d) => info!(service = %self.name, reason = %d.reason(), "drained"),
+                    None => info!(service = %self.name, "undrained"),
+                }
+                let t = state.set_drained(drained, Instant::now());
+                self.publish(state, watching);
+                let alive = match t {
+                    Some(t) => self.report(t).await,
+                    None => true,
+                };
+                let _ = done.send(state.status(Instant::now(), SystemTime::now(), watching));
+                alive
+            }
+        }
+    }
+}
+
+/// The disable file gate: `Some(reason)` while the file exists (or cannot be checked).
+fn disabled(service: &ServiceConfig) -> Option<String> {
+    let path = service.disable_file.as_ref()?;
+    match path.try_exists() {
+        Ok(false) => None,
+        Ok(true) => Some(format!("disabled by file {}", path.display())),
+        Err(e) => Some(format!(
+            "disable file {} cannot be checked: {e}",
+            path.display()
+        )),
+    }
+}
+
+async fn watch_end(watch: &mut Option<Watch>) -> WatchEnd {
+    match watch {
+        Some(w) => w.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) async fn run_task(setup: TaskSetup) {
+    let TaskSetup {
+        index,
+        service,
+        password,
+        drained,
+        events,
+        mut commands,
+        status,
+    } = setup;
+    let name = service.name.as_str();
+    let cfg = &service.mysql;
+    let out = Outlet {
+        index,
+        name,
+        events: &events,
+        status: &status,
+    };
+    let mut probe = MysqlProbe::for_service(&service, password);
+    let mut state = ServiceState::new(&service, drained, Instant::now());
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watch: Option<Watch> = None;
+    let mut watch_started = Instant::now();
+    let mut watch_backoff = Backoff::new(WATCH_RETRY_MIN, WATCH_RETRY_MAX);
+    // The previous failed probe's text: repeats of the same failure are logged at trace only.
+    let mut last_failure: Option<String> = None;
+    debug!(service = %name, endpoint = %cfg.endpoint, role = %service.role, "health checks starting");
+    out.publish(&state, false);
+    if state.health() == Health::Down {
+        // A persisted drain: tell the daemon now (it starts everything as Unknown).
+        let t = Transition {
+            from: Health::Unknown,
+            to: Health::Down,
+            reason: state.reason().to_string(),
+        };
+        if !out.report(t).await {
+            return;
+        }
+    }
+    loop {
+        let damped = state.damped_until();
+        // Wait for a reason to check; stop promptly when the daemon is gone.
+        let from_watch = tokio::select! {
+            biased;
+            _ = events.closed() => break,
+            Some(cmd) = commands.recv() => {
+                if !out.apply(cmd, &mut state, watch.is_some()).await {
+                    break;
+                }
+                continue;
+            }
+            end = watch_end(&mut watch) => {
+                watch = None;
+                if end.parked && watch_started.elapsed() >= WATCH_STABLE {
+                    watch_backoff.succeeded();
+                }
+                let retry = watch_backoff.failed(Instant::now());
+                if end.parked {
+                    info!(service = %name, reason = %end.reason, "watch ended; checking now");
+                } else {
+                    debug!(service = %name, reason = %end.reason, retry_ms = retry.as_millis() as u64, "watch not parked");
+                }
+                out.publish(&state, false);
+                if !end.parked {
+                    continue;
+                }
+                true
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                damped.unwrap_or_else(Instant::now),
+            )), if damped.is_some() => {
+                if let Some(t) = state.tick(Instant::now()) {
+                    out.publish(&state, watch.is_some());
+                    if !out.report(t).await {
+                        break;
+                    }
+                }
+                continue;
+            }
+            _ = ticker.tick() => false,
+        };
+
+        // The check. Commands are applied while it runs; it is never cancelled except when
+        // the daemon is gone.
+        let started = Instant::now();
+        let result = {
+            let check = probe.probe();
+            tokio::pin!(check);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = events.closed() => return,
+                    Some(cmd) = commands.recv() => {
+                        if !out.apply(cmd, &mut state, watch.is_some()).await {
+                            return;
+                        }
+                    }
+                    r = &mut check => break r,
+                }
+            }
+        };
+        let latency = started.elapsed();
+        if from_watch {
+            // The next regular check is a full interval after this one.
+            ticker.reset();
+        }
+        match &result {
+            ProbeResult::Healthy(_) => last_failure = None,
+            failed => {
+                let text = failed.to_string();
+                if last_failure.as_deref() != Some(text.as_str()) {
+                    debug!(service = %name, result = ?failed, latency_ms = latency.as_millis() as u64, "check failed");
+                    last_failure = Some(text);
+                } else {
+                    trace!(service = %name, result = ?failed, "check failed again");
+                }
+            }
+        }
+        let check = CheckInput {
+            result,
+            latency,
+            disabled: disabled(&service),
+            address: address::check(&service.prefixes),
+        };
+        let transition = state.observe(check, Instant::now());
+
+        // Park the watch once there is a healthy connection to watch.
+        let now = Instant::now();
+        if cfg.watch_connection && watch.is_none() && watch_backoff.ready(now) {
+            if let Some(flavour) = probe.flavour() {
+                debug!(service = %name, "parking the watch connection");
+                watch = Some(Watch::start(probe.opts(), flavour, probe.timeout()));
+                watch_started = now;
+            }
+        }
+        out.publish(&state, watch.is_some());
+        if let Some(t) = transition {
+            if !out.report(t).await {
+                break;
+            }
         }
     }
     debug!(service = %name, "health checks stopped: event receiver gone");
@@ -79,25 +303,32 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MysqlEndpoint;
-    use std::time::Duration;
+    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes};
+
+    pub(crate) fn service(endpoint: MysqlEndpoint) -> ServiceConfig {
+        let mut mysql = MysqlConfig::new(endpoint, "primaryd");
+        mysql.interval = Duration::from_millis(10);
+        mysql.timeout = Duration::from_millis(500);
+        (mysql.rise, mysql.fall) = (1, 3);
+        ServiceConfig {
+            name: "main".into(),
+            prefixes: vec!["127.0.0.1/32".parse().unwrap()],
+            role: Role::Primary,
+            attributes: RouteAttributes::default(),
+            mysql,
+            disable_file: None,
+            manage_addresses: false,
+        }
+    }
 
     /// Against a missing socket the first check fails: one Down event, then silence
     /// (failures while down are not transitions), and the task ends with the receiver.
     #[tokio::test]
     async fn reports_down_once_and_stops_with_receiver() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = MysqlConfig {
-            endpoint: MysqlEndpoint::Socket(dir.path().join("none.sock")),
-            user: "primaryd".into(),
-            password_file: None,
-            interval: Duration::from_millis(10),
-            timeout: Duration::from_millis(500),
-            rise: 1,
-            fall: 3,
-        };
+        let svc = service(MysqlEndpoint::Socket(dir.path().join("none.sock")));
         let (tx, mut rx) = mpsc::channel(4);
-        let task = tokio::spawn(run(7, "main".into(), cfg, None, tx));
+        let task = tokio::spawn(run(7, svc, None, tx));
         let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("an event in time")

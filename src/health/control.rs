@@ -1,0 +1,244 @@
+//! Starting the health tasks, and the API the control socket (`primaryctl`) uses: service
+//! snapshots, drain and undrain.
+//!
+//! ```text
+//! let (control, tasks) = health::control::start(&config, passwords, events_tx);
+//! control.statuses()                                  // show services
+//! control.drain(&Target::Service("main".into()), Some("kernel upgrade".into())).await?
+//! control.undrain(&Target::All).await?
+//! ```
+//!
+//! A drain takes effect (withdraws) before it is persisted, so a full disk never keeps a
+//! service announced that an operator took out; the error then says the drain will not
+//! survive a restart. An undrain is persisted first: if the record cannot be removed the
+//! service stays drained, so the running daemon and the next one agree.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::address;
+use super::drain::{DrainInfo, DrainStore};
+use super::state::{ServiceState, ServiceStatus};
+use super::task::{run_task, Command, HealthEvent, TaskSetup};
+use crate::config::Config;
+
+/// Which services a drain or undrain applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Service(String),
+    All,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("no service named {0:?}")]
+    UnknownService(String),
+    /// Drained now, but the record could not be written: a restart would not keep it.
+    #[error(
+        "service {service}: drained, but the drain could not be saved to {} ({source}); \
+         it will not survive a restart",
+        path.display()
+    )]
+    NotPersisted {
+        service: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The drain record could not be removed, so the service stays drained.
+    #[error(
+        "service {service}: still drained: cannot remove {} ({source})",
+        path.display()
+    )]
+    NotRemoved {
+        service: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("service {0}: its health task is not running")]
+    TaskGone(String),
+}
+
+struct ServiceHandle {
+    name: String,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<ServiceStatus>,
+}
+
+/// Handle on the running health tasks; cheap to clone.
+#[derive(Clone)]
+pub struct HealthControl {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    services: Vec<ServiceHandle>,
+    store: DrainStore,
+    /// One drain or undrain at a time, so memory and disk never disagree.
+    busy: Mutex<()>,
+}
+
+/// Starts one health task per service, in `tasks`. Before that, for each service: adds its
+/// addresses to `lo` if `manage_addresses` is set, and loads its persisted drain, so a
+/// drained service is held down from the very start. Must run inside a tokio runtime.
+pub fn start(
+    config: &Config,
+    passwords: Vec<Option<String>>,
+    events: mpsc::Sender<HealthEvent>,
+) -> (HealthControl, JoinSet<()>) {
+    let store = DrainStore::new(&config.control.state_dir);
+    let mut tasks = JoinSet::new();
+    let mut services = Vec::new();
+    let passwords = passwords.into_iter().chain(std::iter::repeat(None));
+    for (index, (service, password)) in config.services.iter().zip(passwords).enumerate() {
+        if service.manage_addresses {
+            match address::add_to_lo(&service.prefixes) {
+                Ok(added) if added.is_empty() => {}
+                Ok(added) => {
+                    info!(service = %service.name, ?added, "added service addresses to lo")
+                }
+                // Not fatal: the address check withdraws the service and says why.
+                Err(e) => error!(service = %service.name, "manage_addresses: {e}"),
+            }
+        }
+        let drained = store.load(&service.name);
+        if let Some(d) = &drained {
+            warn!(service = %service.name, reason = %d.reason(), file = %store.path(&service.name).display(),
+                  "drained (persisted): not announced until undrained");
+        }
+        let state = ServiceState::new(service, drained.clone(), Instant::now());
+        let (status_tx, status_rx) =
+            watch::channel(state.status(Instant::now(), SystemTime::now(), false));
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let setup = TaskSetup {
+            index,
+            service: service.clone(),
+            password,
+            drained,
+            events: events.clone(),
+            commands: cmd_rx,
+            status: status_tx,
+        };
+        let span = tracing::info_span!("service", name = %service.name);
+        tasks.spawn(tracing::Instrument::instrument(run_task(setup), span));
+        services.push(ServiceHandle {
+            name: service.name.clone(),
+            commands: cmd_tx,
+            status: status_rx,
+        });
+    }
+    let control = HealthControl {
+        inner: Arc::new(Inner {
+            services,
+            store,
+            busy: Mutex::new(()),
+        }),
+    };
+    (control, tasks)
+}
+
+impl HealthControl {
+    /// Every service's current snapshot, in config order.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        self.inner
+            .services
+            .iter()
+            .map(|s| s.status.borrow().clone())
+            .collect()
+    }
+
+    pub fn status(&self, name: &str) -> Option<ServiceStatus> {
+        self.handle(name).map(|s| s.status.borrow().clone())
+    }
+
+    /// A receiver that sees every new snapshot of one service.
+    pub fn subscribe(&self, name: &str) -> Option<watch::Receiver<ServiceStatus>> {
+        self.handle(name).map(|s| s.status.clone())
+    }
+
+    /// Where drains are persisted.
+    pub fn drain_store(&self) -> &DrainStore {
+        &self.inner.store
+    }
+
+    fn handle(&self, name: &str) -> Option<&ServiceHandle> {
+        self.inner.services.iter().find(|s| s.name == name)
+    }
+
+    fn targets(&self, target: &Target) -> Result<Vec<&ServiceHandle>, DrainError> {
+        match target {
+            Target::All => Ok(self.inner.services.iter().collect()),
+            Target::Service(name) => self
+                .handle(name)
+                .map(|h| vec![h])
+                .ok_or_else(|| DrainError::UnknownService(name.clone())),
+        }
+    }
+
+    /// Withdraws and holds down the target services, and persists that in `state_dir`.
+    /// Returns their snapshots after the change.
+    pub async fn drain(
+        &self,
+        target: &Target,
+        note: Option<String>,
+    ) -> Result<Vec<ServiceStatus>, DrainError> {
+        let _busy = self.inner.busy.lock().await;
+        let mut out = Vec::new();
+        for h in self.targets(target)? {
+            let info = DrainInfo::new(SystemTime::now(), note.clone());
+            out.push(set(h, Some(info.clone())).await?);
+            let store = self.inner.store.clone();
+            let name = h.name.clone();
+            let saved = tokio::task::spawn_blocking(move || store.save(&name, &info))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            if let Err(source) = saved {
+                return Err(DrainError::NotPersisted {
+                    service: h.name.clone(),
+                    path: self.inner.store.path(&h.name),
+                    source,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lets the target services be announced again (when healthy), and forgets the
+    /// persisted drain.
+    pub async fn undrain(&self, target: &Target) -> Result<Vec<ServiceStatus>, DrainError> {
+        let _busy = self.inner.busy.lock().await;
+        let mut out = Vec::new();
+        for h in self.targets(target)? {
+            let store = self.inner.store.clone();
+            let name = h.name.clone();
+            let removed = tokio::task::spawn_blocking(move || store.remove(&name))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            if let Err(source) = removed {
+                return Err(DrainError::NotRemoved {
+                    service: h.name.clone(),
+                    path: self.inner.store.path(&h.name),
+                    source,
+                });
+            }
+            out.push(set(h, None).await?);
+        }
+        Ok(out)
+    }
+}
+
+async fn set(h: &ServiceHandle, drained: Option<DrainInfo>) -> Result<ServiceStatus, DrainError> {
+    let gone = || DrainError::TaskGone(h.name.clone());
+    let (done, answer) = oneshot::channel();
+    h.commands
+        .send(Command::SetDrain { drained, done })
+        .await
+        .map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
+}
