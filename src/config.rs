@@ -67,14 +67,17 @@ fn render_problems(path: &Path, problems: &[ConfigProblem]) -> String {
 pub struct Config {
     pub bgp: BgpConfig,
     pub control: ControlConfig,
+    pub metrics: MetricsConfig,
     pub services: Vec<ServiceConfig>,
 }
 
-/// `[control]`: the local control path (the socket itself is served by the CLI's side) and
-/// where state that must survive a restart (drains) is kept.
+/// `[control]`: the control socket `primaryctl` uses, and where state that must survive a
+/// restart (drains) is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlConfig {
     pub socket: PathBuf,
+    /// Group given the socket (mode 0660), so its members may use primaryctl.
+    pub socket_group: Option<String>,
     pub state_dir: PathBuf,
 }
 
@@ -82,9 +85,16 @@ impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            socket_group: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         }
     }
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`; none: no endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -345,6 +355,8 @@ struct RawConfig {
     bgp: RawBgp,
     #[serde(default)]
     control: RawControl,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default, rename = "service")]
     services: Vec<RawService>,
 }
@@ -386,7 +398,14 @@ struct RawPeer {
 #[serde(deny_unknown_fields)]
 struct RawControl {
     socket: Option<String>,
+    socket_group: Option<String>,
     state_dir: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -497,6 +516,18 @@ impl Validator {
     fn config(&mut self, raw: RawConfig) -> Config {
         let bgp = self.bgp(raw.bgp);
         let control = self.control(raw.control);
+        let metrics = MetricsConfig {
+            listen: raw.metrics.listen.and_then(|l| {
+                l.parse::<SocketAddr>()
+                    .map_err(|_| {
+                        self.bad(
+                            "metrics.listen",
+                            format!("{l:?} is not ADDRESS:PORT (e.g. \"127.0.0.1:9479\")"),
+                        )
+                    })
+                    .ok()
+            }),
+        };
         let mut names = HashSet::new();
         let mut owner: Vec<(IpNetwork, String)> = Vec::new();
         let mut services = Vec::new();
@@ -526,6 +557,7 @@ impl Validator {
         Config {
             bgp,
             control,
+            metrics,
             services,
         }
     }
@@ -789,8 +821,12 @@ impl Validator {
 
     fn control(&mut self, raw: RawControl) -> ControlConfig {
         let d = ControlConfig::default();
+        if raw.socket_group.as_deref() == Some("") {
+            self.bad("control.socket_group", "must not be empty");
+        }
         ControlConfig {
             socket: self.absolute_path("control.socket", raw.socket, d.socket),
+            socket_group: raw.socket_group.filter(|g| !g.is_empty()),
             state_dir: self.absolute_path("control.state_dir", raw.state_dir, d.state_dir),
         }
     }
@@ -1100,8 +1136,8 @@ user = "primaryd"
 
     #[test]
     fn unknown_top_level_section_is_rejected() {
-        let p = problems(&format!("{GOOD}\n[metrics]\nlisten = \"x\"\n"));
-        assert!(p[0].starts_with("metrics: "), "{p:?}");
+        let p = problems(&format!("{GOOD}\n[bfd]\nlisten = \"x\"\n"));
+        assert!(p[0].starts_with("bfd: "), "{p:?}");
     }
 
     #[test]
@@ -1347,6 +1383,17 @@ md5_password_file = "/x""#;
         assert!(p[0].starts_with("control.foo: "), "{p:?}");
         let p = problems(&format!("{GOOD}\n[control]\nstate_dir = \"rel\"\n"));
         assert_eq!(p, ["control.state_dir: \"rel\" is not an absolute path"]);
+        let c = parse(&format!("{GOOD}\n[control]\nsocket_group = \"dba\"\n")).unwrap();
+        assert_eq!(c.control.socket_group.as_deref(), Some("dba"));
+    }
+
+    #[test]
+    fn metrics_listen_is_optional_and_checked() {
+        assert_eq!(parse(GOOD).unwrap().metrics.listen, None);
+        let c = parse(&format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9479\"\n")).unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9479".parse().unwrap()));
+        let p = problems(&format!("{GOOD}\n[metrics]\nlisten = \"9479\"\n"));
+        assert!(p[0].starts_with("metrics.listen: "), "{p:?}");
     }
 
     #[test]

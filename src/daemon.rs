@@ -1,27 +1,39 @@
 //! The one event loop that owns the daemon's state: health events in, desired routes out to
-//! every BGP session. Nothing reaches back up the chain.
+//! every BGP session; configuration reloads; the control socket and metrics endpoint read
+//! published status and never wait on this loop except for `reload`.
 //!
 //! Safety: every way out of this loop ends with routes withdrawn. A signal withdraws and sends
 //! Cease to every peer; a task that dies (panic or otherwise) is an unknown state, so the daemon
 //! withdraws everything the same way and exits with an error for the supervisor to restart it.
 
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::announcer::{desired_routes, DesiredRoutes, PublishedRoutes};
-use crate::bgp::fsm::FsmConfig;
+use crate::announcer::{DesiredRoutes, PublishedRoutes};
+use crate::bgp::fsm::{FsmConfig, State};
 use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
 use crate::bgp::socket;
-use crate::config::{Config, PeerConfig, Secrets};
+use crate::bgp::status::PeerStatus;
+use crate::config::{self, Config, PeerConfig, Secrets, ServiceConfig};
+use crate::control::protocol::{Command, Response};
+use crate::control::server::{self, Handler};
+use crate::control::views;
 use crate::health::checker::Health;
-use crate::health::control as health_control;
+use crate::health::control::{DrainError, HealthControl, Target};
+use crate::health::state::ServiceStatus;
 use crate::health::task::HealthEvent;
+use crate::metrics::{self, CheckLatency, ServiceCounts};
 
 /// Time sessions get to withdraw, send Cease and close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -30,6 +42,8 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A session up this long has its earlier failures forgotten (the reconnect backoff resets).
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// How long `drain` waits for every established peer to have been sent the withdraw.
+const DRAIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -37,6 +51,18 @@ pub enum DaemonError {
     Signal(#[source] std::io::Error),
     #[error("{0}")]
     Listen(#[source] std::io::Error),
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("peer {peer}: {source}")]
     Peer {
         peer: String,
@@ -75,27 +101,251 @@ pub fn fsm_config(config: &Config, peer: &PeerConfig) -> FsmConfig {
     }
 }
 
-/// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err).
-pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
+/// What the control socket and the metrics endpoint read; replaced on every change the
+/// daemon loop makes (not on session or check changes: those are read live from the
+/// watch receivers inside).
+#[derive(Clone)]
+struct Published {
+    config: Arc<Config>,
+    peers: Vec<watch::Receiver<PeerStatus>>,
+    counts: BTreeMap<String, ServiceCounts>,
+}
+
+struct PeerHandle {
+    config: PeerConfig,
+    md5: Option<String>,
+    /// Session settings that depend on `[bgp]` (a change restarts the session).
+    fsm: FsmKey,
+    stop: watch::Sender<Option<String>>,
+    status: watch::Receiver<PeerStatus>,
+    inbox: mpsc::Sender<TcpStream>,
+    scope: Option<u32>,
+    task: AbortHandle,
+}
+
+#[derive(PartialEq)]
+struct FsmKey {
+    asn: u32,
+    router_id: std::net::Ipv4Addr,
+}
+
+struct ServiceHandle {
+    config: ServiceConfig,
+    password: Option<String>,
+    task: AbortHandle,
+}
+
+type Reply = oneshot::Sender<Response>;
+
+struct Daemon {
+    path: PathBuf,
+    config: Arc<Config>,
+    routes: watch::Sender<PublishedRoutes>,
+    peers: BTreeMap<String, PeerHandle>,
+    sessions: JoinSet<()>,
+    inboxes: watch::Sender<Arc<Vec<PeerInbox>>>,
+    listeners: Vec<AbortHandle>,
+    accepting: JoinSet<std::io::Error>,
+    health: HealthControl,
+    services: BTreeMap<String, ServiceHandle>,
+    checks: JoinSet<()>,
+    events: mpsc::Sender<HealthEvent>,
+    /// Up exactly when the service's prefixes are desired.
+    up: BTreeMap<String, Health>,
+    counts: BTreeMap<String, ServiceCounts>,
+    /// Tasks stopped on purpose (reload): their end is not a failure.
+    retired: HashSet<Id>,
+    published: watch::Sender<Published>,
+    next_index: usize,
+}
+
+/// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err). `path` is re-read on reload.
+pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), DaemonError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let config = Arc::new(config);
 
-    let md5: Vec<(&PeerConfig, Option<&str>)> = config
-        .bgp
-        .peers
-        .iter()
-        .zip(&secrets.md5)
-        .map(|(p, k)| (p, k.as_deref()))
-        .collect();
-    let listeners = listener::bind(&config.bgp.listen, &md5).map_err(DaemonError::Listen)?;
+    let control_listener = server::bind(
+        &config.control.socket,
+        config.control.socket_group.as_deref(),
+    )
+    .map_err(|source| DaemonError::Control {
+        path: config.control.socket.clone(),
+        source,
+    })?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
 
-    let (routes_tx, routes_rx) = watch::channel(PublishedRoutes::default());
-    let (stop_tx, stop_rx) = watch::channel(None::<String>);
-    let mut sessions = JoinSet::new();
-    let mut peer_status = Vec::new();
-    let mut inboxes = Vec::new();
+    let (events_tx, mut events_rx) = mpsc::channel::<HealthEvent>(64);
+    let (published, published_rx) = watch::channel(Published {
+        config: Arc::clone(&config),
+        peers: Vec::new(),
+        counts: BTreeMap::new(),
+    });
+    let mut d = Daemon {
+        path,
+        config: Arc::clone(&config),
+        routes: watch::channel(PublishedRoutes::default()).0,
+        peers: BTreeMap::new(),
+        sessions: JoinSet::new(),
+        inboxes: watch::channel(Arc::new(Vec::new())).0,
+        listeners: Vec::new(),
+        accepting: JoinSet::new(),
+        health: HealthControl::new(&config.control.state_dir),
+        services: BTreeMap::new(),
+        checks: JoinSet::new(),
+        events: events_tx,
+        up: BTreeMap::new(),
+        counts: BTreeMap::new(),
+        retired: HashSet::new(),
+        published,
+        next_index: 0,
+    };
+    d.bind_listeners(&config, &secrets)
+        .map_err(DaemonError::Listen)?;
+    // Services first: persisted drains are loaded before any session can come up.
+    for (service, password) in config.services.iter().zip(&secrets.mysql) {
+        d.start_service(service, password.clone());
+    }
     for (peer, key) in config.bgp.peers.iter().zip(&secrets.md5) {
+        d.start_peer(&config, peer, key.clone())?;
+    }
+    d.publish();
+
+    let latency = CheckLatency::default();
+    let (commands_tx, mut commands_rx) = mpsc::channel::<(Command, Reply)>(8);
+    let handler = Arc::new(ControlHandler {
+        published: published_rx.clone(),
+        health: d.health.clone(),
+        commands: commands_tx,
+    });
+    let mut aux = JoinSet::new();
+    aux.spawn(async move {
+        let e = server::serve(control_listener, handler).await;
+        format!("control socket failed: {e}")
+    });
+    if let Some(l) = metrics_listener {
+        let scrape = scraper(published_rx.clone(), d.health.clone(), latency.clone());
+        aux.spawn(async move {
+            let e = metrics::serve(l, scrape).await;
+            format!("metrics endpoint failed: {e}")
+        });
+    }
+    aux.spawn(observe_latency(d.health.clone(), published_rx, latency));
+    info!(
+        asn = config.bgp.asn,
+        peers = config.bgp.peers.len(),
+        services = config.services.len(),
+        "primaryd started; nothing is announced before a service passes its checks"
+    );
+
+    let outcome = loop {
+        tokio::select! {
+            Some(ev) = events_rx.recv() => d.health_event(ev),
+            Some((command, reply)) = commands_rx.recv() => {
+                let response = match command {
+                    Command::Reload => d.reload().await,
+                    other => Response::error(format!("{other:?} is not handled by the daemon loop")),
+                };
+                let _ = reply.send(response);
+            }
+            _ = sigterm.recv() => break Ok("SIGTERM"),
+            _ = sigint.recv() => break Ok("SIGINT"),
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading {}", d.path.display());
+                let r = d.reload().await;
+                if !r.ok {
+                    error!("reload refused: {}", r.error.unwrap_or_default());
+                }
+            }
+            Some(res) = d.checks.join_next_with_id() => {
+                if let Some(e) = d.unexpected("health check", res) {
+                    break Err(e);
+                }
+            }
+            Some(res) = d.sessions.join_next_with_id() => {
+                if let Some(e) = d.unexpected("BGP session", res) {
+                    break Err(e);
+                }
+            }
+            Some(res) = d.accepting.join_next_with_id() => {
+                match res {
+                    Ok((_, e)) => break Err(format!("BGP listener failed: {e}")),
+                    Err(e) if e.is_cancelled() && d.retired.remove(&e.id()) => {}
+                    Err(e) => break Err(format!("BGP listener task failed: {e}")),
+                }
+            }
+            Some(res) = aux.join_next() => {
+                break Err(res.unwrap_or_else(|e| format!("task failed: {e}")));
+            }
+        }
+    };
+
+    match &outcome {
+        Ok(signal) => info!("{signal}: withdrawing all routes and closing sessions"),
+        Err(e) => error!("{e}: withdrawing all routes and closing sessions"),
+    }
+    d.checks.abort_all();
+    d.accepting.abort_all();
+    aux.abort_all();
+    publish_routes(&d.routes, DesiredRoutes::new());
+    let message = match &outcome {
+        Ok(_) => "primaryd shutting down",
+        Err(_) => "primaryd internal failure",
+    };
+    for p in d.peers.values() {
+        p.stop.send_replace(Some(message.to_string()));
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while d.sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            "sessions did not close within {} s; exiting anyway (the kernel closes the sockets)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    let _ = std::fs::remove_file(&config.control.socket);
+    outcome.map(|_| ()).map_err(DaemonError::TaskFailed)
+}
+
+impl Daemon {
+    fn bind_listeners(&mut self, config: &Config, secrets: &Secrets) -> std::io::Result<()> {
+        let md5: Vec<(&PeerConfig, Option<&str>)> = config
+            .bgp
+            .peers
+            .iter()
+            .zip(&secrets.md5)
+            .map(|(p, k)| (p, k.as_deref()))
+            .collect();
+        let listeners = listener::bind(&config.bgp.listen, &md5)?;
+        for old in self.listeners.drain(..) {
+            self.retired.insert(old.id());
+            old.abort();
+        }
+        for l in listeners {
+            let handle = self
+                .accepting
+                .spawn(listener::run(l, self.inboxes.subscribe()));
+            self.listeners.push(handle);
+        }
+        Ok(())
+    }
+
+    fn start_peer(
+        &mut self,
+        config: &Config,
+        peer: &PeerConfig,
+        md5: Option<String>,
+    ) -> Result<(), DaemonError> {
         let scope = match &peer.interface {
             Some(ifname) => {
                 Some(
@@ -107,91 +357,277 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), DaemonError> {
             }
             None => None,
         };
-        let (tx, rx) = mpsc::channel(1);
-        inboxes.push(PeerInbox {
-            name: peer.name.clone(),
-            address: peer.address,
-            scope,
-            tx,
-        });
-        let (session, status) = Session::new(peer.clone(), fsm_config(&config, peer), key.clone());
-        peer_status.push(status);
+        let (inbox, accepted) = mpsc::channel(1);
+        let (stop, stop_rx) = watch::channel(None);
+        let (session, status) = Session::new(peer.clone(), fsm_config(config, peer), md5.clone());
         let span = tracing::info_span!("peer", name = %peer.name, address = %peer.address);
-        let fut = session.run(routes_rx.clone(), stop_rx.clone(), rx);
-        sessions.spawn(tracing::Instrument::instrument(fut, span));
-    }
-    let inboxes = Arc::new(inboxes);
-    let mut accepting = JoinSet::new();
-    for l in listeners {
-        accepting.spawn(listener::run(l, Arc::clone(&inboxes)));
+        let fut = session.run(self.routes.subscribe(), stop_rx, accepted);
+        let task = self
+            .sessions
+            .spawn(tracing::Instrument::instrument(fut, span));
+        self.peers.insert(
+            peer.name.clone(),
+            PeerHandle {
+                config: peer.clone(),
+                md5,
+                fsm: FsmKey {
+                    asn: config.bgp.asn,
+                    router_id: config.bgp.router_id,
+                },
+                stop,
+                status,
+                inbox,
+                scope,
+                task,
+            },
+        );
+        self.update_inboxes();
+        Ok(())
     }
 
-    let (events_tx, mut events_rx) = mpsc::channel::<HealthEvent>(64);
-    // Loads persisted drains before any task starts: a drained service is never announced,
-    // not even once. `_health_control` is the drain/snapshot API for the control socket.
-    let (_health_control, mut checks) =
-        health_control::start(&config, secrets.mysql, events_tx.clone());
-    drop(events_tx);
-    info!(
-        asn = config.bgp.asn,
-        peers = config.bgp.peers.len(),
-        services = config.services.len(),
-        "primaryd started; nothing is announced before a service passes its checks"
-    );
-
-    let mut health = vec![Health::Unknown; config.services.len()];
-    let outcome = loop {
-        tokio::select! {
-            Some(ev) = events_rx.recv() => {
-                if let Some(h) = health.get_mut(ev.service) {
-                    *h = ev.health;
-                }
-                let desired = desired_routes(&config.services, &health);
-                publish_routes(&routes_tx, desired);
-            }
-            _ = sigterm.recv() => break Ok("SIGTERM"),
-            _ = sigint.recv() => break Ok("SIGINT"),
-            _ = sighup.recv() => {
-                warn!("SIGHUP: configuration reload is not implemented in this version; \
-                       the running configuration is unchanged");
-            }
-            Some(res) = checks.join_next() => {
-                break Err(task_failure("health check", res));
-            }
-            Some(res) = sessions.join_next() => {
-                break Err(task_failure("BGP session", res));
-            }
-            Some(res) = accepting.join_next() => {
-                break Err(match res {
-                    Ok(e) => format!("BGP listener failed: {e}"),
-                    Err(e) => format!("BGP listener task failed: {e}"),
-                });
-            }
+    /// Ends a session gracefully: withdraw, Cease with `message`, close. Its task then ends
+    /// on its own; that end is expected.
+    fn stop_peer(&mut self, name: &str, message: &str) {
+        if let Some(p) = self.peers.remove(name) {
+            self.retired.insert(p.task.id());
+            p.stop.send_replace(Some(message.to_string()));
         }
-    };
-
-    match &outcome {
-        Ok(signal) => info!("{signal}: withdrawing all routes and closing sessions"),
-        Err(e) => error!("{e}: withdrawing all routes and closing sessions"),
+        self.update_inboxes();
     }
-    checks.abort_all();
-    accepting.abort_all();
-    publish_routes(&routes_tx, DesiredRoutes::new());
-    stop_tx.send_replace(Some(match &outcome {
-        Ok(_) => "primaryd shutting down".to_string(),
-        Err(_) => "primaryd internal failure".to_string(),
-    }));
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!(
-            "sessions did not close within {} s; exiting anyway (the kernel closes the sockets)",
-            SHUTDOWN_GRACE.as_secs()
+
+    fn update_inboxes(&mut self) {
+        let inboxes = self
+            .peers
+            .values()
+            .map(|p| PeerInbox {
+                name: p.config.name.clone(),
+                address: p.config.address,
+                scope: p.scope,
+                tx: p.inbox.clone(),
+            })
+            .collect();
+        self.inboxes.send_replace(Arc::new(inboxes));
+    }
+
+    fn start_service(&mut self, service: &ServiceConfig, password: Option<String>) {
+        let task = self.health.add(
+            self.next_index,
+            service,
+            password.clone(),
+            self.events.clone(),
+        );
+        self.next_index += 1;
+        let task = self.checks.spawn(task);
+        self.up.insert(service.name.clone(), Health::Unknown);
+        self.counts.entry(service.name.clone()).or_default();
+        self.services.insert(
+            service.name.clone(),
+            ServiceHandle {
+                config: service.clone(),
+                password,
+                task,
+            },
         );
     }
-    outcome.map(|_| ()).map_err(DaemonError::TaskFailed)
+
+    fn stop_service(&mut self, name: &str) {
+        if let Some(s) = self.services.remove(name) {
+            self.retired.insert(s.task.id());
+            s.task.abort();
+        }
+        self.health.remove(name);
+        self.up.remove(name);
+        self.counts.remove(name);
+    }
+
+    fn health_event(&mut self, ev: HealthEvent) {
+        // Events of a task retired by a reload may still be queued: only current ones count.
+        if !self.services.contains_key(&ev.name) {
+            return;
+        }
+        let before = self.up.insert(ev.name.clone(), ev.health);
+        let counts = self.counts.entry(ev.name.clone()).or_default();
+        if before != Some(ev.health) {
+            counts.transitions += 1;
+            match ev.health {
+                Health::Up => counts.announcements += 1,
+                _ if before == Some(Health::Up) => counts.withdrawals += 1,
+                _ => {}
+            }
+        }
+        self.announce();
+        self.publish();
+    }
+
+    /// Publishes the prefixes of every service that is up (drain, damping, addresses and
+    /// the checks are all folded into `Up` by the health task).
+    fn announce(&mut self) {
+        let desired: DesiredRoutes = self
+            .services
+            .values()
+            .filter(|s| self.up.get(&s.config.name) == Some(&Health::Up))
+            .flat_map(|s| {
+                s.config
+                    .prefixes
+                    .iter()
+                    .map(|p| (*p, s.config.attributes.clone()))
+            })
+            .collect();
+        publish_routes(&self.routes, desired);
+    }
+
+    fn publish(&mut self) {
+        self.published.send_replace(Published {
+            config: Arc::clone(&self.config),
+            peers: self.peers.values().map(|p| p.status.clone()).collect(),
+            counts: self.counts.clone(),
+        });
+    }
+
+    /// Classifies a task's end: None if it was retired on purpose.
+    fn unexpected(
+        &mut self,
+        what: &str,
+        res: Result<(Id, ()), tokio::task::JoinError>,
+    ) -> Option<String> {
+        match res {
+            Ok((id, ())) if self.retired.remove(&id) => None,
+            Err(e) if self.retired.remove(&e.id()) => None,
+            Ok(_) => Some(format!("{what} task ended unexpectedly")),
+            Err(e) if e.is_panic() => Some(format!("{what} task panicked")),
+            Err(e) => Some(format!("{what} task failed: {e}")),
+        }
+    }
+
+    /// Re-reads the configuration. An invalid one changes nothing; a valid one is applied
+    /// with the least disruption: unchanged sessions and checks keep running.
+    async fn reload(&mut self) -> Response {
+        let new = match config::load(&self.path).and_then(|c| {
+            c.read_secrets()
+                .map(|s| (c, s))
+                .map_err(|problems| config::ConfigError::Invalid {
+                    path: self.path.clone(),
+                    problems,
+                })
+        }) {
+            Ok(v) => v,
+            Err(e) => return Response::error(format!("configuration not reloaded:\n{e}")),
+        };
+        let (new, secrets) = new;
+        if new.control != self.config.control || new.metrics != self.config.metrics {
+            return Response::error(
+                "configuration not reloaded: [control] and [metrics] changes need a restart",
+            );
+        }
+        let mut changes = Vec::new();
+
+        // Services: a changed check restarts the task (state back to unknown: withdrawn until
+        // it passes again); changed prefixes or attributes only change what is announced.
+        let wanted: BTreeMap<&str, (&ServiceConfig, &Option<String>)> = new
+            .services
+            .iter()
+            .zip(&secrets.mysql)
+            .map(|(s, p)| (s.name.as_str(), (s, p)))
+            .collect();
+        let current: Vec<String> = self.services.keys().cloned().collect();
+        for name in current {
+            match wanted.get(name.as_str()) {
+                None => {
+                    self.stop_service(&name);
+                    changes.push(format!("service {name} removed"));
+                }
+                Some((cfg, password)) => {
+                    let old = &self.services[&name];
+                    let same_check = old.config.mysql == cfg.mysql
+                        && old.config.role == cfg.role
+                        && old.config.prefixes == cfg.prefixes
+                        && old.config.disable_file == cfg.disable_file
+                        && old.config.manage_addresses == cfg.manage_addresses
+                        && old.password == **password;
+                    if !same_check {
+                        self.stop_service(&name);
+                        self.start_service(cfg, (*password).clone());
+                        changes.push(format!("service {name} restarted (check changed)"));
+                    } else if old.config != **cfg {
+                        if let Some(s) = self.services.get_mut(&name) {
+                            s.config = (*cfg).clone();
+                        }
+                        changes.push(format!("service {name} attributes changed"));
+                    }
+                }
+            }
+        }
+        for (name, (cfg, password)) in &wanted {
+            if !self.services.contains_key(*name) {
+                self.start_service(cfg, (*password).clone());
+                changes.push(format!("service {name} added"));
+            }
+        }
+
+        // Peers: any change to a peer or to [bgp] identity restarts its session.
+        let key = FsmKey {
+            asn: new.bgp.asn,
+            router_id: new.bgp.router_id,
+        };
+        let wanted: BTreeMap<&str, (&PeerConfig, &Option<String>)> = new
+            .bgp
+            .peers
+            .iter()
+            .zip(&secrets.md5)
+            .map(|(p, k)| (p.name.as_str(), (p, k)))
+            .collect();
+        let current: Vec<String> = self.peers.keys().cloned().collect();
+        for name in current {
+            let keep = wanted.get(name.as_str()).is_some_and(|(cfg, md5)| {
+                let p = &self.peers[&name];
+                p.config == **cfg && p.md5 == **md5 && p.fsm == key
+            });
+            if !keep {
+                let why = if wanted.contains_key(name.as_str()) {
+                    "peer configuration changed"
+                } else {
+                    "peer removed from the configuration"
+                };
+                self.stop_peer(&name, why);
+                changes.push(format!("peer {name}: session closed ({why})"));
+            }
+        }
+        if new.bgp.listen != self.config.bgp.listen
+            || new
+                .bgp
+                .peers
+                .iter()
+                .zip(&secrets.md5)
+                .any(|(p, k)| k.is_some() && !self.peers.contains_key(&p.name) || p.ttl_security)
+        {
+            // New MD5 keys or TTLs must be on the listening sockets before the peer's SYN.
+            if let Err(e) = self.bind_listeners(&new, &secrets) {
+                error!("reload: listeners: {e}");
+                changes.push(format!("listeners not rebound: {e}"));
+            }
+        }
+        for (name, (cfg, md5)) in &wanted {
+            if !self.peers.contains_key(*name) {
+                if let Err(e) = self.start_peer(&new, cfg, (*md5).clone()) {
+                    error!("reload: {e}");
+                    changes.push(format!("peer {name} not started: {e}"));
+                } else {
+                    changes.push(format!("peer {name} started"));
+                }
+            }
+        }
+
+        self.config = Arc::new(new);
+        self.announce();
+        self.publish();
+        let summary = if changes.is_empty() {
+            "configuration reloaded: no changes".to_string()
+        } else {
+            format!("configuration reloaded: {}", changes.join("; "))
+        };
+        info!("{summary}");
+        Response::ok(serde_json::Value::String(summary))
+    }
 }
 
 /// Publishes `desired` to every session if it differs from what they have, under a new
@@ -207,10 +643,241 @@ fn publish_routes(tx: &watch::Sender<PublishedRoutes>, desired: DesiredRoutes) {
     });
 }
 
-fn task_failure(what: &str, res: Result<(), tokio::task::JoinError>) -> String {
-    match res {
-        Ok(()) => format!("{what} task ended unexpectedly"),
-        Err(e) if e.is_panic() => format!("{what} task panicked"),
-        Err(e) => format!("{what} task failed: {e}"),
+/// Answers `primaryctl`: `show` from published status, drain through the health tasks,
+/// reload through the daemon loop.
+struct ControlHandler {
+    published: watch::Receiver<Published>,
+    health: HealthControl,
+    commands: mpsc::Sender<(Command, Reply)>,
+}
+
+impl Handler for ControlHandler {
+    fn handle(&self, command: Command) -> Pin<Box<dyn Future<Output = Response> + Send + '_>> {
+        Box::pin(async move {
+            let published = self.published.borrow().clone();
+            let peers: Vec<PeerStatus> =
+                published.peers.iter().map(|p| p.borrow().clone()).collect();
+            let services = self.health.statuses();
+            let now = SystemTime::now();
+            let json = |v: Result<serde_json::Value, serde_json::Error>| match v {
+                Ok(v) => Response::ok(v),
+                Err(e) => Response::error(format!("cannot encode the answer: {e}")),
+            };
+            match command {
+                Command::ShowRoutes => {
+                    let routes = service_routes(&published.config, &services);
+                    json(serde_json::to_value(views::routes(&routes, &peers)))
+                }
+                Command::ShowReceived { peer } => {
+                    match views::received(&peers, peer.as_deref(), now) {
+                        Ok(v) => json(serde_json::to_value(v)),
+                        Err(e) => Response::error(e),
+                    }
+                }
+                Command::ShowPeers => json(serde_json::to_value(views::peers(&peers, now))),
+                Command::ShowServices => {
+                    let v: Vec<views::ServiceView> = services
+                        .iter()
+                        .map(|s| service_view(&published.config, s))
+                        .collect();
+                    json(serde_json::to_value(v))
+                }
+                Command::Drain { service } => self.drain(service, &published).await,
+                Command::Undrain { service } => match self.health.undrain(&target(service)).await {
+                    Ok(done) => Response::ok(serde_json::Value::String(format!(
+                        "undrained: {} (announced again once healthy)",
+                        names(&done)
+                    ))),
+                    Err(e) => Response::error(e.to_string()),
+                },
+                Command::Reload => {
+                    let (tx, rx) = oneshot::channel();
+                    if self.commands.send((Command::Reload, tx)).await.is_err() {
+                        return Response::error("the daemon is shutting down");
+                    }
+                    rx.await
+                        .unwrap_or_else(|_| Response::error("the daemon is shutting down"))
+                }
+            }
+        })
+    }
+}
+
+impl ControlHandler {
+    /// Drains, then answers only once every established peer was sent the withdraw (its
+    /// published Adj-RIB-Out no longer has the prefixes).
+    async fn drain(&self, service: Option<String>, published: &Published) -> Response {
+        let done = match self.health.drain(&target(service), None).await {
+            Ok(done) => done,
+            Err(e @ DrainError::NotPersisted { .. }) => {
+                // Withdrawn anyway; say that it will not survive a restart.
+                return Response::error(e.to_string());
+            }
+            Err(e) => return Response::error(e.to_string()),
+        };
+        let prefixes: Vec<ipnetwork::IpNetwork> = published
+            .config
+            .services
+            .iter()
+            .filter(|s| done.iter().any(|d| d.name == s.name))
+            .flat_map(|s| s.prefixes.iter().copied())
+            .collect();
+        let mut pending = Vec::new();
+        for p in &published.peers {
+            let mut rx = p.clone();
+            let withdrawn = |s: &PeerStatus| {
+                s.state != State::Established || prefixes.iter().all(|x| !s.rib_out.contains_key(x))
+            };
+            let ok = tokio::time::timeout(DRAIN_ACK_TIMEOUT, rx.wait_for(withdrawn)).await;
+            if !matches!(ok, Ok(Ok(_))) {
+                pending.push(p.borrow().name.clone());
+            }
+        }
+        if pending.is_empty() {
+            Response::ok(serde_json::Value::String(format!(
+                "drained: {} (withdrawn from every established peer)",
+                names(&done)
+            )))
+        } else {
+            Response::error(format!(
+                "drained: {}, but the withdraw was not confirmed within {} s for: {}",
+                names(&done),
+                DRAIN_ACK_TIMEOUT.as_secs(),
+                pending.join(", ")
+            ))
+        }
+    }
+}
+
+fn target(service: Option<String>) -> Target {
+    service.map_or(Target::All, Target::Service)
+}
+
+fn names(statuses: &[ServiceStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn state_name(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+    }
+}
+
+fn service_routes(config: &Config, services: &[ServiceStatus]) -> Vec<views::ServiceRoutes> {
+    services
+        .iter()
+        .map(|s| views::ServiceRoutes {
+            name: s.name.clone(),
+            prefixes: prefixes_of(config, &s.name),
+            state: state_name(s.health).into(),
+            announced: s.health == Health::Up,
+            reason: s.reason.clone(),
+            since: s.since,
+        })
+        .collect()
+}
+
+fn prefixes_of(config: &Config, service: &str) -> Vec<ipnetwork::IpNetwork> {
+    config
+        .services
+        .iter()
+        .find(|c| c.name == service)
+        .map(|c| c.prefixes.clone())
+        .unwrap_or_default()
+}
+
+fn service_view(config: &Config, s: &ServiceStatus) -> views::ServiceView {
+    views::ServiceView {
+        name: s.name.clone(),
+        role: s.role.to_string(),
+        prefixes: prefixes_of(config, &s.name),
+        state: state_name(s.health).into(),
+        announced: s.health == Health::Up,
+        reason: s.reason.clone(),
+        since: views::timestamp(s.since),
+        drained: s.drained.is_some(),
+        last_result: s.last_check.as_ref().map(|c| c.result.to_string()),
+        last_latency_ms: s
+            .last_check
+            .as_ref()
+            .map(|c| c.latency.as_secs_f64() * 1000.0),
+        last_check_at: s.last_check.as_ref().map(|c| views::timestamp(c.at)),
+        successes: s.successes,
+        failures: s.failures,
+        rise: s.rise,
+        fall: s.fall,
+    }
+}
+
+fn scraper(
+    published: watch::Receiver<Published>,
+    health: HealthControl,
+    latency: CheckLatency,
+) -> Arc<dyn Fn() -> String + Send + Sync> {
+    Arc::new(move || {
+        let p = published.borrow().clone();
+        let peers: Vec<PeerStatus> = p.peers.iter().map(|r| r.borrow().clone()).collect();
+        let services: Vec<(views::ServiceView, ServiceCounts)> = health
+            .statuses()
+            .iter()
+            .map(|s| {
+                let counts = p.counts.get(&s.name).cloned().unwrap_or_default();
+                (service_view(&p.config, s), counts)
+            })
+            .collect();
+        metrics::render(&metrics::Snapshot {
+            peers: &peers,
+            services: &services,
+            latency: &latency,
+        })
+    })
+}
+
+/// Feeds the check-latency histogram from every service's published checks.
+async fn observe_latency(
+    health: HealthControl,
+    mut published: watch::Receiver<Published>,
+    latency: CheckLatency,
+) -> String {
+    let mut watched: Vec<String> = Vec::new();
+    let mut watchers = JoinSet::new();
+    loop {
+        let names: Vec<String> = published
+            .borrow_and_update()
+            .config
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        // Re-subscribe only when a reload changed the set of services.
+        if names != watched {
+            watchers.abort_all();
+            for name in &names {
+                let Some(mut rx) = health.subscribe(name) else {
+                    continue;
+                };
+                let (latency, name) = (latency.clone(), name.clone());
+                watchers.spawn(async move {
+                    let mut last = None;
+                    while rx.changed().await.is_ok() {
+                        let check = rx.borrow_and_update().last_check.clone();
+                        if let Some(c) = check.filter(|c| last != Some(c.at)) {
+                            last = Some(c.at);
+                            latency.observe(&name, c.latency);
+                        }
+                    }
+                });
+            }
+            watched = names;
+        }
+        if published.changed().await.is_err() {
+            return "status publisher gone".into();
+        }
     }
 }

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(primaryd::daemon::run(config, secrets)) {
+    match runtime.block_on(primaryd::daemon::run(args.config, config, secrets)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("exiting: {e}");

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use primaryd::health::drain::{DrainInfo, DrainStore};
 use support::{run_ok, wait_until, Lab, MariaDbOpts, PrimarydOpts, SERVICE_PREFIX, STEP};
 
-/// The lab config plus a `[control]` state dir in the lab's folder and extra `[[service]]`
-/// keys.
+/// The lab config plus a `[control]` state dir and socket in the lab's folder and extra
+/// `[[service]]` keys.
 fn config(lab: &Lab, db: &support::MariaDb, opts: PrimarydOpts, service_extra: &str) -> String {
     let text = lab.primaryd_config(db, opts);
     let state_dir = lab.dir().join("state");
@@ -21,8 +21,9 @@ fn config(lab: &Lab, db: &support::MariaDb, opts: PrimarydOpts, service_extra: &
         1,
     );
     format!(
-        "{text}\n[control]\nstate_dir = {:?}\n",
-        state_dir.display().to_string()
+        "{text}\n[control]\nstate_dir = {:?}\nsocket = {:?}\n",
+        state_dir.display().to_string(),
+        lab.dir().join("primaryd.sock").display().to_string()
     )
 }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::socket;
@@ -40,6 +40,8 @@ pub fn bind(
             }
         };
         sock.set_reuseaddr(true)?;
+        // A reload binds the new listener before the old one is gone.
+        sock.set_reuseport(true)?;
         for (peer, key) in peers {
             if peer.address.is_ipv4() != addr.is_ipv4() {
                 continue;
@@ -68,8 +70,11 @@ fn unmapped(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Accepts until the listener fails; returns the error.
-pub async fn run(listener: TcpListener, inboxes: std::sync::Arc<Vec<PeerInbox>>) -> io::Error {
+/// Accepts until the listener fails; returns the error. `inboxes` changes on reload.
+pub async fn run(
+    listener: TcpListener,
+    inboxes: watch::Receiver<std::sync::Arc<Vec<PeerInbox>>>,
+) -> io::Error {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(v) => v,
@@ -84,6 +89,7 @@ pub async fn run(listener: TcpListener, inboxes: std::sync::Arc<Vec<PeerInbox>>)
             SocketAddr::V6(a) if a.scope_id() != 0 => Some(a.scope_id()),
             _ => None,
         };
+        let inboxes = std::sync::Arc::clone(&inboxes.borrow());
         let inbox = inboxes
             .iter()
             .find(|p| p.address == ip && (p.scope.is_none() || p.scope == scope));

@@ -13,7 +13,8 @@
 //! survive a restart. An undrain is persisted first: if the record cannot be removed the
 //! service stays drained, so the running daemon and the next one agree.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -25,7 +26,7 @@ use super::address;
 use super::drain::{DrainInfo, DrainStore};
 use super::state::{ServiceState, ServiceStatus};
 use super::task::{run_task, Command, HealthEvent, TaskSetup};
-use crate::config::Config;
+use crate::config::{Config, ServiceConfig};
 
 /// Which services a drain or undrain applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,7 @@ pub enum DrainError {
     TaskGone(String),
 }
 
+#[derive(Clone)]
 struct ServiceHandle {
     name: String,
     commands: mpsc::Sender<Command>,
@@ -78,25 +80,59 @@ pub struct HealthControl {
 }
 
 struct Inner {
-    services: Vec<ServiceHandle>,
+    /// Services come and go with configuration reloads.
+    services: std::sync::Mutex<Vec<ServiceHandle>>,
     store: DrainStore,
     /// One drain or undrain at a time, so memory and disk never disagree.
     busy: Mutex<()>,
 }
 
-/// Starts one health task per service, in `tasks`. Before that, for each service: adds its
-/// addresses to `lo` if `manage_addresses` is set, and loads its persisted drain, so a
-/// drained service is held down from the very start. Must run inside a tokio runtime.
+/// Starts one health task per service, in `tasks` (see [`HealthControl::add`]). Must run
+/// inside a tokio runtime.
 pub fn start(
     config: &Config,
     passwords: Vec<Option<String>>,
     events: mpsc::Sender<HealthEvent>,
 ) -> (HealthControl, JoinSet<()>) {
-    let store = DrainStore::new(&config.control.state_dir);
+    let control = HealthControl::new(&config.control.state_dir);
     let mut tasks = JoinSet::new();
-    let mut services = Vec::new();
     let passwords = passwords.into_iter().chain(std::iter::repeat(None));
     for (index, (service, password)) in config.services.iter().zip(passwords).enumerate() {
+        tasks.spawn(control.add(index, service, password, events.clone()));
+    }
+    (control, tasks)
+}
+
+impl HealthControl {
+    /// No services yet; drains are persisted under `state_dir`.
+    pub fn new(state_dir: &Path) -> HealthControl {
+        HealthControl {
+            inner: Arc::new(Inner {
+                services: std::sync::Mutex::new(Vec::new()),
+                store: DrainStore::new(state_dir),
+                busy: Mutex::new(()),
+            }),
+        }
+    }
+
+    fn services(&self) -> Vec<ServiceHandle> {
+        self.inner
+            .services
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Registers a service and returns its health task, for the caller to spawn. Before
+    /// that: adds its addresses to `lo` if `manage_addresses` is set, and loads its persisted
+    /// drain, so a drained service is held down from the very start.
+    pub fn add(
+        &self,
+        index: usize,
+        service: &ServiceConfig,
+        password: Option<String>,
+        events: mpsc::Sender<HealthEvent>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         if service.manage_addresses {
             match address::add_to_lo(&service.prefixes) {
                 Ok(added) if added.is_empty() => {}
@@ -107,6 +143,7 @@ pub fn start(
                 Err(e) => error!(service = %service.name, "manage_addresses: {e}"),
             }
         }
+        let store = &self.inner.store;
         let drained = store.load(&service.name);
         if let Some(d) = &drained {
             warn!(service = %service.name, reason = %d.reason(), file = %store.path(&service.name).display(),
@@ -121,33 +158,33 @@ pub fn start(
             service: service.clone(),
             password,
             drained,
-            events: events.clone(),
+            events,
             commands: cmd_rx,
             status: status_tx,
         };
-        let span = tracing::info_span!("service", name = %service.name);
-        tasks.spawn(tracing::Instrument::instrument(run_task(setup), span));
-        services.push(ServiceHandle {
+        let handle = ServiceHandle {
             name: service.name.clone(),
             commands: cmd_tx,
             status: status_rx,
-        });
+        };
+        if let Ok(mut services) = self.inner.services.lock() {
+            services.retain(|s| s.name != service.name);
+            services.push(handle);
+        }
+        let span = tracing::info_span!("service", name = %service.name);
+        tracing::Instrument::instrument(run_task(setup), span)
     }
-    let control = HealthControl {
-        inner: Arc::new(Inner {
-            services,
-            store,
-            busy: Mutex::new(()),
-        }),
-    };
-    (control, tasks)
-}
 
-impl HealthControl {
-    /// Every service's current snapshot, in config order.
+    /// Forgets a service (its task is stopped by whoever spawned it).
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut services) = self.inner.services.lock() {
+            services.retain(|s| s.name != name);
+        }
+    }
+
+    /// Every service's current snapshot, in the order they were added.
     pub fn statuses(&self) -> Vec<ServiceStatus> {
-        self.inner
-            .services
+        self.services()
             .iter()
             .map(|s| s.status.borrow().clone())
             .collect()
@@ -159,7 +196,7 @@ impl HealthControl {
 
     /// A receiver that sees every new snapshot of one service.
     pub fn subscribe(&self, name: &str) -> Option<watch::Receiver<ServiceStatus>> {
-        self.handle(name).map(|s| s.status.clone())
+        self.handle(name).map(|s| s.status)
     }
 
     /// Where drains are persisted.
@@ -167,13 +204,13 @@ impl HealthControl {
         &self.inner.store
     }
 
-    fn handle(&self, name: &str) -> Option<&ServiceHandle> {
-        self.inner.services.iter().find(|s| s.name == name)
+    fn handle(&self, name: &str) -> Option<ServiceHandle> {
+        self.services().into_iter().find(|s| s.name == name)
     }
 
-    fn targets(&self, target: &Target) -> Result<Vec<&ServiceHandle>, DrainError> {
+    fn targets(&self, target: &Target) -> Result<Vec<ServiceHandle>, DrainError> {
         match target {
-            Target::All => Ok(self.inner.services.iter().collect()),
+            Target::All => Ok(self.services()),
             Target::Service(name) => self
                 .handle(name)
                 .map(|h| vec![h])
@@ -192,7 +229,7 @@ impl HealthControl {
         let mut out = Vec::new();
         for h in self.targets(target)? {
             let info = DrainInfo::new(SystemTime::now(), note.clone());
-            out.push(set(h, Some(info.clone())).await?);
+            out.push(set(&h, Some(info.clone())).await?);
             let store = self.inner.store.clone();
             let name = h.name.clone();
             let saved = tokio::task::spawn_blocking(move || store.save(&name, &info))
@@ -227,7 +264,7 @@ impl HealthControl {
                     source,
                 });
             }
-            out.push(set(h, None).await?);
+            out.push(set(&h, None).await?);
         }
         Ok(out)
     }

@@ -31,8 +31,9 @@ const WATCH_STABLE: Duration = Duration::from_secs(60);
 /// A service's health changed.
 #[derive(Debug, Clone)]
 pub struct HealthEvent {
-    /// Index of the service in the configuration.
+    /// Index of the service in the configuration it was started with.
     pub service: usize,
+    pub name: String,
     pub health: Health,
     pub reason: String,
 }
@@ -107,6 +108,7 @@ impl Outlet<'_> {
         }
         let event = HealthEvent {
             service: self.index,
+            name: name.to_string(),
             health: t.to,
             reason: t.reason,
         };

@@ -1,19 +1,39 @@
-//! End-to-end lab: FRR as the top-of-rack router in one network namespace, MariaDB and
-//! primaryd in another, joined by a veth /31. Every test builds its own [`Lab`]; `Drop`
-//! removes everything it made (also when the test panics, after printing the logs), and the
-//! first lab of a process removes what SIGKILLed earlier runs left behind.
+//! End-to-end labs in network namespaces. Two shapes:
 //!
-//! Addresses: only 198.18.0.0/15 (links, router ids), 192.0.2.0/24 (the service) and
-//! 127.0.0.1 inside the DB namespace (replication between the two MariaDB instances).
+//! - [`Lab`]: FRR as the top-of-rack router in one namespace, MariaDB and primaryd in
+//!   another, joined by a veth /31 (the first end-to-end tests).
+//! - [`Net`]: MariaDB and primaryd in a DB namespace with any number of routers around it,
+//!   each in its own namespace on its own link (IPv4 /31, IPv6 /127 and link-local): FRR,
+//!   BIRD or GoBGP, each started from a config the test renders (see net.rs).
+//!
+//! Every test builds its own lab; `Drop` removes everything it made (also when the test
+//! panics, after printing the logs), and the first lab of a process removes what SIGKILLed
+//! earlier runs left behind.
+//!
+//! Addresses: only 198.18.0.0/15 (links, router ids), 192.0.2.0/24 and 2001:db8::/32 (services
+//! and links), link-local fe80::/64 on the links, and 127.0.0.1 inside the DB namespace
+//! (replication between two MariaDB instances).
 
 #![allow(dead_code, unused_imports)] // each test file uses its own subset of the harness
 
+mod bird;
+mod checks;
+pub mod examples;
 mod frr;
+mod gobgp;
 mod mariadb;
+mod net;
 mod primaryd;
 
-pub use frr::{BgpPath, LastNotification, QUIET_INTERVALS, QUIET_MIN_CHECKS};
+pub use bird::{Bird, BirdConfig, BirdRoute};
+pub use checks::Checks;
+pub use frr::{
+    withdrawn_before_notification, BgpPath, Frr, FrrConfig, FrrNeighbor, LastNotification,
+    QUIET_INTERVALS, QUIET_MIN_CHECKS,
+};
+pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GobgpPath};
 pub use mariadb::{MariaDb, MariaDbOpts};
+pub use net::{Link, Net, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
 pub use primaryd::{Primaryd, PrimarydOpts};
 
 use std::fs;
@@ -78,6 +98,24 @@ pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T
     }
 }
 
+/// Polls `cond` every [`POLL`] until it holds (Ok with the time it took) or `within` passes
+/// (Err with the time waited), for tests that report a timeout among other findings.
+pub fn wait_for_result(
+    within: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<Duration, Duration> {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return Err(start.elapsed());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A bounded "never": checks `invariant` at every poll until `done` holds (and at least once
 /// after), panicking at the first violation. `done` is the evidence that the window was long
 /// enough (time passed, checks observed); `within` bounds the wait for that evidence.
@@ -124,6 +162,87 @@ pub fn hold_for(window: Duration, what: &str, invariant: impl FnMut() -> bool) {
     );
 }
 
+/// The kernel's route for exactly `prefix` in namespace `ns` (`ip [-6] -n NS route show
+/// PREFIX`), e.g. "192.0.2.10 nhid 6 via 198.18.1.1 dev eth1 proto bgp metric 20"; None when
+/// absent.
+pub fn kernel_route(ns: &str, prefix: &str) -> Option<String> {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
+    let text = run_ok(Command::new("ip").args([family, "-n", ns, "route", "show", prefix]));
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// A kernel SNMP counter of namespace `ns` (`nstat -asz NAME`, absolute, history untouched),
+/// e.g. "TcpExtTCPMD5Failure" (segments dropped for a bad or missing MD5 signature) or
+/// "TcpExtTCPMinTTLDrop" (dropped below a socket's IP_MINTTL).
+#[track_caller]
+pub fn kernel_counter(ns: &str, name: &str) -> u64 {
+    let text = run_ok(Command::new("ip").args(["netns", "exec", ns, "nstat", "-asz", name]));
+    text.lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("nstat in {ns} has no counter {name}:\n{text}"))
+}
+
+/// Established TCP connections in namespace `ns` with `peer` (an IPv4 address), as
+/// (local port, remote port): which side opened a BGP session shows as the side whose remote
+/// port is 179.
+#[track_caller]
+pub fn tcp_connections(ns: &str, peer: &str) -> Vec<(u16, u16)> {
+    let text = run_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns,
+        "ss",
+        "-Htn",
+        "state",
+        "established",
+    ]));
+    let port = |s: &str| s.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let (local, remote) = (w.get(2)?, w.get(3)?);
+            (remote.rsplit_once(':')?.0 == peer).then(|| Some((port(local)?, port(remote)?)))?
+        })
+        .collect()
+}
+
+/// The timestamp FRR and BIRD put first on a log line, "YYYY/MM/DD HH:MM:SS.mmm" (FRR with
+/// `log timestamp precision 3`) or "YYYY-MM-DD HH:MM:SS.mmm" (BIRD), as seconds since the
+/// epoch of the local clock: only differences between two lines mean anything.
+pub fn log_time(line: &str) -> Option<f64> {
+    let (date, rest) = line.split_once(' ')?;
+    let time = rest.split_whitespace().next()?;
+    let d: Vec<i64> = date
+        .split(['/', '-'])
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), so midnight is no edge.
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some((days * 86400 + t[0] * 3600 + t[1] * 60 + t[2]) as f64 + frac)
+}
+
 /// Fails loudly (never skips) when not root: the lab needs network namespaces.
 pub fn require_root() {
     let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -141,19 +260,39 @@ pub fn require_root() {
 }
 
 fn require_tools() {
-    for tool in [
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/bgpd",
-        "/usr/bin/vtysh",
-        "/usr/sbin/mariadbd",
-        "/usr/bin/mariadb",
-        "/usr/bin/mariadb-install-db",
-    ] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: install the packages .ci/run installs \
-             (apt-get install frr mariadb-server mariadb-client iproute2 procps)"
-        );
+    require_tools_of(&["frr", "mariadb-server", "mariadb-client"]);
+}
+
+/// Panics naming the Debian packages to install when a tool of `packages` is missing (only
+/// the packages listed here are known).
+fn require_tools_of(packages: &[&str]) {
+    let tools: &[(&str, &[&str])] = &[
+        (
+            "frr",
+            &["/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/bin/vtysh"],
+        ),
+        (
+            "mariadb-server",
+            &["/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db"],
+        ),
+        ("mariadb-client", &["/usr/bin/mariadb"]),
+        ("bird2", &["/usr/sbin/bird", "/usr/sbin/birdc"]),
+        ("gobgpd", &["/usr/bin/gobgpd", "/usr/bin/gobgp"]),
+        ("iptables", &["/usr/sbin/iptables"]),
+        (
+            "iproute2",
+            &["/usr/sbin/ip", "/usr/bin/nstat", "/usr/bin/ss"],
+        ),
+    ];
+    for (package, paths) in tools.iter().filter(|(p, _)| packages.contains(p)) {
+        for tool in *paths {
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: install the packages .ci/run installs \
+                 (apt-get install {package}; all: frr bird2 gobgpd mariadb-server \
+                 mariadb-client iproute2 iptables procps)"
+            );
+        }
     }
 }
 
@@ -312,14 +451,41 @@ fn frr_run_dir(tor_ns: &str) -> PathBuf {
     PathBuf::from("/var/run/frr").join(tor_ns)
 }
 
-fn destroy_prefix(prefix: &str) {
-    destroy_netns(&format!("{prefix}tor"));
-    destroy_netns(&format!("{prefix}db"));
-    let _ = fs::remove_dir_all(frr_run_dir(&format!("{prefix}tor")));
+/// Whether `name` is a namespace (or FRR run dir) a lab makes: `{prefix}tor`, `{prefix}db` or
+/// `{prefix}r{N}` (routers of a [`Net`]).
+fn lab_name_of(name: &str) -> Option<(String, u32)> {
+    let (prefix, pid) = parse_prefix(name)?;
+    let suffix = &name[prefix.len()..];
+    let router = suffix
+        .strip_prefix('r')
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    (suffix == "tor" || suffix == "db" || router).then_some((prefix, pid))
 }
 
-/// Best effort: removes labs whose owning test process is gone (e.g. SIGKILLed, so no Drop
-/// ran). Labs of live processes, including other test binaries running now, are left alone.
+fn destroy_prefix(prefix: &str) {
+    for ns in netns_list() {
+        if lab_name_of(&ns).is_some_and(|(p, _)| p == prefix) {
+            destroy_netns(&ns);
+        }
+    }
+    if let Ok(entries) = fs::read_dir("/var/run/frr") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if lab_name_of(&name).is_some_and(|(p, _)| p == prefix) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Best effort, once per process: removes labs whose owning test process is gone (e.g.
+/// SIGKILLed, so no Drop ran). Labs of live processes, including other test binaries running
+/// now, are left alone.
+fn clean_stale_labs_once() {
+    static STALE: Once = Once::new();
+    STALE.call_once(clean_stale_labs);
+}
+
 fn clean_stale_labs() {
     let tmp = std::env::temp_dir();
     if let Ok(entries) = fs::read_dir(&tmp) {
@@ -362,17 +528,82 @@ fn clean_stale_labs() {
     }
     let mut dead = std::collections::BTreeSet::new();
     for name in names {
-        let Some((prefix, pid)) = parse_prefix(&name) else {
+        let Some((prefix, pid)) = lab_name_of(&name) else {
             continue;
         };
-        let ours = name == format!("{prefix}tor") || name == format!("{prefix}db");
-        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             dead.insert((prefix, pid));
         }
     }
     for (prefix, pid) in dead {
         eprintln!("removing leftover lab {prefix} (namespaces of dead pid {pid})");
         destroy_prefix(&prefix);
+    }
+}
+
+// ---------- lab folders ----------
+
+/// A fresh, unused name prefix and the lab folder `$TMPDIR/primaryd-lab-{prefix}-XXXXXX`
+/// (traversable by users frr and mysql, with the owner file written).
+fn new_lab_dir() -> (String, tempfile::TempDir) {
+    // Leftovers of a dead process that had our PID may still hold a name: skip it.
+    let prefix = loop {
+        let p = next_prefix();
+        let mut names = netns_list();
+        if let Ok(entries) = fs::read_dir("/var/run/frr") {
+            names.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
+        }
+        let taken = names
+            .iter()
+            .any(|n| lab_name_of(n).is_some_and(|(q, _)| q == p));
+        if !taken {
+            break p;
+        }
+    };
+    // The longest name we make, `{prefix}tor`, must fit the 15-character limit.
+    assert!(prefix.len() + 3 <= 15, "name too long: {prefix}tor");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{LAB_DIR_PREFIX}{prefix}-"))
+        .tempdir()
+        .expect("create lab dir");
+    // FRR (user frr) and MariaDB (user mysql) must traverse it.
+    chmod(dir.path(), 0o755);
+    let me = std::process::id();
+    fs::write(
+        dir.path().join(OWNER_FILE),
+        format!("{me} {}\n", start_time(me).expect("own start time")),
+    )
+    .expect("write owner file");
+    (prefix, dir)
+}
+
+/// The password file primaryd reads for MySQL (mode 0600, as in production).
+fn write_mysql_password(dir: &Path) -> PathBuf {
+    let password_file = dir.join("mysql.pass");
+    fs::write(&password_file, format!("{}\n", mariadb::PRIMARYD_PASSWORD)).unwrap();
+    chmod(&password_file, 0o600);
+    password_file
+}
+
+/// Removes the lab folder, or keeps it when `PRIMARYD_LAB_KEEP` is set.
+fn close_lab_dir(prefix: &str, dir: Option<tempfile::TempDir>) {
+    let Some(dir) = dir else {
+        return;
+    };
+    if std::env::var_os(KEEP_ENV).is_some() {
+        let kept = dir.keep();
+        // An owner that is not a PID reads as alive: later runs leave it alone.
+        let _ = fs::write(kept.join(OWNER_FILE), "kept\n");
+        eprintln!("lab {prefix}: kept {}", kept.display());
+    } else {
+        let path = dir.path().to_path_buf();
+        if let Err(e) = dir.close() {
+            eprintln!("lab {prefix}: cannot remove {}: {e}", path.display());
+        }
     }
 }
 
@@ -389,9 +620,8 @@ pub struct Lab {
     pub db_if: String,
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
-    /// zebra and bgpd, in start order. They run in the foreground (`ip netns exec` execs them,
-    /// so these PIDs are the daemons' and equal their pid files).
-    frr: Vec<(&'static str, Child)>,
+    /// zebra and bgpd.
+    tor: Option<Frr>,
     dbs: Vec<Arc<MariaDb>>,
     daemons: Vec<Arc<Primaryd>>,
     /// First line is the password primaryd uses (mode 0600, as in production).
@@ -405,40 +635,13 @@ impl Lab {
     pub fn new() -> Lab {
         require_root();
         require_tools();
-        static STALE: Once = Once::new();
-        STALE.call_once(clean_stale_labs);
+        clean_stale_labs_once();
 
         let created = Instant::now();
-        // Leftovers of a dead process that had our PID may still hold a name: skip it.
-        let prefix = loop {
-            let p = next_prefix();
-            let taken = netns_list()
-                .iter()
-                .any(|n| *n == format!("{p}tor") || *n == format!("{p}db"))
-                || frr_run_dir(&format!("{p}tor")).exists();
-            if !taken {
-                break p;
-            }
-        };
+        let (prefix, dir) = new_lab_dir();
         let tor_ns = format!("{prefix}tor");
-        assert!(tor_ns.len() <= 15, "name too long: {tor_ns}");
-
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{LAB_DIR_PREFIX}{prefix}-"))
-            .tempdir()
-            .expect("create lab dir");
-        // FRR (user frr) and MariaDB (user mysql) must traverse it.
-        chmod(dir.path(), 0o755);
-        let me = std::process::id();
-        fs::write(
-            dir.path().join(OWNER_FILE),
-            format!("{me} {}\n", start_time(me).expect("own start time")),
-        )
-        .expect("write owner file");
         let dir_path = dir.path().to_path_buf();
-        let password_file = dir_path.join("mysql.pass");
-        fs::write(&password_file, format!("{}\n", mariadb::PRIMARYD_PASSWORD)).unwrap();
-        chmod(&password_file, 0o600);
+        let password_file = write_mysql_password(&dir_path);
 
         // From here on Drop cleans up whatever a failing step leaves.
         let mut lab = Lab {
@@ -449,7 +652,7 @@ impl Lab {
             prefix,
             dir: Some(dir),
             dir_path,
-            frr: Vec::new(),
+            tor: None,
             dbs: Vec::new(),
             daemons: Vec::new(),
             password_file,
@@ -572,24 +775,12 @@ impl Lab {
             ));
             out.push_str(&tail(p.log_path(), 400));
         }
-        for (cmd, label) in [
-            ("show bgp summary", "vtysh show bgp summary"),
-            ("show ip bgp", "vtysh show ip bgp"),
-            (
-                "show bgp neighbors 198.18.1.1",
-                "vtysh show bgp neighbors 198.18.1.1",
-            ),
-        ] {
-            out.push_str(&format!("----- {label} -----\n"));
-            out.push_str(&self.try_vtysh(cmd).unwrap_or_else(|e| e));
+        if let Some(tor) = &self.tor {
+            out.push_str(&tor.diagnostics());
         }
         out.push_str(&format!("----- ip -n {} route -----\n", self.tor_ns));
         let r = run(Command::new("ip").args(["-n", &self.tor_ns, "route"]));
         out.push_str(&String::from_utf8_lossy(&r.stdout));
-        out.push_str("----- FRR bgpd log -----\n");
-        out.push_str(&tail(&self.frr_dir().join("bgpd.log"), 200));
-        out.push_str("----- FRR zebra log -----\n");
-        out.push_str(&tail(&self.frr_dir().join("zebra.log"), 40));
         for db in &self.dbs {
             out.push_str(&format!("----- MariaDB {} error log -----\n", db.name));
             out.push_str(&tail(&db.error_log(), 40));
@@ -611,24 +802,9 @@ impl Drop for Lab {
         for db in &self.dbs {
             db.kill();
         }
-        for (_, child) in self.frr.iter_mut().rev() {
-            kill_child(child);
-        }
+        drop(self.tor.take());
         destroy_netns(&self.tor_ns);
         destroy_netns(&self.db_ns);
-        let _ = fs::remove_dir_all(frr_run_dir(&self.tor_ns));
-        if std::env::var_os(KEEP_ENV).is_some() {
-            if let Some(dir) = self.dir.take() {
-                let kept = dir.keep();
-                // An owner that is not a PID reads as alive: later runs leave it alone.
-                let _ = fs::write(kept.join(OWNER_FILE), "kept\n");
-                eprintln!("lab {}: kept {}", self.prefix, kept.display());
-            }
-        } else if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            if let Err(e) = dir.close() {
-                eprintln!("lab {}: cannot remove {}: {e}", self.prefix, path.display());
-            }
-        }
+        close_lab_dir(&self.prefix, self.dir.take());
     }
 }

@@ -93,8 +93,24 @@ pub struct Primaryd {
 }
 
 impl Primaryd {
+    /// Where the control socket of the lab's `n`th daemon is, unless its config says otherwise.
+    pub fn control_socket_path(lab_dir: &Path, n: usize) -> PathBuf {
+        lab_dir.join(format!("primaryd{n}.sock"))
+    }
+
     pub(super) fn start(lab_dir: &Path, ns: &str, n: usize, config_text: &str) -> Primaryd {
         let config = lab_dir.join(format!("primaryd{n}.toml"));
+        // Every daemon gets its own control socket and state dir (the defaults under /run and
+        // /var/lib are shared by the whole machine), unless the test chose them.
+        let config_text = &if config_text.contains("[control]") {
+            config_text.to_string()
+        } else {
+            format!(
+                "{config_text}\n[control]\nsocket = {:?}\nstate_dir = {:?}\n",
+                Self::control_socket_path(lab_dir, n).display().to_string(),
+                lab_dir.join(format!("state{n}")).display().to_string()
+            )
+        };
         fs::write(&config, config_text).unwrap();
         // A config the daemon rejects fails here, with its own words, not as a missing route.
         let check = run(Command::new(BIN)
@@ -150,6 +166,16 @@ impl Primaryd {
     /// Everything primaryd wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines about peer `peer` (its tracing span) that contain `needle`.
+    pub fn peer_log(&self, peer: &str, needle: &str) -> Vec<String> {
+        let span = format!("peer{{name={peer} ");
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&span) && l.contains(needle))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Time since it was started.
