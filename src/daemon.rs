@@ -449,9 +449,21 @@ impl Daemon {
         let counts = self.counts.entry(ev.name.clone()).or_default();
         if before != Some(ev.health) {
             counts.transitions += 1;
+            let prefixes: Vec<String> = self.services[&ev.name]
+                .config
+                .prefixes
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
             match ev.health {
-                Health::Up => counts.announcements += 1,
-                _ if before == Some(Health::Up) => counts.withdrawals += 1,
+                Health::Up => {
+                    counts.announcements += 1;
+                    info!(service = %ev.name, ?prefixes, reason = %ev.reason, "announce");
+                }
+                _ if before == Some(Health::Up) => {
+                    counts.withdrawals += 1;
+                    warn!(service = %ev.name, ?prefixes, reason = %ev.reason, "withdraw");
+                }
                 _ => {}
             }
         }

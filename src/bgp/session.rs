@@ -447,6 +447,7 @@ impl Session {
         let frames = match &msg {
             Message::Update(u) => {
                 if !u.nlri.is_empty() || !u.withdrawn.is_empty() {
+                    // Which peer was sent what, when (the lab's timelines read this line).
                     info!(
                         peer = %self.peer.name,
                         announce = ?u.nlri.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
