@@ -1,0 +1,979 @@
+//! Failover drills: break the primary one way or another, promote a replica as orchestrator
+//! would, while app1 writes through the service address; then put the evidence in one
+//! timeline (fault, check failed, withdraw sent, routes gone and back at every router,
+//! promotion, first write acknowledged by the new primary) and check the outcome.
+//!
+//! Times are wall-clock milliseconds relative to the fault. Sources: primaryd's own log lines
+//! (their timestamps), the routers' kernel tables (`ip monitor route`, stamped when read), the
+//! runner's clock for what it did, and the writer's clock for each answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::lab::{Lab, SERVICE_PREFIX};
+use crate::logparse::{self, LogLine};
+use crate::routes::{Monitors, RouteChange};
+use crate::sql;
+use crate::topo::Role;
+use crate::util::{self, now_ms, wait_for};
+use crate::writer::{Attempt, Outcome, Writer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// SIGKILL mariadbd on the primary.
+    Kill,
+    /// SIGSTOP mariadbd on the primary (it hangs; only a timeout sees it).
+    Hang,
+    /// SET GLOBAL read_only=1 on the primary, then promote.
+    Demote,
+    /// Graceful: drain the old primary, let the replica catch up, promote, and make the old
+    /// primary a replica of the new one.
+    Switchover,
+    /// Take the primary's uplinks down.
+    Isolate,
+    /// SIGKILL primaryd on the primary (MariaDB keeps running).
+    DaemonCrash,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Kill => "kill",
+            Scenario::Hang => "hang",
+            Scenario::Demote => "demote",
+            Scenario::Switchover => "switchover",
+            Scenario::Isolate => "isolate",
+            Scenario::DaemonCrash => "daemon-crash",
+        }
+    }
+
+    /// Whether the old primary's MariaDB still answers (over its socket) after the fault.
+    fn old_primary_answers(self) -> bool {
+        !matches!(self, Scenario::Kill | Scenario::Hang)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Stable name, e.g. `fault_injected`, `route_gone`, `first_ack_new_primary`.
+    pub event: String,
+    /// Milliseconds after the fault (negative: before it); None when not observed.
+    pub t_ms: Option<f64>,
+    pub node: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Writes {
+    pub run_id: i64,
+    pub attempts: usize,
+    pub failed_attempts: usize,
+    /// Acknowledged writes per server.
+    pub acked: BTreeMap<String, usize>,
+    pub duplicates: usize,
+    /// Keys the old primary acknowledged that the new primary does not have (asynchronous
+    /// replication loses what had not reached the replica when the primary died).
+    pub lost_acked_keys: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: Scenario,
+    pub lab: String,
+    pub old_primary: String,
+    pub new_primary: String,
+    /// Unix time of the fault, in milliseconds; every `t_ms` is relative to it.
+    pub fault_unix_ms: f64,
+    pub events: Vec<Event>,
+    /// First acknowledgement by the new primary minus the last one by the old primary.
+    pub write_outage_ms: Option<f64>,
+    pub writes: Writes,
+    pub checks: Vec<Check>,
+    pub notes: Vec<String>,
+    pub ok: bool,
+    /// Every write attempt of app1, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Bound on each wait of the drill (withdraw, promotion, new route, first write): generous,
+/// as a host cut off without a link-down is found by the 3 s hold time and CI machines are slow.
+const STEP: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+/// Writes acknowledged by the primary before the fault: the client is in its steady state.
+const WARM_ACKS: usize = 20;
+/// How long the writer goes on once the new primary has acknowledged its first write.
+const AFTER: Duration = Duration::from_millis(1000);
+
+struct Ctx<'a> {
+    lab: &'a Lab,
+    events: Vec<Event>,
+    notes: Vec<String>,
+    t0: f64,
+    /// The old primary was drained with primaryctl (undrained once it is a replica).
+    drained: bool,
+}
+
+/// The lab's service, as named in the DB hosts' primaryd.toml.
+const SERVICE: &str = "main";
+
+impl Ctx<'_> {
+    fn at(
+        &mut self,
+        event: &str,
+        t_unix_ms: Option<f64>,
+        node: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        self.events.push(Event {
+            event: event.into(),
+            t_ms: t_unix_ms.map(|t| t - self.t0),
+            node: node.map(str::to_string),
+            detail: detail.into(),
+        });
+    }
+}
+
+fn pid_of(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
+    util::netns_pids(&lab.netns(node))
+        .into_iter()
+        .find(|p| util::comm(*p) == comm)
+        .with_context(|| format!("no {comm} process in {node}"))
+}
+
+fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)?;
+    Ok(())
+}
+
+/// The router a host hangs off (the other end of its first link).
+fn tor_of(lab: &Lab, node: &str) -> Option<String> {
+    lab.topo
+        .ifaces_of(node)
+        .first()
+        .and_then(|i| lab.topo.peer_of(node, i))
+        .map(|e| e.node.clone())
+}
+
+pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
+    let dbs: Vec<String> = lab
+        .topo
+        .with_role(Role::Db)
+        .map(|n| n.name.clone())
+        .collect();
+    let routers: Vec<String> = lab
+        .topo
+        .nodes
+        .iter()
+        .filter(|n| n.role.is_router())
+        .map(|n| n.name.clone())
+        .collect();
+    let app = lab
+        .topo
+        .with_role(Role::App)
+        .next()
+        .context("the topology has no app node")?
+        .name
+        .clone();
+    if !util::netns_list().contains(&lab.netns(&app)) {
+        bail!("lab {} is not up: run `primaryd-lab up` first", lab.id);
+    }
+
+    // ---- who is who ----
+    let mut states = BTreeMap::new();
+    for d in &dbs {
+        let s = sql::db_state(lab, d).with_context(|| format!("{d} does not answer"))?;
+        states.insert(d.clone(), s);
+    }
+    let primaries: Vec<&String> = dbs
+        .iter()
+        .filter(|d| !states[*d].read_only && states[*d].replication.is_none())
+        .collect();
+    let [old] = primaries.as_slice() else {
+        bail!("expected exactly one writable, non-replicating server, found {primaries:?}: the lab is not in a state for a drill (run down and up)");
+    };
+    let old = (*old).clone();
+    let old_addr = sql::loopback(lab, &old)?;
+    let replicas: Vec<String> = dbs
+        .iter()
+        .filter(|d| {
+            states[*d]
+                .replication
+                .as_deref()
+                .is_some_and(|r| r.starts_with(&format!("{old_addr} io=Yes sql=Yes")))
+        })
+        .cloned()
+        .collect();
+    let new = match to {
+        Some(t) if replicas.iter().any(|r| r == t) => t.to_string(),
+        Some(t) => {
+            bail!("{t} is not a replica of {old} with replication running (replicas: {replicas:?})")
+        }
+        None => {
+            let old_tor = tor_of(lab, &old);
+            replicas
+                .iter()
+                .find(|r| tor_of(lab, r) != old_tor)
+                .or(replicas.first())
+                .cloned()
+                .with_context(|| format!("{old} has no replica with replication running"))?
+        }
+    };
+    let new_addr = sql::loopback(lab, &new)?;
+    let others: Vec<String> = replicas.iter().filter(|r| **r != new).cloned().collect();
+    for r in &routers {
+        wait_for(STEP, POLL, || {
+            (lab.route_leads_to(r).as_deref() == Some(old.as_str())).then_some(())
+        })
+        .with_context(|| format!("{r}'s route to {SERVICE_PREFIX} does not lead to {old}"))?;
+    }
+    eprintln!(
+        "drill {}: primary {old}, promoting {new}{}; app1 writes through 192.0.2.10",
+        scenario.name(),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(", repointing {}", others.join(", "))
+        }
+    );
+
+    // ---- steady state ----
+    let monitors = Monitors::start(lab, &routers)?;
+    let run_id = (now_ms() / 1000.0) as i64;
+    let writer = Writer::start(format!("/run/netns/{}", lab.netns(&app)).into(), run_id)?;
+    let warm = wait_for(STEP, POLL, || {
+        let n = acks_by(&writer.snapshot(), &old);
+        (n >= WARM_ACKS).then_some(())
+    });
+    if warm.is_none() {
+        let last = writer.stop();
+        let err = last.iter().rev().find_map(|a| match &a.outcome {
+            Outcome::Failed { error } => Some(error.clone()),
+            _ => None,
+        });
+        bail!(
+            "app1 cannot write through 192.0.2.10 to {old} ({} attempts; last error: {})",
+            last.len(),
+            err.unwrap_or_default()
+        );
+    }
+    // Let the monitors settle on their first reading.
+    std::thread::sleep(Duration::from_millis(50));
+
+    // ---- the fault ----
+    let mut ctx = Ctx {
+        lab,
+        events: Vec::new(),
+        notes: Vec::new(),
+        t0: 0.0,
+        drained: false,
+    };
+    let ns_old = lab.netns(&old);
+    let detail = match scenario {
+        Scenario::Kill | Scenario::Hang => {
+            let pid = pid_of(lab, &old, "mariadbd")?;
+            let (sig, name) = if scenario == Scenario::Kill {
+                (nix::sys::signal::Signal::SIGKILL, "SIGKILL")
+            } else {
+                (nix::sys::signal::Signal::SIGSTOP, "SIGSTOP")
+            };
+            ctx.t0 = now_ms();
+            signal(pid, sig)?;
+            format!("{name} mariadbd (pid {pid})")
+        }
+        Scenario::DaemonCrash => {
+            let pid = pid_of(lab, &old, "primaryd")?;
+            ctx.t0 = now_ms();
+            signal(pid, nix::sys::signal::Signal::SIGKILL)?;
+            format!("SIGKILL primaryd (pid {pid}); MariaDB keeps running")
+        }
+        Scenario::Demote => {
+            ctx.t0 = now_ms();
+            sql::exec(lab, &old, "SET GLOBAL read_only=1")?;
+            "SET GLOBAL read_only=1".to_string()
+        }
+        Scenario::Switchover => {
+            // Graceful: `primaryctl drain` withdraws while the server is still writable, then
+            // read_only=1 fences it. A primaryctl without drain (or a daemon without a
+            // control socket): read_only=1 alone, which withdraws the route just the same.
+            ctx.t0 = now_ms();
+            let argv: Vec<String> = ["timeout", "10", "primaryctl", "drain", SERVICE]
+                .map(String::from)
+                .to_vec();
+            let drain = util::run(&mut lab.node_command(&old, &argv))?;
+            let drained = drain.status.success();
+            let t_drained = now_ms();
+            sql::exec(lab, &old, "SET GLOBAL read_only=1")?;
+            if drained {
+                ctx.at(
+                    "drained",
+                    Some(t_drained),
+                    Some(&old),
+                    format!("primaryctl drain {SERVICE}"),
+                );
+                ctx.drained = true;
+                format!("primaryctl drain {SERVICE}, then SET GLOBAL read_only=1")
+            } else {
+                let why = String::from_utf8_lossy(&drain.stderr);
+                let why = why
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim();
+                ctx.notes.push(format!(
+                    "switchover drained by read_only=1 alone: `primaryctl drain` failed ({why})"
+                ));
+                "SET GLOBAL read_only=1 (primaryctl drain unavailable)".to_string()
+            }
+        }
+        Scenario::Isolate => {
+            let ifaces = lab.topo.ifaces_of(&old);
+            ctx.t0 = now_ms();
+            for i in &ifaces {
+                util::ip(&["-n", &ns_old, "link", "set", i, "down"])?;
+            }
+            format!("uplinks down: {}", ifaces.join(", "))
+        }
+    };
+    let t0 = ctx.t0;
+    ctx.at("fault_injected", Some(t0), Some(&old), detail);
+
+    // ---- the old route goes ----
+    let gone = wait_for(STEP, POLL, || {
+        routers
+            .iter()
+            .all(|r| lab.route_leads_to(r).as_deref() != Some(old.as_str()))
+            .then_some(now_ms())
+    });
+    let mut checks = Vec::new();
+    checks.push(Check {
+        name: "old route withdrawn before the promotion".into(),
+        ok: gone.is_some(),
+        detail: match gone {
+            Some(t) => format!("no router leads to {old} after {:.1} ms", t - t0),
+            None => format!("some router still leads to {old} after {STEP:?}"),
+        },
+    });
+
+    // ---- promotion, as orchestrator does it ----
+    let mut promoted = false;
+    if gone.is_some() {
+        match promote(
+            &mut ctx, scenario, &old, &old_addr, &new, &new_addr, &others,
+        ) {
+            Ok(()) => promoted = true,
+            Err(e) => checks.push(Check {
+                name: "promotion".into(),
+                ok: false,
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+
+    // ---- the new route, the first write on the new primary ----
+    if promoted {
+        let converged = wait_for(STEP, POLL, || {
+            routers
+                .iter()
+                .all(|r| lab.route_leads_to(r).as_deref() == Some(new.as_str()))
+                .then_some(())
+        });
+        let first = wait_for(STEP, POLL, || {
+            first_ack(&writer.snapshot(), &new).map(|a| a.t_ms)
+        });
+        if converged.is_some() && first.is_some() {
+            std::thread::sleep(AFTER);
+        }
+    }
+    let attempts = writer.stop();
+    let changes = monitors.snapshot();
+    drop(monitors);
+
+    // ---- the timeline ----
+    let old_log =
+        logparse::parse(&std::fs::read_to_string(lab.console_log(&old)).unwrap_or_default());
+    let new_log =
+        logparse::parse(&std::fs::read_to_string(lab.console_log(&new)).unwrap_or_default());
+    daemon_events(&mut ctx, &old_log, &new_log, &old, &new, scenario);
+    route_events(&mut ctx, &changes, &routers, &old, &new);
+    let last_old = attempts
+        .iter()
+        .rfind(|a| matches!(&a.outcome, Outcome::Ack { server } if *server == old))
+        .cloned();
+    if let Some(a) = &last_old {
+        ctx.at(
+            "last_ack_old_primary",
+            Some(a.t_ms),
+            Some(&old),
+            format!("key {}", a.key),
+        );
+    }
+    if let Some(a) = attempts
+        .iter()
+        .find(|a| a.t_ms >= t0 && matches!(a.outcome, Outcome::Failed { .. }))
+    {
+        if let Outcome::Failed { error } = &a.outcome {
+            ctx.at(
+                "first_write_failed",
+                Some(a.t_ms),
+                Some(&app),
+                error.clone(),
+            );
+        }
+    }
+    let first_new = first_ack(&attempts, &new).cloned();
+    if let Some(a) = &first_new {
+        ctx.at(
+            "first_ack_new_primary",
+            Some(a.t_ms),
+            Some(&new),
+            format!("key {}", a.key),
+        );
+    } else {
+        ctx.at(
+            "first_ack_new_primary",
+            None,
+            Some(&new),
+            "no write acknowledged by the new primary",
+        );
+    }
+    let write_outage_ms = match (&last_old, &first_new) {
+        (Some(a), Some(b)) => Some(b.t_ms - a.t_ms),
+        _ => None,
+    };
+    ctx.events.sort_by(|a, b| {
+        a.t_ms
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.t_ms.unwrap_or(f64::INFINITY))
+    });
+
+    // ---- the outcome ----
+    let mut writes = Writes {
+        run_id,
+        attempts: attempts.len(),
+        ..Default::default()
+    };
+    for a in &attempts {
+        match &a.outcome {
+            Outcome::Ack { server } => *writes.acked.entry(server.clone()).or_default() += 1,
+            Outcome::Duplicate { .. } => writes.duplicates += 1,
+            Outcome::Failed { .. } => writes.failed_attempts += 1,
+        }
+    }
+    outcome_checks(
+        lab,
+        scenario,
+        &mut checks,
+        &mut writes,
+        &attempts,
+        &routers,
+        &dbs,
+        &old,
+        &new,
+        run_id,
+    );
+    let ok = checks.iter().all(|c| c.ok);
+    let Ctx { events, notes, .. } = ctx;
+    Ok(Report {
+        scenario,
+        lab: lab.id.clone(),
+        old_primary: old,
+        new_primary: new,
+        fault_unix_ms: t0,
+        events,
+        write_outage_ms,
+        writes,
+        checks,
+        notes,
+        ok,
+        attempts,
+    })
+}
+
+fn acks_by(attempts: &[Attempt], server: &str) -> usize {
+    attempts
+        .iter()
+        .filter(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
+        .count()
+}
+
+fn first_ack<'a>(attempts: &'a [Attempt], server: &str) -> Option<&'a Attempt> {
+    attempts
+        .iter()
+        .find(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn promote(
+    ctx: &mut Ctx,
+    scenario: Scenario,
+    old: &str,
+    old_addr: &str,
+    new: &str,
+    new_addr: &str,
+    others: &[String],
+) -> Result<()> {
+    let lab = ctx.lab;
+    let t = now_ms();
+    // Fence the old primary when it can be reached; a crashed daemon left it writable.
+    if scenario == Scenario::DaemonCrash {
+        sql::exec(lab, old, "SET GLOBAL read_only=1").context("fencing the old primary")?;
+        ctx.at(
+            "old_primary_fenced",
+            Some(now_ms()),
+            Some(old),
+            "SET GLOBAL read_only=1",
+        );
+    }
+    // Catch up: everything the old primary wrote when it still answers, else everything the
+    // replica already received.
+    let pos = if scenario.old_primary_answers() && scenario != Scenario::Isolate {
+        sql::value(lab, old, "SELECT @@gtid_binlog_pos")?
+    } else {
+        sql::replication(lab, new)?
+            .first()
+            .map(|c| c.gtid_io_pos.clone())
+            .unwrap_or_default()
+    };
+    if !pos.is_empty() {
+        let r = sql::value(lab, new, &format!("SELECT MASTER_GTID_WAIT('{pos}', 10)"))?;
+        if r != "0" {
+            bail!("{new} did not reach GTID {pos} within 10 s");
+        }
+    }
+    ctx.at(
+        "promotion_started",
+        Some(t),
+        Some(new),
+        format!("{new} caught up to {pos}"),
+    );
+    sql::exec(
+        lab,
+        new,
+        "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0",
+    )?;
+    ctx.at(
+        "promotion_done",
+        Some(now_ms()),
+        Some(new),
+        "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0",
+    );
+    for o in others {
+        sql::replicate_from(lab, o, new_addr)?;
+    }
+    if !others.is_empty() {
+        ctx.at(
+            "replicas_repointed",
+            Some(now_ms()),
+            None,
+            format!(
+                "{} now replicate from {new} (MASTER_USE_GTID=slave_pos)",
+                others.join(", ")
+            ),
+        );
+    }
+    if scenario == Scenario::Switchover {
+        sql::replicate_from(lab, old, new_addr)?;
+        if ctx.drained {
+            // A replica is never announced anyway; undrained, it can be promoted back later.
+            let argv: Vec<String> = ["timeout", "10", "primaryctl", "undrain", SERVICE]
+                .map(String::from)
+                .to_vec();
+            crate::util::run_ok(&mut lab.node_command(old, &argv)).context("primaryctl undrain")?;
+        }
+        ctx.at(
+            "old_primary_replicates",
+            Some(now_ms()),
+            Some(old),
+            format!("{old} ({old_addr}) now replicates from {new}"),
+        );
+    }
+    Ok(())
+}
+
+fn daemon_events(
+    ctx: &mut Ctx,
+    old_log: &[LogLine],
+    new_log: &[LogLine],
+    old: &str,
+    new: &str,
+    scenario: Scenario,
+) {
+    let t0 = ctx.t0;
+    let check = [
+        logparse::first_after(old_log, t0, "check failed", ""),
+        logparse::first_after(old_log, t0, "service down", ""),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by(|a, b| a.t_ms.total_cmp(&b.t_ms))
+    .cloned();
+    let down = logparse::first_after(old_log, t0, "service down", "").cloned();
+    let withdraw = old_log
+        .iter()
+        .find(|l| {
+            l.t_ms >= t0
+                && l.message.starts_with("sending UPDATE")
+                && logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
+        })
+        .cloned();
+    match scenario {
+        Scenario::DaemonCrash => {
+            ctx.at("withdraw_sent", None, Some(old), "none: the daemon is dead; the ToR drops its routes when the kernel closes the TCP session");
+        }
+        Scenario::Isolate => {
+            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
+        }
+        _ => {
+            ctx.at(
+                "check_failed",
+                check.as_ref().map(|l| l.t_ms),
+                Some(old),
+                check
+                    .map(|l| l.message)
+                    .unwrap_or_else(|| "not in primaryd's log".into()),
+            );
+            ctx.at(
+                "service_down",
+                down.as_ref().map(|l| l.t_ms),
+                Some(old),
+                down.map(|l| l.message)
+                    .unwrap_or_else(|| "not in primaryd's log".into()),
+            );
+            ctx.at(
+                "withdraw_sent",
+                withdraw.as_ref().map(|l| l.t_ms),
+                Some(old),
+                withdraw
+                    .map(|l| l.message)
+                    .unwrap_or_else(|| "not in primaryd's log".into()),
+            );
+        }
+    }
+    let promoted_at = ctx
+        .events
+        .iter()
+        .find(|e| e.event == "promotion_started")
+        .and_then(|e| e.t_ms)
+        .map(|t| t + t0);
+    if let Some(p) = promoted_at {
+        let up = logparse::first_after(new_log, p, "service up", "").cloned();
+        ctx.at(
+            "service_up_new_primary",
+            up.as_ref().map(|l| l.t_ms),
+            Some(new),
+            up.map(|l| l.message)
+                .unwrap_or_else(|| "not in primaryd's log".into()),
+        );
+        let ann = new_log
+            .iter()
+            .find(|l| {
+                l.t_ms >= p
+                    && l.message.starts_with("sending UPDATE")
+                    && logparse::update_list(l, "announce").contains(SERVICE_PREFIX)
+            })
+            .cloned();
+        ctx.at(
+            "announce_sent",
+            ann.as_ref().map(|l| l.t_ms),
+            Some(new),
+            ann.map(|l| l.message)
+                .unwrap_or_else(|| "not in primaryd's log".into()),
+        );
+    }
+}
+
+fn route_events(ctx: &mut Ctx, changes: &[RouteChange], routers: &[String], old: &str, new: &str) {
+    let t0 = ctx.t0;
+    for r in routers {
+        let mine: Vec<&RouteChange> = changes.iter().filter(|c| &c.router == r).collect();
+        let before = mine.iter().rfind(|c| c.t_ms < t0).map(|c| c.next.clone());
+        let Some(before) = before else {
+            ctx.at("route_gone", None, Some(r), "no reading before the fault");
+            continue;
+        };
+        let after: Vec<&&RouteChange> = mine.iter().filter(|c| c.t_ms >= t0).collect();
+        let fin = after
+            .last()
+            .map(|c| c.next.clone())
+            .unwrap_or(before.clone());
+        let show = |n: &Option<String>| {
+            n.clone()
+                .map(|n| format!("via {n}"))
+                .unwrap_or("no route".into())
+        };
+        if fin == before {
+            let detail = format!(
+                "unchanged ({}): on the path to both {old} and {new}",
+                show(&before)
+            );
+            ctx.at("route_gone", None, Some(r), detail.clone());
+            ctx.at("route_new", None, Some(r), detail);
+            continue;
+        }
+        match after.iter().find(|c| c.next != before) {
+            Some(c) => ctx.at(
+                "route_gone",
+                Some(c.t_ms),
+                Some(r),
+                format!("{} -> {}", show(&before), show(&c.next)),
+            ),
+            None => ctx.at("route_gone", None, Some(r), "not observed"),
+        }
+        match after.iter().find(|c| c.next == fin) {
+            Some(c) => ctx.at(
+                "route_new",
+                Some(c.t_ms),
+                Some(r),
+                format!("{}: {}", show(&fin), c.line),
+            ),
+            None => ctx.at("route_new", None, Some(r), "not observed"),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn outcome_checks(
+    lab: &Lab,
+    scenario: Scenario,
+    checks: &mut Vec<Check>,
+    writes: &mut Writes,
+    attempts: &[Attempt],
+    routers: &[String],
+    dbs: &[String],
+    old: &str,
+    new: &str,
+    run_id: i64,
+) {
+    // Every router, now.
+    let leads: Vec<(String, Option<String>)> = routers
+        .iter()
+        .map(|r| (r.clone(), lab.route_leads_to(r)))
+        .collect();
+    let show = leads
+        .iter()
+        .map(|(r, l)| format!("{r}->{}", l.as_deref().unwrap_or("none")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    checks.push(Check {
+        name: format!("{old}'s route gone from every router"),
+        ok: leads.iter().all(|(_, l)| l.as_deref() != Some(old)),
+        detail: show.clone(),
+    });
+    checks.push(Check {
+        name: format!("every router routes the service to {new}"),
+        ok: leads.iter().all(|(_, l)| l.as_deref() == Some(new)),
+        detail: show,
+    });
+
+    // Acknowledgements as the client saw them.
+    let mut by_key: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for a in attempts {
+        if let Outcome::Ack { server } | Outcome::Duplicate { server } = &a.outcome {
+            by_key.entry(a.key).or_default().insert(server.clone());
+        }
+    }
+    let twice: Vec<u64> = by_key
+        .iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(k, _)| *k)
+        .collect();
+    let first_new = first_ack(attempts, new).map(|a| a.t_ms);
+    let late_old = first_new.map_or(0, |t| {
+        attempts
+            .iter()
+            .filter(|a| {
+                a.t_ms > t && matches!(&a.outcome, Outcome::Ack { server } if server != new)
+            })
+            .count()
+    });
+    let new_acks: Vec<u64> = attempts
+        .iter()
+        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == new))
+        .map(|a| a.key)
+        .collect();
+
+    // What the servers hold. The old primary is asked only when it still answers.
+    let mut holders: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
+    let mut asked = Vec::new();
+    for d in dbs {
+        if d == old && !scenario.old_primary_answers() {
+            continue;
+        }
+        let rows = sql::query(
+            lab,
+            d,
+            &format!("SELECT k, host FROM lab.writes WHERE run = {run_id}"),
+            5,
+        );
+        match rows {
+            Ok(rows) => {
+                asked.push(d.clone());
+                for r in rows {
+                    if let (Some(k), Some(h)) =
+                        (r.get("k").and_then(|k| k.parse().ok()), r.get("host"))
+                    {
+                        holders.entry(k).or_default().insert(d.clone(), h.clone());
+                    }
+                }
+            }
+            Err(e) => checks.push(Check {
+                name: format!("{d} answers"),
+                ok: d == old,
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+    let conflicting: Vec<u64> = holders
+        .iter()
+        .filter(|(_, m)| m.values().collect::<BTreeSet<_>>().len() > 1)
+        .map(|(k, _)| *k)
+        .collect();
+    let on_new: BTreeSet<u64> = holders
+        .iter()
+        .filter(|(_, m)| m.contains_key(new))
+        .map(|(k, _)| *k)
+        .collect();
+    let missing_new: Vec<u64> = new_acks
+        .iter()
+        .filter(|k| !on_new.contains(k))
+        .copied()
+        .collect();
+    writes.lost_acked_keys = attempts
+        .iter()
+        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
+        .map(|a| a.key)
+        .filter(|k| !on_new.contains(k))
+        .collect();
+
+    checks.push(Check {
+        name: format!("writes land on {new}"),
+        ok: !new_acks.is_empty() && missing_new.is_empty(),
+        detail: format!(
+            "{} acknowledged by {new}; {} of them missing from its table",
+            new_acks.len(),
+            missing_new.len()
+        ),
+    });
+    checks.push(Check {
+        name: "no key acknowledged by two different servers".into(),
+        ok: twice.is_empty() && conflicting.is_empty() && late_old == 0,
+        detail: format!(
+            "client: {} keys acked by two servers, {late_old} acks by another server after {new}'s first; \
+             tables of {}: {} keys written by two servers",
+            twice.len(),
+            asked.join(", "),
+            conflicting.len()
+        ),
+    });
+    if matches!(
+        scenario,
+        Scenario::Demote | Scenario::Switchover | Scenario::DaemonCrash
+    ) {
+        checks.push(Check {
+            name: "no acknowledged write lost".into(),
+            ok: writes.lost_acked_keys.is_empty(),
+            detail: format!(
+                "{} keys acked by {old} missing on {new}",
+                writes.lost_acked_keys.len()
+            ),
+        });
+    }
+    if scenario == Scenario::Switchover {
+        let r = sql::replication(lab, old).unwrap_or_default();
+        checks.push(Check {
+            name: format!("{old} replicates from {new}"),
+            ok: r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes",
+            detail: format!("{r:?}"),
+        });
+    }
+}
+
+pub fn print_timeline(r: &Report) {
+    println!();
+    println!(
+        "drill {} in lab {}: {} -> {}   (t = ms after the fault)",
+        r.scenario.name(),
+        r.lab,
+        r.old_primary,
+        r.new_primary
+    );
+    for e in &r.events {
+        let t = e
+            .t_ms
+            .map(|t| format!("{t:9.1}"))
+            .unwrap_or_else(|| "        -".into());
+        let label = match e.event.as_str() {
+            "fault_injected" => "fault injected".to_string(),
+            "check_failed" => "check failed".into(),
+            "service_down" => "service down".into(),
+            "withdraw_sent" => "withdraw sent".into(),
+            "route_gone" => "route gone".into(),
+            "route_new" => "new route".into(),
+            "promotion_started" => "promotion started".into(),
+            "promotion_done" => "promotion done".into(),
+            "service_up_new_primary" => "service up".into(),
+            "announce_sent" => "announce sent".into(),
+            "first_ack_new_primary" => "first write acked by new primary".into(),
+            "last_ack_old_primary" => "last write acked by old primary".into(),
+            "first_write_failed" => "first write failed".into(),
+            other => other.replace('_', " "),
+        };
+        let node = e.node.as_deref().unwrap_or("");
+        println!("  {t}  {label:<33} {node:<7} {}", e.detail);
+    }
+    match r.write_outage_ms {
+        Some(o) => println!(
+            "  total write outage: {o:.1} ms (last ack by {} to first ack by {})",
+            r.old_primary, r.new_primary
+        ),
+        None => println!(
+            "  total write outage: not measured (no write acknowledged by {})",
+            r.new_primary
+        ),
+    }
+    let acked: Vec<String> = r
+        .writes
+        .acked
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    println!(
+        "  writes: {} attempts, acknowledged: {}, failed attempts: {}, acked by {} but lost: {}",
+        r.writes.attempts,
+        if acked.is_empty() {
+            "none".into()
+        } else {
+            acked.join(", ")
+        },
+        r.writes.failed_attempts,
+        r.old_primary,
+        r.writes.lost_acked_keys.len()
+    );
+    for c in &r.checks {
+        println!(
+            "  [{}] {}: {}",
+            if c.ok { " ok " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
+    println!(
+        "  drill {}: {}",
+        r.scenario.name(),
+        if r.ok { "PASSED" } else { "FAILED" }
+    );
+}

@@ -1,0 +1,138 @@
+//! primaryd's log lines (tracing's text format, or its JSON format), with their timestamps.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    /// Unix time in milliseconds.
+    pub t_ms: f64,
+    pub message: String,
+    /// The whole line, for fields such as `withdraw=[...]`.
+    pub text: String,
+}
+
+/// RFC 3339 UTC (`2026-11-22T06:07:01.519234Z`) to Unix milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60) as f64 + sec) * 1000.0)
+}
+
+/// The lines of a log that carry a timestamp; others (MariaDB's, the start script's) are
+/// skipped.
+pub fn parse(text: &str) -> Vec<LogLine> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<LogLine> {
+    let line = line.trim();
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).ok()?;
+        let t_ms = parse_rfc3339_ms(v["timestamp"].as_str()?)?;
+        return Some(LogLine {
+            t_ms,
+            message: v["fields"]["message"].as_str().unwrap_or("").to_string(),
+            text: line.to_string(),
+        });
+    }
+    let (ts, rest) = line.split_once(char::is_whitespace)?;
+    let t_ms = parse_rfc3339_ms(ts)?;
+    // "LEVEL target: message fields..."
+    let rest = rest.trim_start();
+    let (_level, rest) = rest.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    // Spans (`peer{name=tor1 address=...}: `) may precede the target (`primaryd::bgp::session: `);
+    // the message follows the first `: ` whose preceding word is a module path.
+    let mut message = rest;
+    let mut from = 0;
+    while let Some(i) = rest[from..].find(": ") {
+        let at = from + i;
+        let word = rest[..at].rsplit(char::is_whitespace).next().unwrap_or("");
+        if !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            message = &rest[at + 2..];
+            break;
+        }
+        from = at + 2;
+    }
+    Some(LogLine {
+        t_ms,
+        message: message.to_string(),
+        text: line.to_string(),
+    })
+}
+
+/// The first line at or after `from_ms` whose message starts with `what` and whose text
+/// contains `needle`.
+pub fn first_after<'a>(
+    lines: &'a [LogLine],
+    from_ms: f64,
+    what: &str,
+    needle: &str,
+) -> Option<&'a LogLine> {
+    lines
+        .iter()
+        .find(|l| l.t_ms >= from_ms && l.message.starts_with(what) && l.text.contains(needle))
+}
+
+/// The list a `sending UPDATE` line gives for `field` (`announce` or `withdraw`).
+pub fn update_list(l: &LogLine, field: &str) -> String {
+    if l.text.starts_with('{') {
+        let v: Value = serde_json::from_str(&l.text).unwrap_or(Value::Null);
+        return v["fields"][field].as_str().unwrap_or("").to_string();
+    }
+    let key = format!("{field}=");
+    l.text
+        .split_once(&key)
+        .and_then(|(_, r)| r.split_once(']').map(|(a, _)| format!("{a}]")))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500.0));
+        assert_eq!(
+            parse_rfc3339_ms("2000-03-01T00:00:00Z"),
+            Some(951_868_800_000.0)
+        );
+    }
+
+    #[test]
+    fn text_and_json_lines() {
+        let t = "2026-11-22T06:07:01.519234Z  INFO peer{name=tor1 address=198.18.1.0}: primaryd::bgp::session: sending UPDATE \
+                 peer=tor1 announce=[] withdraw=[\"192.0.2.10/32\"]";
+        let l = parse_line(t).unwrap();
+        assert_eq!(
+            l.message.split(' ').take(2).collect::<Vec<_>>(),
+            ["sending", "UPDATE"]
+        );
+        assert_eq!(update_list(&l, "withdraw"), "[\"192.0.2.10/32\"]");
+        assert_eq!(update_list(&l, "announce"), "[]");
+        let j = r#"{"timestamp":"2026-11-22T06:07:01.519234Z","level":"WARN","fields":{"message":"service down","reason":"x"},"target":"primaryd"}"#;
+        assert_eq!(parse_line(j).unwrap().message, "service down");
+        assert!(parse_line("2026-11-22 12:00:00 0 [Note] mariadbd: ready").is_none());
+    }
+}

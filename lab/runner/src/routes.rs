@@ -1,0 +1,178 @@
+//! The routers' kernel routes to the service: where a route line leads, and monitors that
+//! record every change with its time (`ip monitor route` per router, read as it prints).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+use crate::lab::{Lab, SERVICE_PREFIX};
+use crate::topo::Topology;
+use crate::util::now_ms;
+
+/// The node a route line sends packets to, from its `dev` (the link's other end).
+pub fn next_node(topo: &Topology, router: &str, line: &str) -> Option<String> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let dev = f
+        .iter()
+        .position(|w| *w == "dev")
+        .and_then(|i| f.get(i + 1))?;
+    topo.peer_of(router, dev).map(|e| e.node.clone())
+}
+
+/// One observed state of a router's route to the service: the next node, or None (no route).
+#[derive(Debug, Clone)]
+pub struct RouteChange {
+    pub t_ms: f64,
+    pub router: String,
+    pub next: Option<String>,
+    pub line: String,
+}
+
+/// `ip -ts -n NS monitor route nexthop` on each router. Each change is stamped by `ip` itself
+/// when the kernel's message arrived, so a slow reader does not skew the times. Routes that use
+/// a nexthop object (FRR installs them) also vanish, without a route message of their own, when
+/// their nexthop is deleted, and the kernel flushes routes over a link that goes down without
+/// any message: nexthop messages are followed, and a link message re-reads the route.
+pub struct Monitors {
+    children: Vec<Child>,
+    pub changes: Arc<Mutex<Vec<RouteChange>>>,
+}
+
+/// `[2026-11-22T06:27:01.123456]` (UTC: `ip` runs with TZ=UTC) to Unix milliseconds.
+fn stamp(l: &str) -> Option<(f64, &str)> {
+    let rest = l.strip_prefix('[')?;
+    let (ts, rest) = rest.split_once(']')?;
+    Some((
+        crate::logparse::parse_rfc3339_ms(&format!("{ts}Z"))?,
+        rest.trim_start(),
+    ))
+}
+
+fn nhid(line: &str) -> Option<u32> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let i = f.iter().position(|w| *w == "nhid")?;
+    f.get(i + 1)?.parse().ok()
+}
+
+fn is_service_route(line: &str) -> bool {
+    let dst = SERVICE_PREFIX.trim_end_matches("/32");
+    line.split_whitespace()
+        .next()
+        .is_some_and(|w| w == dst || w == SERVICE_PREFIX)
+}
+
+impl Monitors {
+    pub fn start(lab: &Lab, routers: &[String]) -> Result<Monitors> {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let mut children = Vec::new();
+        for r in routers {
+            let ns = lab.netns(r);
+            let mut child = Command::new("ip")
+                .args(["-ts", "-n", &ns, "monitor", "route", "nexthop", "link"])
+                .env("TZ", "UTC")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("ip monitor route nexthop")?;
+            let out = child.stdout.take().unwrap();
+            // The state before any change, read after the monitor started listening.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let first = crate::util::ip(&["-n", &ns, "route", "show", SERVICE_PREFIX])
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let topo = lab.topo.clone();
+            let (router, changes2, ns2) = (r.clone(), changes.clone(), ns.clone());
+            std::thread::spawn(move || {
+                let mut current: Option<String> = (!first.is_empty()).then_some(first);
+                let mut last_next = current
+                    .as_deref()
+                    .and_then(|l| next_node(&topo, &router, l));
+                let push = |t_ms: f64, next: Option<String>, line: String| {
+                    changes2.lock().unwrap().push(RouteChange {
+                        t_ms,
+                        router: router.clone(),
+                        next,
+                        line,
+                    })
+                };
+                push(
+                    now_ms(),
+                    last_next.clone(),
+                    current.clone().unwrap_or_default(),
+                );
+                for l in BufReader::new(out).lines() {
+                    let Ok(l) = l else { break };
+                    let Some((t, body)) = stamp(&l) else { continue };
+                    let (deleted, body) = match body.strip_prefix("Deleted ") {
+                        Some(b) => (true, b.trim_start()),
+                        None => (false, body),
+                    };
+                    if is_service_route(body) {
+                        current = (!deleted).then(|| body.to_string());
+                    } else if let Some(id) = body
+                        .strip_prefix("id ")
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|i| i.parse::<u32>().ok())
+                    {
+                        // A nexthop object: does the service route use it?
+                        if current.as_deref().and_then(nhid) != Some(id) {
+                            continue;
+                        }
+                        if deleted {
+                            current = None;
+                        } else if let Some(cur) = &current {
+                            // Replaced in place: the route now goes where the nexthop says.
+                            let via = body.splitn(3, ' ').nth(2).unwrap_or("");
+                            current = Some(format!(
+                                "{} nhid {id} {via}",
+                                cur.split_whitespace().next().unwrap_or("")
+                            ));
+                        }
+                    } else if body
+                        .split(':')
+                        .next()
+                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                    {
+                        // A link changed: the kernel flushes routes over a link that goes down
+                        // (and their nexthop objects) without a message; read the route again.
+                        let now = crate::util::ip(&["-n", &ns2, "route", "show", SERVICE_PREFIX])
+                            .unwrap_or_default();
+                        let now = now.lines().next().unwrap_or("").trim().to_string();
+                        current = (!now.is_empty()).then_some(now);
+                    } else {
+                        continue;
+                    }
+                    let next = current
+                        .as_deref()
+                        .and_then(|c| next_node(&topo, &router, c));
+                    if next != last_next {
+                        last_next = next.clone();
+                        push(t, next, current.clone().unwrap_or_default());
+                    }
+                }
+            });
+            children.push(child);
+        }
+        Ok(Monitors { children, changes })
+    }
+
+    pub fn snapshot(&self) -> Vec<RouteChange> {
+        self.changes.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Monitors {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

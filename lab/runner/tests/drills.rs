@@ -1,0 +1,431 @@
+//! End to end with the runner: the whole lab (FRR spine and ToR, BIRD ToR, three MariaDB hosts
+//! with primaryd, a client) built from lab/primaryd.clab.yml as network namespaces, one drill per
+//! test. Each drill must end with writes landing on the new primary, no key acknowledged by two
+//! servers, and the old primary's route gone from every router (the runner checks these and
+//! the test asserts on its JSON report). Run as root; the tests fail (never skip) otherwise.
+//!
+//! Labs are named `pt{pid}x{n}` (namespaces `pt{pid}x{n}-db1`, ...), so they never collide with
+//! a developer's `plab` or with tests/support's `pd...` namespaces. One lab at a time (a lock),
+//! each removed by `down` when its test ends, also on panic; a lab whose test process was
+//! killed is removed by the next run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_primaryd-lab");
+const STATE_ROOT: &str = "/var/tmp/primaryd-lab";
+
+static LOCK: Mutex<()> = Mutex::new(());
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn require_root() {
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "the lab tests build network namespaces and start FRR, BIRD and MariaDB: run them as \
+             root (e.g. sudo -E cargo test --workspace)"
+        );
+    }
+}
+
+/// primaryd and primaryctl are built beside the runner by `cargo test --workspace`.
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(RUNNER).parent().unwrap().to_path_buf();
+    for b in ["primaryd", "primaryctl"] {
+        assert!(
+            dir.join(b).is_file(),
+            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build \
+             --workspace` first) so primaryd is built beside primaryd-lab",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+fn runner(id: &str) -> Command {
+    let mut c = Command::new(RUNNER);
+    c.args(["--lab", id, "--state-root", STATE_ROOT])
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .stdin(Stdio::null());
+    c
+}
+
+fn netns_of(id: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{id}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn mounts_below(dir: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&format!("{dir}/")) || *m == dir)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Labs of test processes that no longer exist (killed before their Drop ran).
+fn remove_stale_labs() {
+    let mut ids = std::collections::BTreeSet::new();
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(id) = l
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.split('-').next())
+        {
+            ids.insert(id.to_string());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(STATE_ROOT) {
+        for e in entries.flatten() {
+            ids.insert(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    for id in ids {
+        let Some(pid) = id
+            .strip_prefix("pt")
+            .and_then(|r| r.split_once('x'))
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("removing leftover lab {id} (its test process {pid} is gone)");
+            let _ = runner(&id).arg("down").status();
+        }
+    }
+}
+
+/// A lab for one test; `down` when dropped, whatever happened.
+struct Lab {
+    id: String,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        require_root();
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        remove_stale_labs();
+        let id = format!(
+            "pt{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        Lab { id, _guard: guard }
+    }
+
+    fn up(&self) {
+        let t = Instant::now();
+        let out = runner(&self.id).arg("up").output().unwrap();
+        assert!(
+            out.status.success(),
+            "primaryd-lab up failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("lab {} up in {:.1?}", self.id, t.elapsed());
+    }
+
+    fn drill(&self, scenario: &str) -> Value {
+        let json = std::env::temp_dir().join(format!("{}-{scenario}.json", self.id));
+        let out = runner(&self.id)
+            .args(["drill", scenario, "--json"])
+            .arg(&json)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|e| {
+                panic!(
+                    "drill {scenario} wrote no report ({e}); exit {}",
+                    out.status
+                )
+            }))
+            .unwrap();
+        let _ = std::fs::remove_file(&json);
+        if !out.status.success() {
+            self.dump();
+            panic!(
+                "drill {scenario} failed ({}): see the timeline above",
+                out.status
+            );
+        }
+        report
+    }
+
+    /// The nodes' logs, for a failed drill.
+    fn dump(&self) {
+        let nodes = Path::new(STATE_ROOT).join(&self.id).join("nodes");
+        for n in ["db1", "db2", "tor1", "tor2", "spine1"] {
+            let log = nodes.join(n).join("console.log");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains("KEEPALIVE")).collect();
+            eprintln!(
+                "----- {n} console -----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = runner(&self.id).arg("down").output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("down {}: {}", self.id, String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("down {}: {e}", self.id),
+        }
+        let left = netns_of(&self.id);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("down left namespaces behind: {left:?}");
+        }
+    }
+}
+
+fn event<'a>(r: &'a Value, name: &str, node: Option<&str>) -> Option<&'a Value> {
+    r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == name && node.is_none_or(|n| e["node"].as_str() == Some(n)))
+}
+
+fn t_of(r: &Value, name: &str, node: Option<&str>) -> Option<f64> {
+    event(r, name, node).and_then(|e| e["t_ms"].as_f64())
+}
+
+/// What every drill must show, whatever broke.
+fn assert_failover(r: &Value, scenario: &str) {
+    assert_eq!(r["scenario"], scenario);
+    assert_eq!(r["ok"], true, "{r:#}");
+    let (old, new) = (
+        r["old_primary"].as_str().unwrap(),
+        r["new_primary"].as_str().unwrap(),
+    );
+    assert_eq!(old, "db1");
+    assert_ne!(new, old);
+    let checks = r["checks"].as_array().unwrap();
+    for want in [
+        format!("{old}'s route gone from every router"),
+        format!("every router routes the service to {new}"),
+        format!("writes land on {new}"),
+        "no key acknowledged by two different servers".to_string(),
+    ] {
+        let c = checks
+            .iter()
+            .find(|c| c["name"] == want.as_str())
+            .unwrap_or_else(|| panic!("no check {want:?} in {checks:#?}"));
+        assert_eq!(c["ok"], true, "{c}");
+    }
+    // The client's own record: after the new primary's first acknowledgement, only it acks.
+    let attempts = r["attempts"].as_array().unwrap();
+    let first_new = attempts
+        .iter()
+        .position(|a| a["outcome"] == "ack" && a["server"] == new)
+        .expect("a write acknowledged by the new primary");
+    assert!(attempts[first_new..]
+        .iter()
+        .all(|a| a["outcome"] != "ack" || a["server"] == new));
+    assert!(r["writes"]["acked"][new].as_u64().unwrap() > 0);
+    assert!(r["writes"]["acked"][old].as_u64().unwrap() > 0);
+    // Each router lost the old route and got the new one, in that order, after the fault.
+    for router in ["spine1", "tor1", "tor2"] {
+        let gone = t_of(r, "route_gone", Some(router));
+        let new_route = t_of(r, "route_new", Some(router))
+            .unwrap_or_else(|| panic!("{router}: no new route in {r:#}"));
+        if let Some(g) = gone {
+            assert!(
+                g >= 0.0 && g <= new_route,
+                "{router}: gone {g} new {new_route}"
+            );
+        }
+    }
+    let outage = r["write_outage_ms"].as_f64().expect("outage measured");
+    let fault = t_of(r, "fault_injected", None).unwrap();
+    assert_eq!(fault, 0.0);
+    let first = t_of(r, "first_ack_new_primary", None).unwrap();
+    let promoted = t_of(r, "promotion_done", None).unwrap();
+    assert!(
+        first >= promoted,
+        "first ack {first} before promotion {promoted}"
+    );
+    eprintln!("{scenario}: write outage {outage:.1} ms");
+}
+
+/// The daemon itself reported the failure and withdrew (the scenarios where it can).
+fn assert_daemon_withdrew(r: &Value) {
+    let old = r["old_primary"].as_str().unwrap();
+    let down = t_of(r, "service_down", Some(old)).expect("service down in primaryd's log");
+    let withdraw = t_of(r, "withdraw_sent", Some(old)).expect("withdraw in primaryd's log");
+    let gone = t_of(r, "route_gone", Some("tor1")).expect("route gone at tor1");
+    assert!(
+        0.0 <= down && down <= withdraw && withdraw <= gone,
+        "{down} {withdraw} {gone}"
+    );
+    let new = r["new_primary"].as_str().unwrap();
+    assert!(
+        t_of(r, "announce_sent", Some(new)).is_some(),
+        "no announce by {new}"
+    );
+}
+
+#[test]
+fn drill_kill() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("kill");
+    assert_failover(&r, "kill");
+    assert_daemon_withdrew(&r);
+}
+
+#[test]
+fn drill_demote() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("demote");
+    assert_failover(&r, "demote");
+    assert_daemon_withdrew(&r);
+    assert!(r["writes"]["lost_acked_keys"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn drill_switchover() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("switchover");
+    assert_failover(&r, "switchover");
+    assert_daemon_withdrew(&r);
+    assert!(r["writes"]["lost_acked_keys"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "db1 replicates from db2")
+        .expect("the old primary replicates from the new one");
+    assert_eq!(c["ok"], true);
+}
+
+#[test]
+fn drill_hang() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("hang");
+    assert_failover(&r, "hang");
+    assert_daemon_withdrew(&r);
+}
+
+#[test]
+fn drill_isolate() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("isolate");
+    assert_failover(&r, "isolate");
+}
+
+#[test]
+fn drill_daemon_crash() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("daemon-crash");
+    assert_failover(&r, "daemon-crash");
+    // Fenced, so a restarted daemon could not announce it again.
+    assert!(event(&r, "old_primary_fenced", Some("db1")).is_some());
+}
+
+#[test]
+fn down_cleans_up_after_a_runner_killed_during_up() {
+    let lab = Lab::new();
+    let mut up = runner(&lab.id)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has built part of the lab: some namespaces and mounts exist.
+    let start = Instant::now();
+    while netns_of(&lab.id).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "up built no namespaces"
+        );
+        assert!(
+            up.try_wait().unwrap().is_none(),
+            "up ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let dir = format!("{STATE_ROOT}/{}", lab.id);
+    assert!(Path::new(&dir).exists());
+    assert!(!netns_of(&lab.id).is_empty());
+
+    let out = runner(&lab.id).arg("down").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(netns_of(&lab.id), Vec::<String>::new());
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    assert_eq!(mounts_below(&dir), Vec::<String>::new());
+
+    // And once more after a complete `up` whose runner is gone: the daemons are killed too.
+    lab.up();
+    let pids: Vec<String> = netns_of(&lab.id)
+        .iter()
+        .flat_map(|n| {
+            let o = Command::new("ip")
+                .args(["netns", "pids", n])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(pids.len() >= 10, "{pids:?}");
+    let out = runner(&lab.id).arg("down").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in pids {
+        // Gone, or a zombie its new parent has not reaped yet.
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .map(|i| stat[i + 1..].trim_start().chars().next());
+        assert!(
+            matches!(state, None | Some(Some('Z'))),
+            "process {p} survived down: {stat}"
+        );
+    }
+    assert!(netns_of(&lab.id).is_empty() && !Path::new(&dir).exists());
+    // down of a lab that does not exist is fine.
+    assert!(runner(&lab.id).arg("down").status().unwrap().success());
+}
