@@ -20,15 +20,17 @@ use std::time::{Duration, SystemTime};
 use ipnetwork::IpNetwork;
 
 use super::message::{
-    code, subcode, AsPath, Capabilities, Family, Message, NextHop, Notification, Open, Origin,
-    PathAttributes, Update,
+    code, subcode, AsPath, AsPathSegment, Capabilities, Family, Message, NextHop, Notification,
+    Open, Origin, PathAttributes, Update,
 };
 use super::rib_in::AdjRibIn;
 use crate::announcer::{self, DesiredRoutes};
 use crate::config::RouteAttributes;
 
-/// Hold timer used while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 min).
-pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+/// Hold timer while waiting for the peer's OPEN. RFC 4271 §8 suggests 4 minutes; a ToR
+/// answers in milliseconds, and a connection whose packets are being dropped (a GTSM or MD5
+/// mismatch on one side) would otherwise hold the session down that long.
+pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(10);
 /// RFC 4271 requires LOCAL_PREF on iBGP; this is what routers assume when it is missing.
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -218,6 +220,9 @@ pub struct Fsm {
     last_notification: Option<(bool, Notification)>,
     /// Desired prefixes this session cannot carry, already reported.
     warned_unroutable: BTreeSet<IpNetwork>,
+    /// In Idle after a session failed (not merely a connect attempt): the peer is damped, so
+    /// its connections are refused too until the idle hold ends.
+    damped: bool,
 }
 
 impl Fsm {
@@ -240,6 +245,7 @@ impl Fsm {
             last_error: None,
             last_notification: None,
             warned_unroutable: BTreeSet::new(),
+            damped: false,
         }
     }
 
@@ -391,6 +397,7 @@ impl Fsm {
     }
 
     fn connect_or_wait(&mut self, out: &mut Vec<Output>) {
+        self.damped = false;
         if self.cfg.passive {
             self.transition(State::Active, "waiting for the peer to connect", out);
             return;
@@ -450,18 +457,23 @@ impl Fsm {
     /// Ends the session after an error: optionally tells the peer why, closes, and holds
     /// before the next attempt, the hold doubling on each consecutive failure (jittered).
     fn fail(&mut self, reason: String, notify: Option<Notification>, out: &mut Vec<Output>) {
-        let delay = self.retry_delay;
+        let delay = self.jitter(self.retry_delay);
         self.retry_delay = (self.retry_delay * 2).min(self.cfg.connect_retry_max);
-        self.end_session(reason, notify, delay, out);
+        self.end_session(reason, notify, delay, true, out);
     }
 
+    /// Ends the session and holds for exactly `idle_hold` (already jittered if it should be).
     fn end_session(
         &mut self,
         reason: String,
         notify: Option<Notification>,
         idle_hold: Duration,
+        damp: bool,
         out: &mut Vec<Output>,
     ) {
+        // A failed session (not a failed connect) damps the peer: its own connections are
+        // refused during the hold too, or a flapping peer would just come back in.
+        self.damped = damp && self.is_connected();
         if let Some(n) = notify {
             self.send(Message::Notification(n), out);
         }
@@ -469,7 +481,7 @@ impl Fsm {
         self.stop_session_timers(out);
         self.reset_session();
         self.last_error = Some(reason.clone());
-        let delay = self.jitter(idle_hold);
+        let delay = idle_hold;
         out.push(Output::StartTimer(Timer::ConnectRetry, delay));
         self.transition(
             State::Idle,
@@ -523,8 +535,10 @@ impl Fsm {
                 out.push(Output::RejectIncoming(n));
                 return;
             }
-            State::Idle if self.cfg.passive => {
-                // Passive peers are damped too: no new session before the idle hold ends.
+            State::Idle if self.damped => {
+                // No new session before the idle hold after a failed session ends (RFC 4271
+                // §8.2.2: Idle refuses connections). After a mere failed connect the peer's
+                // own connection is welcome: it is how a restarted router comes back fastest.
                 let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
                 out.push(Output::RejectIncoming(n));
                 return;
@@ -599,7 +613,15 @@ impl Fsm {
         if let Message::Notification(n) = &msg {
             self.counters.notifications_in += 1;
             self.last_notification = Some((false, n.clone()));
-            self.fail(format!("NOTIFICATION received: {n}"), None, out);
+            let reason = format!("NOTIFICATION received: {n}");
+            if (n.code, n.subcode) == (code::CEASE, subcode::CONNECTION_COLLISION_RESOLUTION) {
+                // The peer kept its other connection (RFC 4271 §6.8): nothing failed, so no
+                // damping; its connection is taken when it arrives.
+                let delay = self.jitter(self.cfg.connect_retry_min);
+                self.end_session(reason, None, delay, false, out);
+            } else {
+                self.fail(reason, None, out);
+            }
             return;
         }
         match (self.state, msg) {
@@ -731,6 +753,12 @@ impl Fsm {
         if u.nlri.is_empty() {
             return;
         }
+        if path_contains(&attrs.as_path, self.cfg.local_asn) {
+            // Our own routes reflected back (RFC 4271 §9.1.2 loop): not kept, not counted
+            // toward max_prefixes, or a ToR near the limit would flap because of us.
+            self.rib_in.withdraw(&u.nlri);
+            return;
+        }
         let first = attrs.as_path.first_asn();
         if !self.ibgp() && first != Some(self.cfg.remote_asn) {
             // RFC 4271 §6.3 with RFC 7606 §7.2: treat-as-withdraw.
@@ -760,7 +788,7 @@ impl Fsm {
                 self.cfg.max_prefixes
             );
             let hold = self.cfg.max_prefixes_restart;
-            self.end_session(reason, Some(n), hold, out);
+            self.end_session(reason, Some(n), hold, true, out);
         }
     }
 
@@ -879,6 +907,12 @@ impl Fsm {
             self.send(Message::Update(update), out);
         }
     }
+}
+
+fn path_contains(path: &AsPath, asn: u32) -> bool {
+    path.0.iter().any(|segment| match segment {
+        AsPathSegment::Sequence(v) | AsPathSegment::Set(v) => v.contains(&asn),
+    })
 }
 
 /// Withdrawals in one UPDATE, announcements grouped by identical attributes.
@@ -1541,9 +1575,70 @@ mod tests {
         assert_eq!((n.code, n.subcode), (6, 1));
         assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 3]);
         assert_eq!(f.state(), State::Idle);
-        let hold = retry_delay(&out).unwrap();
-        assert!(hold >= Duration::from_secs(45) && hold <= Duration::from_secs(60));
+        // The configured restart delay, exactly: jitter would only ever shorten it.
+        assert_eq!(retry_delay(&out), Some(Duration::from_secs(60)));
         assert!(f.last_error().unwrap().contains("max_prefixes"));
+    }
+
+    #[test]
+    fn our_own_routes_reflected_back_are_neither_kept_nor_counted() {
+        let mut f = established(&["192.0.2.10/32"]);
+        let mut echo = peer_route(&["192.0.2.10/32", "192.0.2.11/32"], 65001);
+        if let Some(a) = echo.attributes.as_mut() {
+            a.as_path = AsPath::sequence(vec![65001, 4_200_000_001]);
+        }
+        f.process(recv(Message::Update(echo)));
+        assert!(f.rib_in().is_empty());
+        // Three real routes still fit under max_prefixes = 3: the echoes did not count.
+        let out = f.process(recv(Message::Update(peer_route(
+            &["198.18.96.0/24", "198.18.97.0/24", "198.18.98.0/24"],
+            65001,
+        ))));
+        assert!(notification(&out).is_none());
+        assert_eq!(f.rib_in().len(), 3);
+    }
+
+    #[test]
+    fn a_failed_session_refuses_the_peers_connections_during_the_idle_hold() {
+        let mut f = established(&[]);
+        f.process(recv(Message::Notification(Notification::new(6, 4, vec![]))));
+        assert_eq!(f.state(), State::Idle);
+        let out = incoming(&mut f, "198.19.0.200");
+        assert!(
+            matches!(&out[..], [Output::RejectIncoming(n)] if n.subcode == 5),
+            "{out:?}"
+        );
+        // Once the hold is over, connections are taken again.
+        f.process(Input::TimerExpired(Timer::ConnectRetry));
+        let out = incoming(&mut f, "198.19.0.200");
+        assert!(out.contains(&Output::AdoptIncoming), "{out:?}");
+    }
+
+    #[test]
+    fn losing_a_collision_on_the_peers_side_leaves_its_connection_welcome() {
+        let mut f = Fsm::new(cfg());
+        connected(&mut f);
+        f.process(recv(Message::Open(peer_open(3))));
+        // The peer resolved the collision first and closed our connection.
+        let cease = Notification::new(6, 7, vec![]);
+        let out = f.process(recv(Message::Notification(cease)));
+        assert!(retry_delay(&out).unwrap() <= Duration::from_secs(1));
+        let out = incoming(&mut f, "198.19.0.200");
+        assert!(out.contains(&Output::AdoptIncoming), "{out:?}");
+        assert_eq!(f.state(), State::OpenConfirm);
+    }
+
+    #[test]
+    fn after_a_failed_connect_the_peers_own_connection_is_taken_at_once() {
+        let mut f = Fsm::new(cfg());
+        f.process(Input::Start);
+        f.process(Input::TcpFailed {
+            error: "refused".into(),
+        });
+        assert_eq!(f.state(), State::Idle);
+        let out = incoming(&mut f, "198.19.0.1");
+        assert!(out.contains(&Output::AdoptIncoming), "{out:?}");
+        assert_eq!(f.state(), State::OpenConfirm);
     }
 
     #[test]

@@ -42,13 +42,20 @@ pub fn bind(
         sock.set_reuseaddr(true)?;
         // A reload binds the new listener before the old one is gone.
         sock.set_reuseport(true)?;
-        for (peer, key) in peers {
-            if peer.address.is_ipv4() != addr.is_ipv4() {
-                continue;
-            }
-            if peer.ttl_security {
-                socket::set_send_ttl_255(&sock, peer.address)?;
-            }
+        let family: Vec<&(&PeerConfig, Option<&str>)> = peers
+            .iter()
+            .filter(|(p, _)| p.address.is_ipv4() == addr.is_ipv4())
+            .collect();
+        if family.iter().any(|(p, _)| p.ttl_security) {
+            // GTSM: SYN-ACKs leave with TTL 255, and each SYN's TTL is checked on accept.
+            socket::set_send_ttl_255(&sock, addr.ip())?;
+            socket::set_save_syn(&sock)?;
+        }
+        if !family.is_empty() && family.iter().all(|(p, _)| p.ttl_security) {
+            // Every peer of the family uses GTSM: the kernel can drop low-TTL SYNs itself.
+            socket::set_min_ttl_254(&sock, addr.ip())?;
+        }
+        for (peer, key) in family {
             if let Some(key) = key {
                 socket::set_md5_key(&sock, peer.address, key).map_err(|e| {
                     io::Error::other(format!("MD5 key for peer {}: {e}", peer.name))

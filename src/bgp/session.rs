@@ -30,7 +30,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// peer to close too, so the kernel does not reset the connection under unread data.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// How long a peer that connected to us may take to send its OPEN.
-const INCOMING_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+const INCOMING_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Adj-RIB-In in the published status is refreshed at most this often.
 const RIB_IN_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -409,7 +409,10 @@ impl Session {
                         conn.close().await;
                     }
                 }
-                Output::AdoptIncoming => self.conn = self.incoming.take(),
+                Output::AdoptIncoming => {
+                    info!(peer = %self.peer.name, "session continues on the connection the peer opened");
+                    self.conn = self.incoming.take();
+                }
                 Output::RejectIncoming(n) => {
                     if let Some(mut conn) = self.incoming.take() {
                         info!(peer = %self.peer.name, "incoming connection rejected: {n}");
@@ -485,15 +488,30 @@ impl Session {
     /// A connection the listener accepted from this peer: read its OPEN before the FSM
     /// decides (RFC 4271 §6.8 needs the peer's BGP identifier).
     fn accepted(&mut self, stream: TcpStream) {
-        if self.incoming_open.is_some() || self.incoming.is_some() {
-            info!(peer = %self.peer.name, "second incoming connection while one is pending: dropped");
+        if self.incoming.is_some() {
+            info!(peer = %self.peer.name, "incoming connection dropped: one is being decided on");
             return;
         }
         if self.peer.ttl_security {
+            // RFC 5082: the SYN itself must have come from one hop away; checked before a
+            // byte of the connection is read.
+            match socket::syn_ttl(&stream) {
+                Some(ttl) if ttl >= 254 => {}
+                ttl => {
+                    let ttl = ttl.map_or_else(|| "unknown".to_string(), |t| t.to_string());
+                    warn!(peer = %self.peer.name, "incoming connection dropped: GTSM: SYN TTL {ttl} < 254");
+                    return;
+                }
+            }
             if let Err(e) = socket::set_ttl_security(&stream, self.peer.address) {
                 warn!(peer = %self.peer.name, "incoming connection dropped: GTSM: {e}");
                 return;
             }
+        }
+        if self.incoming_open.is_some() {
+            // The newer connection replaces one that has not sent its OPEN yet: a peer
+            // retrying is more likely alive than the connection it gave up on.
+            info!(peer = %self.peer.name, "incoming connection replaces one still waiting for its OPEN");
         }
         let _ = stream.set_nodelay(true);
         let conn = match Connection::new(stream) {

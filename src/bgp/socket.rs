@@ -108,6 +108,45 @@ pub fn set_send_ttl_255(fd: &impl AsRawFd, family: IpAddr) -> io::Result<()> {
 /// the peer's packets that arrive with less than 254 (RFC 5082).
 pub fn set_ttl_security(fd: &impl AsRawFd, family: IpAddr) -> io::Result<()> {
     set_send_ttl_255(fd, family)?;
+    set_min_ttl_254(fd, family)
+}
+
+/// Makes a listener keep each connection's SYN, so [`syn_ttl`] can check GTSM before a byte
+/// of the connection is read.
+pub fn set_save_syn(fd: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_SAVE_SYN, &on)
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) the peer's SYN arrived with, on a connection accepted
+/// by a listener with [`set_save_syn`]. None if the kernel kept no SYN.
+pub fn syn_ttl(fd: &impl AsRawFd) -> Option<u8> {
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: buf and len describe a writable buffer; the kernel writes at most len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let syn = buf.get(..len as usize)?;
+    match syn.first()? >> 4 {
+        4 => syn.get(8).copied(),
+        6 => syn.get(7).copied(),
+        _ => None,
+    }
+}
+
+/// The kernel drops whatever arrives with TTL (hop limit) below 254, the SYN included when set
+/// on a listener.
+pub fn set_min_ttl_254(fd: &impl AsRawFd, family: IpAddr) -> io::Result<()> {
     let min: libc::c_int = 254;
     match family {
         IpAddr::V4(_) => setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &min),
@@ -191,6 +230,21 @@ mod tests {
         let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         set_ttl_security(&s, "127.0.0.1".parse().unwrap()).unwrap();
         assert_eq!(s.ttl().unwrap(), 255);
+    }
+
+    #[test]
+    fn the_ttl_of_an_accepted_connections_syn_is_read() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_save_syn(&l).unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        // Loopback connections leave with the default TTL (64) unless told otherwise.
+        assert_eq!(syn_ttl(&s), Some(c.ttl().unwrap() as u8));
+
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = std::net::TcpStream::connect(l2.local_addr().unwrap()).unwrap();
+        let (s2, _) = l2.accept().unwrap();
+        assert_eq!(syn_ttl(&s2), None, "no SYN kept without set_save_syn");
     }
 
     #[test]

@@ -82,8 +82,12 @@ fall = {fall}
     )
 }
 
+pub const CTL_BIN: &str = env!("CARGO_BIN_EXE_primaryctl");
+
 pub struct Primaryd {
     pub config: PathBuf,
+    /// The control socket the harness gave it (None when the test's config has `[control]`).
+    pub control_socket: Option<PathBuf>,
     log: PathBuf,
     pid: u32,
     child: Mutex<Child>,
@@ -102,6 +106,8 @@ impl Primaryd {
         let config = lab_dir.join(format!("primaryd{n}.toml"));
         // Every daemon gets its own control socket and state dir (the defaults under /run and
         // /var/lib are shared by the whole machine), unless the test chose them.
+        let control_socket =
+            (!config_text.contains("[control]")).then(|| Self::control_socket_path(lab_dir, n));
         let config_text = &if config_text.contains("[control]") {
             config_text.to_string()
         } else {
@@ -147,6 +153,7 @@ impl Primaryd {
             .unwrap_or_else(|e| panic!("spawn primaryd: {e}"));
         Primaryd {
             config,
+            control_socket,
             log,
             pid: child.id(),
             child: Mutex::new(child),
@@ -166,6 +173,29 @@ impl Primaryd {
     /// Everything primaryd wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `primaryctl --socket SOCKET ARGS… --json` against this daemon, parsed.
+    #[track_caller]
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let socket = self
+            .control_socket
+            .as_ref()
+            .expect("the harness chose the control socket");
+        let out = run(Command::new(CTL_BIN)
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .arg("--json"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "primaryctl {args:?} failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("primaryctl {args:?}: not JSON ({e}): {stdout}"))
     }
 
     /// Log lines about peer `peer` (its tracing span) that contain `needle`.
