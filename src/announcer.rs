@@ -11,15 +11,6 @@ use crate::health::checker::Health;
 /// The routes every session should advertise right now, with what each carries.
 pub type DesiredRoutes = BTreeMap<IpNetwork, RouteAttributes>;
 
-/// Desired routes as the daemon publishes them to the sessions. The generation grows with
-/// every change, so the daemon can tell when every session has sent a change (a drain is
-/// acknowledged only then).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PublishedRoutes {
-    pub generation: u64,
-    pub routes: DesiredRoutes,
-}
-
 /// A service's prefixes are desired only while its health is `Up`. `Unknown` (no verdict yet)
 /// and `Down` both keep them out: we never announce before the first successful check.
 pub fn desired_routes(services: &[ServiceConfig], health: &[Health]) -> DesiredRoutes {

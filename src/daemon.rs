@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::announcer::{DesiredRoutes, PublishedRoutes};
+use crate::announcer::DesiredRoutes;
 use crate::bgp::fsm::{FsmConfig, State};
 use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
@@ -140,7 +140,7 @@ type Reply = oneshot::Sender<Response>;
 struct Daemon {
     path: PathBuf,
     config: Arc<Config>,
-    routes: watch::Sender<PublishedRoutes>,
+    routes: watch::Sender<DesiredRoutes>,
     peers: BTreeMap<String, PeerHandle>,
     sessions: JoinSet<()>,
     inboxes: watch::Sender<Arc<Vec<PeerInbox>>>,
@@ -192,7 +192,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     let mut d = Daemon {
         path,
         config: Arc::clone(&config),
-        routes: watch::channel(PublishedRoutes::default()).0,
+        routes: watch::channel(DesiredRoutes::new()).0,
         peers: BTreeMap::new(),
         sessions: JoinSet::new(),
         inboxes: watch::channel(Arc::new(Vec::new())).0,
@@ -642,16 +642,12 @@ impl Daemon {
     }
 }
 
-/// Publishes `desired` to every session if it differs from what they have, under a new
-/// generation.
-fn publish_routes(tx: &watch::Sender<PublishedRoutes>, desired: DesiredRoutes) {
+/// Publishes `desired` to every session if it differs from what they have.
+fn publish_routes(tx: &watch::Sender<DesiredRoutes>, desired: DesiredRoutes) {
     tx.send_if_modified(|current| {
-        if current.routes == desired {
-            return false;
-        }
-        current.generation += 1;
-        current.routes = desired;
-        true
+        let changed = *current != desired;
+        *current = desired;
+        changed
     });
 }
 

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use primaryd::announcer::{DesiredRoutes, PublishedRoutes};
+use primaryd::announcer::DesiredRoutes;
 use primaryd::bgp::codec::{self, CodecContext};
 use primaryd::bgp::fsm::{FsmConfig, State};
 use primaryd::bgp::message::{AsPath, Capabilities, Message, Notification, Open, Update};
@@ -40,7 +40,7 @@ fn desired(list: &[&str]) -> DesiredRoutes {
 
 struct Harness {
     listener: TcpListener,
-    routes: watch::Sender<PublishedRoutes>,
+    routes: watch::Sender<DesiredRoutes>,
     status: watch::Receiver<PeerStatus>,
     stop: watch::Sender<Option<String>>,
     /// Hands "accepted" connections to the session, as the daemon's listener does.
@@ -87,10 +87,7 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         next_hop_ipv6: None,
         jitter_seed: 1,
     };
-    let (routes, routes_rx) = watch::channel(PublishedRoutes {
-        generation: 1,
-        routes: desired(initial),
-    });
+    let (routes, routes_rx) = watch::channel(desired(initial));
     let (stop, stop_rx) = watch::channel(None);
     let (accepted, accepted_rx) = mpsc::channel(1);
     let (session, status) = Session::new(peer, cfg, None);
@@ -224,23 +221,15 @@ async fn announces_desired_routes_and_follows_changes() {
     })
     .await;
 
-    h.routes.send_replace(PublishedRoutes {
-        generation: 2,
-        routes: DesiredRoutes::new(),
-    });
+    h.routes.send_replace(DesiredRoutes::new());
     let u = peer.update().await;
     assert_eq!(u.withdrawn, [prefix("192.0.2.10/32")]);
     assert!(u.nlri.is_empty());
-    // The status says when a generation's UPDATEs have been written.
-    wait_status(&mut status, |s| {
-        s.routes_generation == 2 && s.rib_out.is_empty()
-    })
-    .await;
+    // The status shows what was written: nothing advertised any more.
+    wait_status(&mut status, |s| s.rib_out.is_empty()).await;
 
-    h.routes.send_replace(PublishedRoutes {
-        generation: 3,
-        routes: desired(&["192.0.2.10/32", "192.0.2.11/32"]),
-    });
+    h.routes
+        .send_replace(desired(&["192.0.2.10/32", "192.0.2.11/32"]));
     let u = peer.update().await;
     assert_eq!(u.nlri, [prefix("192.0.2.10/32"), prefix("192.0.2.11/32")]);
     h.task.abort();

@@ -21,7 +21,7 @@ use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
 use super::message::{Message, Open};
 use super::socket;
 use super::status::PeerStatus;
-use crate::announcer::PublishedRoutes;
+use crate::announcer::DesiredRoutes;
 use crate::config::PeerConfig;
 
 /// A write that cannot complete this long means the peer stopped reading: drop the session.
@@ -79,7 +79,7 @@ enum Event {
     Read(io::Result<usize>),
     Accepted(TcpStream),
     IncomingOpen(Connection, Result<Open, String>),
-    RoutesChanged(Option<PublishedRoutes>),
+    RoutesChanged(Option<DesiredRoutes>),
     PublishRibIn,
     StopRequested(String),
 }
@@ -118,8 +118,6 @@ pub struct Session {
     /// Inputs produced while carrying out outputs (a failed write), handled next.
     pending: VecDeque<Input>,
     status: watch::Sender<PeerStatus>,
-    /// The routes generation whose UPDATEs the pending inputs will send.
-    pending_generation: Option<u64>,
     /// What the Adj-RIB-In in the status reflects (UPDATEs received, sessions established).
     rib_in_published: (u64, u64),
     rib_in_published_at: Instant,
@@ -143,7 +141,6 @@ impl Session {
             incoming: None,
             pending: VecDeque::new(),
             status,
-            pending_generation: None,
             rib_in_published: (0, 0),
             rib_in_published_at: Instant::now(),
         };
@@ -168,14 +165,8 @@ impl Session {
             self.rib_in_published = self.rib_in_version();
             self.rib_in_published_at = now;
         }
-        let generation = self.pending_generation.take();
         let fsm = &self.fsm;
-        self.status.send_modify(|s| {
-            s.update_from(fsm, with_rib_in);
-            if let Some(g) = generation {
-                s.routes_generation = g;
-            }
-        });
+        self.status.send_modify(|s| s.update_from(fsm, with_rib_in));
     }
 
     fn codec_context(&self) -> CodecContext {
@@ -189,13 +180,12 @@ impl Session {
     /// (Administrative Shutdown) and returns once the connection is closed.
     pub async fn run(
         mut self,
-        mut routes: watch::Receiver<PublishedRoutes>,
+        mut routes: watch::Receiver<DesiredRoutes>,
         mut stop: watch::Receiver<Option<String>>,
         mut accepted: mpsc::Receiver<TcpStream>,
     ) {
         let initial = routes.borrow_and_update().clone();
-        self.pending_generation = Some(initial.generation);
-        self.pending.push_back(Input::Routes(initial.routes));
+        self.pending.push_back(Input::Routes(initial));
         self.pending.push_back(Input::Start);
         let mut stopping = false;
         loop {
@@ -254,10 +244,7 @@ impl Session {
                     self.pending.push_back(Input::TcpFailed { error });
                 }
                 Event::Read(result) => self.on_read(result),
-                Event::RoutesChanged(Some(r)) => {
-                    self.pending_generation = Some(r.generation);
-                    self.pending.push_back(Input::Routes(r.routes));
-                }
+                Event::RoutesChanged(Some(r)) => self.pending.push_back(Input::Routes(r)),
                 Event::PublishRibIn => {}
                 Event::RoutesChanged(None) => {
                     // The daemon is gone: nobody can vouch for the routes any more.
@@ -275,7 +262,7 @@ impl Session {
 
     async fn wait(
         &mut self,
-        routes: &mut watch::Receiver<PublishedRoutes>,
+        routes: &mut watch::Receiver<DesiredRoutes>,
         stop: &mut watch::Receiver<Option<String>>,
         accepted: &mut mpsc::Receiver<TcpStream>,
         stopping: bool,

@@ -32,9 +32,6 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// The NOTIFICATION that ended the last session: (sent by us, notification).
     pub last_notification: Option<(bool, Notification)>,
-    /// The generation of the desired routes this session has fully sent (or had nothing to
-    /// send for): `drain` waits for it.
-    pub routes_generation: u64,
     pub rib_out: Arc<BTreeMap<IpNetwork, PathAttributes>>,
     /// When each prefix in `rib_out` was first advertised in this session.
     pub advertised_since: BTreeMap<IpNetwork, SystemTime>,
@@ -60,14 +57,13 @@ impl PeerStatus {
             counters: Counters::default(),
             last_error: None,
             last_notification: None,
-            routes_generation: 0,
             rib_out: Arc::default(),
             advertised_since: BTreeMap::new(),
             rib_in: AdjRibIn::default(),
         }
     }
 
-    /// Refreshes everything from the machine except `since`, `routes_generation` and, unless
+    /// Refreshes everything from the machine except `since` and, unless
     /// `with_rib_in`, the Adj-RIB-In.
     pub fn update_from(&mut self, fsm: &Fsm, with_rib_in: bool) {
         if self.state != fsm.state() {
