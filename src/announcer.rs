@@ -63,14 +63,8 @@ mod tests {
     use crate::config;
 
     fn services() -> Vec<ServiceConfig> {
-        let text = r#"
-[bgp]
-asn = 4200000001
-router_id = "198.19.0.11"
-[[bgp.peer]]
-name = "tor1"
-address = "198.18.1.0"
-remote_asn = 65001
+        config::test_config(
+            r#"
 [[service]]
 name = "a"
 prefixes = ["192.0.2.10/32", "2001:db8::10/128"]
@@ -84,8 +78,9 @@ prefixes = ["192.0.2.20/32"]
 [service.mysql]
 socket = "/b.sock"
 user = "u"
-"#;
-        config::parse(text).unwrap().services
+"#,
+        )
+        .services
     }
 
     fn p(s: &str) -> IpNetwork {

@@ -1078,6 +1078,20 @@ fn is_host_route(n: &IpNetwork) -> bool {
     n.prefix() == if n.is_ipv4() { 32 } else { 128 }
 }
 
+/// A valid config for other modules' tests: `[bgp]` with peer `tor1`, then `services` (TOML
+/// `[[service]]` tables).
+#[cfg(test)]
+pub(crate) fn test_config(services: &str) -> Config {
+    let text = format!(
+        "[bgp]\nasn = 4200000001\nrouter_id = \"198.19.0.11\"\n\
+         [[bgp.peer]]\nname = \"tor1\"\naddress = \"198.18.1.0\"\nremote_asn = 65001\n{services}"
+    );
+    match parse(&text) {
+        Ok(c) => c,
+        Err(p) => panic!("test config rejected: {p:?}\n{text}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,24 +327,10 @@ mod tests {
     use crate::config::PeerConfig;
 
     fn peer() -> PeerStatus {
-        let cfg = crate::config::parse(
-            r#"
-[bgp]
-asn = 4200000001
-router_id = "198.19.0.11"
-[[bgp.peer]]
-name = "tor1"
-address = "198.18.1.0"
-remote_asn = 65001
-[[service]]
-name = "main"
-prefixes = ["192.0.2.10/32"]
-[service.mysql]
-socket = "/x"
-user = "u"
-"#,
-        )
-        .unwrap();
+        let cfg = crate::config::test_config(
+            "[[service]]\nname = \"main\"\nprefixes = [\"192.0.2.10/32\"]\n\
+             [service.mysql]\nsocket = \"/x\"\nuser = \"u\"\n",
+        );
         let p: &PeerConfig = &cfg.bgp.peers[0];
         PeerStatus::new(p, 4_200_000_001)
     }
