@@ -1,0 +1,192 @@
+//! The control socket's handler: `show` answered from published status, `drain` through the
+//! health tasks (then confirmed on the sessions' published Adj-RIB-Out), `reload` through the
+//! daemon loop.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Published, Reply, DRAIN_ACK_TIMEOUT};
+use crate::bgp::fsm::State;
+use crate::bgp::status::PeerStatus;
+use crate::config::Config;
+use crate::control::protocol::{Command, Response};
+use crate::control::server::Handler;
+use crate::control::views;
+use crate::health::checker::Health;
+use crate::health::control::{DrainError, HealthControl, Target};
+use crate::health::state::ServiceStatus;
+
+/// Answers `primaryctl`: `show` from published status, drain through the health tasks,
+/// reload through the daemon loop.
+pub(super) struct ControlHandler {
+    pub(super) published: watch::Receiver<Published>,
+    pub(super) health: HealthControl,
+    pub(super) commands: mpsc::Sender<(Command, Reply)>,
+}
+
+impl Handler for ControlHandler {
+    fn handle(&self, command: Command) -> Pin<Box<dyn Future<Output = Response> + Send + '_>> {
+        Box::pin(async move {
+            let published = self.published.borrow().clone();
+            let peers: Vec<PeerStatus> =
+                published.peers.iter().map(|p| p.borrow().clone()).collect();
+            let services = self.health.statuses();
+            let now = SystemTime::now();
+            let json = |v: Result<serde_json::Value, serde_json::Error>| match v {
+                Ok(v) => Response::ok(v),
+                Err(e) => Response::error(format!("cannot encode the answer: {e}")),
+            };
+            match command {
+                Command::ShowRoutes => {
+                    let routes = service_routes(&published.config, &services);
+                    json(serde_json::to_value(views::routes(&routes, &peers)))
+                }
+                Command::ShowReceived { peer } => {
+                    match views::received(&peers, peer.as_deref(), now) {
+                        Ok(v) => json(serde_json::to_value(v)),
+                        Err(e) => Response::error(e),
+                    }
+                }
+                Command::ShowPeers => json(serde_json::to_value(views::peers(&peers, now))),
+                Command::ShowServices => {
+                    let v: Vec<views::ServiceView> = services
+                        .iter()
+                        .map(|s| service_view(&published.config, s))
+                        .collect();
+                    json(serde_json::to_value(v))
+                }
+                Command::Drain { service } => self.drain(service, &published).await,
+                Command::Undrain { service } => match self.health.undrain(&target(service)).await {
+                    Ok(done) => Response::ok(serde_json::Value::String(format!(
+                        "undrained: {} (announced again once healthy)",
+                        names(&done)
+                    ))),
+                    Err(e) => Response::error(e.to_string()),
+                },
+                Command::Reload => {
+                    let (tx, rx) = oneshot::channel();
+                    if self.commands.send((Command::Reload, tx)).await.is_err() {
+                        return Response::error("the daemon is shutting down");
+                    }
+                    rx.await
+                        .unwrap_or_else(|_| Response::error("the daemon is shutting down"))
+                }
+            }
+        })
+    }
+}
+
+impl ControlHandler {
+    /// Drains, then answers only once every established peer was sent the withdraw (its
+    /// published Adj-RIB-Out no longer has the prefixes).
+    async fn drain(&self, service: Option<String>, published: &Published) -> Response {
+        let done = match self.health.drain(&target(service), None).await {
+            Ok(done) => done,
+            Err(e @ DrainError::NotPersisted { .. }) => {
+                // Withdrawn anyway; say that it will not survive a restart.
+                return Response::error(e.to_string());
+            }
+            Err(e) => return Response::error(e.to_string()),
+        };
+        let prefixes: Vec<ipnetwork::IpNetwork> = published
+            .config
+            .services
+            .iter()
+            .filter(|s| done.iter().any(|d| d.name == s.name))
+            .flat_map(|s| s.prefixes.iter().copied())
+            .collect();
+        let mut pending = Vec::new();
+        for p in &published.peers {
+            let mut rx = p.clone();
+            let withdrawn = |s: &PeerStatus| {
+                s.state != State::Established || prefixes.iter().all(|x| !s.rib_out.contains_key(x))
+            };
+            let ok = tokio::time::timeout(DRAIN_ACK_TIMEOUT, rx.wait_for(withdrawn)).await;
+            if !matches!(ok, Ok(Ok(_))) {
+                pending.push(p.borrow().name.clone());
+            }
+        }
+        if pending.is_empty() {
+            Response::ok(serde_json::Value::String(format!(
+                "drained: {} (withdrawn from every established peer)",
+                names(&done)
+            )))
+        } else {
+            Response::error(format!(
+                "drained: {}, but the withdraw was not confirmed within {} s for: {}",
+                names(&done),
+                DRAIN_ACK_TIMEOUT.as_secs(),
+                pending.join(", ")
+            ))
+        }
+    }
+}
+
+fn target(service: Option<String>) -> Target {
+    service.map_or(Target::All, Target::Service)
+}
+
+fn names(statuses: &[ServiceStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn state_name(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+    }
+}
+
+fn service_routes(config: &Config, services: &[ServiceStatus]) -> Vec<views::ServiceRoutes> {
+    services
+        .iter()
+        .map(|s| views::ServiceRoutes {
+            name: s.name.clone(),
+            prefixes: prefixes_of(config, &s.name),
+            state: state_name(s.health).into(),
+            announced: s.health == Health::Up,
+            reason: s.reason.clone(),
+            since: s.since,
+        })
+        .collect()
+}
+
+fn prefixes_of(config: &Config, service: &str) -> Vec<ipnetwork::IpNetwork> {
+    config
+        .services
+        .iter()
+        .find(|c| c.name == service)
+        .map(|c| c.prefixes.clone())
+        .unwrap_or_default()
+}
+
+pub(super) fn service_view(config: &Config, s: &ServiceStatus) -> views::ServiceView {
+    views::ServiceView {
+        name: s.name.clone(),
+        role: s.role.to_string(),
+        prefixes: prefixes_of(config, &s.name),
+        state: state_name(s.health).into(),
+        announced: s.health == Health::Up,
+        reason: s.reason.clone(),
+        since: views::timestamp(s.since),
+        drained: s.drained.is_some(),
+        last_result: s.last_check.as_ref().map(|c| c.result.to_string()),
+        last_latency_ms: s
+            .last_check
+            .as_ref()
+            .map(|c| c.latency.as_secs_f64() * 1000.0),
+        last_check_at: s.last_check.as_ref().map(|c| views::timestamp(c.at)),
+        successes: s.successes,
+        failures: s.failures,
+        rise: s.rise,
+        fall: s.fall,
+    }
+}
