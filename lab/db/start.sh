@@ -61,5 +61,15 @@ SQL
     fi
     touch /var/lib/mysql/lab-initialized
 fi
-echo "lab-db-start: MariaDB up$( [ -n "${LAB_SOURCE:-}" ] && echo ", replicating from $LAB_SOURCE"); starting primaryd"
+# The benchmark runs ExaBGP + exabgp-healthcheck here instead (lab/exabgp/start.sh), and
+# starts each host's speaker after a random delay, so that the hosts' check cycles are
+# independent of each other (docs/benchmarks.md).
+speaker="${LAB_SPEAKER:-primaryd}"
+if [ -n "${LAB_START_DELAY_MS:-}" ]; then
+    sleep "$(echo "$LAB_START_DELAY_MS" | awk '{ printf "%.3f", $1 / 1000 }')"
+fi
+echo "lab-db-start: MariaDB up$( [ -n "${LAB_SOURCE:-}" ] && echo ", replicating from $LAB_SOURCE"); starting $speaker"
+if [ "$speaker" = exabgp ]; then
+    exec /usr/local/sbin/lab-exabgp-start
+fi
 exec primaryd --config /etc/primaryd/primaryd.toml

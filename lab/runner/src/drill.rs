@@ -21,7 +21,7 @@ use crate::topo::Role;
 use crate::util::{self, now_ms, wait_for};
 use crate::writer::{Attempt, Outcome, Writer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// SIGKILL mariadbd on the primary.
@@ -57,7 +57,7 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Event {
     /// Stable name, e.g. `fault_injected`, `route_gone`, `first_ack_new_primary`.
     pub event: String,
@@ -115,6 +115,37 @@ const WARM_ACKS: usize = 20;
 /// How long the writer goes on once the new primary has acknowledged its first write.
 const AFTER: Duration = Duration::from_millis(1000);
 
+/// How a drill runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bound on each wait (see STEP). The benchmark gives ExaBGP with its defaults more: a hung
+    /// server takes it three 5 s timeouts plus the intervals between them.
+    pub step: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { step: STEP }
+    }
+}
+
+/// What announces the service on the DB hosts (found from the old primary's processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Daemon {
+    Primaryd,
+    /// ExaBGP with exabgp-healthcheck (the benchmark's variant, lab/exabgp/).
+    Exabgp,
+}
+
+impl Daemon {
+    fn comm(self) -> &'static str {
+        match self {
+            Daemon::Primaryd => "primaryd",
+            Daemon::Exabgp => "exabgp",
+        }
+    }
+}
+
 struct Ctx<'a> {
     lab: &'a Lab,
     events: Vec<Event>,
@@ -166,6 +197,11 @@ fn tor_of(lab: &Lab, node: &str) -> Option<String> {
 }
 
 pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
+    run_with(lab, scenario, to, &Options::default())
+}
+
+pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
+    let step = opts.step;
     let dbs: Vec<String> = lab
         .topo
         .with_role(Role::Db)
@@ -203,6 +239,13 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
         bail!("expected exactly one writable, non-replicating server, found {primaries:?}: the lab is not in a state for a drill (run down and up)");
     };
     let old = (*old).clone();
+    let daemon = if pid_of(lab, &old, "primaryd").is_ok() {
+        Daemon::Primaryd
+    } else if pid_of(lab, &old, "exabgp").is_ok() {
+        Daemon::Exabgp
+    } else {
+        bail!("neither primaryd nor exabgp runs on {old}");
+    };
     let old_addr = sql::loopback(lab, &old)?;
     let replicas: Vec<String> = dbs
         .iter()
@@ -232,7 +275,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     let new_addr = sql::loopback(lab, &new)?;
     let others: Vec<String> = replicas.iter().filter(|r| **r != new).cloned().collect();
     for r in &routers {
-        wait_for(STEP, POLL, || {
+        wait_for(step, POLL, || {
             (lab.route_leads_to(r).as_deref() == Some(old.as_str())).then_some(())
         })
         .with_context(|| format!("{r}'s route to {SERVICE_PREFIX} does not lead to {old}"))?;
@@ -251,7 +294,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     let monitors = Monitors::start(lab, &routers)?;
     let run_id = (now_ms() / 1000.0) as i64;
     let writer = Writer::start(format!("/run/netns/{}", lab.netns(&app)).into(), run_id)?;
-    let warm = wait_for(STEP, POLL, || {
+    let warm = wait_for(step, POLL, || {
         let n = acks_by(&writer.snapshot(), &old);
         (n >= WARM_ACKS).then_some(())
     });
@@ -292,10 +335,13 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
             format!("{name} mariadbd (pid {pid})")
         }
         Scenario::DaemonCrash => {
-            let pid = pid_of(lab, &old, "primaryd")?;
+            let pid = pid_of(lab, &old, daemon.comm())?;
             ctx.t0 = now_ms();
             signal(pid, nix::sys::signal::Signal::SIGKILL)?;
-            format!("SIGKILL primaryd (pid {pid}); MariaDB keeps running")
+            format!(
+                "SIGKILL {} (pid {pid}); MariaDB keeps running",
+                daemon.comm()
+            )
         }
         Scenario::Demote => {
             ctx.t0 = now_ms();
@@ -349,7 +395,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     ctx.at("fault_injected", Some(t0), Some(&old), detail);
 
     // ---- the old route goes ----
-    let gone = wait_for(STEP, POLL, || {
+    let gone = wait_for(step, POLL, || {
         routers
             .iter()
             .all(|r| lab.route_leads_to(r).as_deref() != Some(old.as_str()))
@@ -361,7 +407,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
         ok: gone.is_some(),
         detail: match gone {
             Some(t) => format!("no router leads to {old} after {:.1} ms", t - t0),
-            None => format!("some router still leads to {old} after {STEP:?}"),
+            None => format!("some router still leads to {old} after {step:?}"),
         },
     });
 
@@ -382,13 +428,13 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
 
     // ---- the new route, the first write on the new primary ----
     if promoted {
-        let converged = wait_for(STEP, POLL, || {
+        let converged = wait_for(step, POLL, || {
             routers
                 .iter()
                 .all(|r| lab.route_leads_to(r).as_deref() == Some(new.as_str()))
                 .then_some(())
         });
-        let first = wait_for(STEP, POLL, || {
+        let first = wait_for(step, POLL, || {
             first_ack(&writer.snapshot(), &new).map(|a| a.t_ms)
         });
         if converged.is_some() && first.is_some() {
@@ -400,11 +446,16 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     drop(monitors);
 
     // ---- the timeline ----
-    let old_log =
-        logparse::parse(&std::fs::read_to_string(lab.console_log(&old)).unwrap_or_default());
-    let new_log =
-        logparse::parse(&std::fs::read_to_string(lab.console_log(&new)).unwrap_or_default());
-    daemon_events(&mut ctx, &old_log, &new_log, &old, &new, scenario);
+    let parse = match daemon {
+        Daemon::Primaryd => logparse::parse,
+        Daemon::Exabgp => logparse::parse_stamped,
+    };
+    let old_log = parse(&std::fs::read_to_string(lab.console_log(&old)).unwrap_or_default());
+    let new_log = parse(&std::fs::read_to_string(lab.console_log(&new)).unwrap_or_default());
+    match daemon {
+        Daemon::Primaryd => daemon_events(&mut ctx, &old_log, &new_log, &old, &new, scenario),
+        Daemon::Exabgp => exabgp_events(&mut ctx, &old_log, &new_log, &old, &new, scenario),
+    }
     route_events(&mut ctx, &changes, &routers, &old, &new);
     let last_old = attempts
         .iter()
@@ -689,6 +740,102 @@ fn daemon_events(
             Some(new),
             ann.map(|l| l.message)
                 .unwrap_or_else(|| "not in primaryd's log".into()),
+        );
+    }
+}
+
+/// The first `>> N UPDATE(s)` ExaBGP logged after the healthcheck's first `VERB route PREFIX`
+/// command at or after `from`: the UPDATE that carried it.
+fn exabgp_update_after<'a>(log: &'a [LogLine], from: f64, verb: &str) -> Option<&'a LogLine> {
+    let cmd = log.iter().find(|l| {
+        l.t_ms >= from
+            && l.message.starts_with("command from process")
+            && l.message
+                .contains(&format!(": {verb} route {SERVICE_PREFIX}"))
+    })?;
+    log.iter().find(|l| {
+        l.t_ms >= cmd.t_ms && l.message.starts_with(">> ") && l.message.ends_with("UPDATE(s)")
+    })
+}
+
+/// The same events as `daemon_events`, from the ExaBGP variant's stamped log: exabgp-healthcheck's
+/// failed checks (`Check command was unsuccessful`, `Timeout ... while running check command`)
+/// and state changes (`send announces for DOWN|UP state`), ExaBGP's API commands and the UPDATE
+/// that followed.
+fn exabgp_events(
+    ctx: &mut Ctx,
+    old_log: &[LogLine],
+    new_log: &[LogLine],
+    old: &str,
+    new: &str,
+    scenario: Scenario,
+) {
+    let t0 = ctx.t0;
+    let not_logged = || "not in ExaBGP's or exabgp-healthcheck's log".to_string();
+    match scenario {
+        Scenario::DaemonCrash => {
+            ctx.at("withdraw_sent", None, Some(old), "none: ExaBGP is dead; the ToR drops its routes when the kernel closes the TCP session");
+        }
+        Scenario::Isolate => {
+            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
+        }
+        _ => {
+            let check = old_log
+                .iter()
+                .find(|l| {
+                    l.t_ms >= t0
+                        && (l.message.starts_with("Check command was unsuccessful")
+                            || (l.message.starts_with("Timeout")
+                                && l.message.contains("while running check command")))
+                })
+                .cloned();
+            ctx.at(
+                "check_failed",
+                check.as_ref().map(|l| l.t_ms),
+                Some(old),
+                check.map(|l| l.message).unwrap_or_else(not_logged),
+            );
+            let down =
+                logparse::first_after(old_log, t0, "send announces for DOWN state", "").cloned();
+            ctx.at(
+                "service_down",
+                down.as_ref().map(|l| l.t_ms),
+                Some(old),
+                down.map(|l| format!("exabgp-healthcheck: {}", l.message))
+                    .unwrap_or_else(not_logged),
+            );
+            let w = exabgp_update_after(old_log, t0, "withdraw").cloned();
+            ctx.at(
+                "withdraw_sent",
+                w.as_ref().map(|l| l.t_ms),
+                Some(old),
+                w.map(|l| format!("ExaBGP: {} (withdraw {SERVICE_PREFIX})", l.message))
+                    .unwrap_or_else(not_logged),
+            );
+        }
+    }
+    let promoted_at = ctx
+        .events
+        .iter()
+        .find(|e| e.event == "promotion_started")
+        .and_then(|e| e.t_ms)
+        .map(|t| t + t0);
+    if let Some(p) = promoted_at {
+        let up = logparse::first_after(new_log, p, "send announces for UP state", "").cloned();
+        ctx.at(
+            "service_up_new_primary",
+            up.as_ref().map(|l| l.t_ms),
+            Some(new),
+            up.map(|l| format!("exabgp-healthcheck: {}", l.message))
+                .unwrap_or_else(not_logged),
+        );
+        let a = exabgp_update_after(new_log, p, "announce").cloned();
+        ctx.at(
+            "announce_sent",
+            a.as_ref().map(|l| l.t_ms),
+            Some(new),
+            a.map(|l| format!("ExaBGP: {} (announce {SERVICE_PREFIX})", l.message))
+                .unwrap_or_else(not_logged),
         );
     }
 }

@@ -645,6 +645,8 @@ impl Lab {
             fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("cannot remove {}", self.dir.display()))?;
         }
+        // The cost runs' cgroup, if a run was interrupted.
+        crate::cost::remove_cgroup(&self.id);
         let left: Vec<String> = util::netns_list()
             .into_iter()
             .filter(|n| namespaces.contains(n))
@@ -653,6 +655,17 @@ impl Lab {
             bail!("namespaces still present: {}", left.join(", "));
         }
         Ok(found)
+    }
+
+    /// Removes the node files the benchmark generated for this lab id (`{id}-speaker`, see
+    /// speaker.rs), which outlive each `down` of a benchmark's runs. True if there were any.
+    pub fn remove_generated(&self) -> Result<bool> {
+        let files = crate::speaker::files_dir(&self.dir);
+        if !files.exists() {
+            return Ok(false);
+        }
+        fs::remove_dir_all(&files).with_context(|| format!("cannot remove {}", files.display()))?;
+        Ok(true)
     }
 
     // ---------- status ----------

@@ -81,6 +81,42 @@ fn parse_line(line: &str) -> Option<LogLine> {
     })
 }
 
+/// The lines of the ExaBGP variant's console.log (lab/exabgp/stamped puts the Unix time in front
+/// of each): ExaBGP's own `SECONDS.MICROS HH:MM:SS | PID | CATEGORY | message` and
+/// exabgp-healthcheck's `SECONDS.MICROS LEVEL[healthcheck] message`. `message` is the message
+/// alone; lines without a stamp (the start script's, MariaDB's) are skipped.
+pub fn parse_stamped(text: &str) -> Vec<LogLine> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (ts, rest) = line.split_once(' ')?;
+            if !ts.contains('.') {
+                return None;
+            }
+            let t_ms = ts.parse::<f64>().ok()? * 1000.0;
+            let rest = rest.trim_start();
+            let message = if let Some((_, m)) = rest
+                .split_once("[healthcheck] ")
+                .filter(|(level, _)| level.chars().all(|c| c.is_ascii_uppercase()))
+            {
+                m
+            } else {
+                let f: Vec<&str> = rest.splitn(4, " | ").collect();
+                if f.len() == 4 {
+                    f[3]
+                } else {
+                    rest
+                }
+            };
+            Some(LogLine {
+                t_ms,
+                message: message.trim().to_string(),
+                text: line.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// The first line at or after `from_ms` whose message starts with `what` and whose text
 /// contains `needle`.
 pub fn first_after<'a>(
@@ -118,6 +154,23 @@ mod tests {
             parse_rfc3339_ms("2000-03-01T00:00:00Z"),
             Some(951_868_800_000.0)
         );
+    }
+
+    #[test]
+    fn stamped_exabgp_lines() {
+        let log = "lab-exabgp-start: starting /usr/local/sbin/exabgp /etc/exabgp/exabgp.conf\n\
+                   1795331509.062325 WARNING[healthcheck] Check command was unsuccessful: 1\n\
+                   1795331509.062649 07:11:49 | 10983  | process         | command from process healthcheck : withdraw route 192.0.2.10/32 next-hop self \n\
+                   1795331509.063199 07:11:49 | 10983  | outgoing-1      | >> 1 UPDATE(s)\n";
+        let l = parse_stamped(log);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].message, "Check command was unsuccessful: 1");
+        assert!((l[0].t_ms - 1_795_331_509_062.325).abs() < 0.01);
+        assert_eq!(
+            l[1].message,
+            "command from process healthcheck : withdraw route 192.0.2.10/32 next-hop self"
+        );
+        assert_eq!(l[2].message, ">> 1 UPDATE(s)");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `primaryd-lab`: builds the containerlab topology `lab/primaryd.clab.yml` as network
 //! namespaces on this machine (no Docker), and runs failover drills in it. See docs/lab.md.
 
+mod bench;
+mod cost;
 mod drill;
 mod lab;
 mod logparse;
+mod plot;
 mod routes;
+mod speaker;
 mod sql;
 mod topo;
 mod util;
@@ -18,6 +22,7 @@ use clap::{Parser, Subcommand};
 
 use crate::drill::Scenario;
 use crate::lab::Lab;
+use crate::speaker::{Speaker, SpeakerKind};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +58,25 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// What announces the service on the DB hosts (docs/benchmarks.md).
+#[derive(clap::Args, Clone)]
+struct SpeakerArgs {
+    /// primaryd, or ExaBGP + exabgp-healthcheck in its place (its defaults, or its fastest).
+    #[arg(long, value_enum, default_value = "primaryd")]
+    speaker: SpeakerKind,
+    /// Check interval: primaryd's interval_ms, exabgp-fast's --interval and --fast-interval
+    /// [default: the lab's primaryd.toml; exabgp-fast 1000].
+    #[arg(long, value_name = "MS")]
+    interval_ms: Option<u64>,
+    /// Check timeout: primaryd's timeout_ms, exabgp-fast's --timeout (whole seconds, rounded
+    /// up) [default: the lab's primaryd.toml; exabgp-fast 1000].
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Services on the primary, all checking its one server (primaryd only).
+    #[arg(long, default_value_t = 1)]
+    services: usize,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Build the namespaces and links, run the nodes, wait until the lab has converged.
@@ -60,6 +84,8 @@ enum Cmd {
         /// Leave a lab that failed to converge in place for inspection (default: remove it).
         #[arg(long)]
         keep_on_failure: bool,
+        #[command(flatten)]
+        speaker: SpeakerArgs,
     },
     /// Remove everything of the lab (also after a crashed runner).
     Down,
@@ -89,6 +115,91 @@ enum Cmd {
     Demo {
         #[arg(value_enum, default_value = "kill")]
         scenario: Scenario,
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// The failover benchmark: each scenario RUNS times per speaker, a fresh lab per run; prints
+    /// p50/p90/p99/max per scenario and metric, the ratios ExaBGP/primaryd and the design
+    /// targets (docs/benchmarks.md). Takes a while: about 8 s per primaryd run, 10 to 35 s per
+    /// ExaBGP run.
+    Bench {
+        /// Runs per scenario and speaker.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "kill,hang,demote,switchover,isolate,daemon-crash"
+        )]
+        scenarios: Vec<Scenario>,
+        /// Speakers, one after the other (e.g. primaryd,exabgp-fast,exabgp-default).
+        #[arg(
+            long = "speaker",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "primaryd"
+        )]
+        speakers: Vec<SpeakerKind>,
+        /// Check interval for primaryd and exabgp-fast [default: the lab's primaryd.toml (100);
+        /// exabgp-fast 1000]. exabgp-default always runs with its defaults.
+        #[arg(long, value_name = "MS")]
+        interval_ms: Option<u64>,
+        /// Check timeout for primaryd and exabgp-fast [default: 500; exabgp-fast 1000].
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+        /// Write every sample (metrics and timeline of each run) to FILE, after each run.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Draw the outages as a PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Start each drill from this DB host as the primary: a switchover drill to it first
+        /// (not measured), e.g. db2 to have the old primary behind the BIRD ToR.
+        #[arg(long, value_name = "NODE")]
+        primary: Option<String>,
+    },
+    /// The tables (and plot) of one or more `bench --json` files, e.g. one per speaker.
+    BenchReport {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Draw the outages as a PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Also print the tables of a `cost --json` file.
+        #[arg(long, value_name = "FILE")]
+        cost: Option<PathBuf>,
+        /// Print the key figures as Markdown tables instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// The daemon's cost on the primary's host: CPU, RSS, MySQL queries per second, at each
+    /// check interval, for primaryd (also with SERVICES services) and ExaBGP; a fresh lab each.
+    Cost {
+        #[arg(
+            long = "speaker",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "primaryd,exabgp-fast"
+        )]
+        speakers: Vec<SpeakerKind>,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,200,100",
+            value_name = "MS,..."
+        )]
+        intervals: Vec<u64>,
+        /// Also primaryd with this many services on the primary, all checking its one server
+        /// (1: not).
+        #[arg(long, default_value_t = 50)]
+        services: usize,
+        /// The measured window, in seconds.
+        #[arg(long, default_value_t = 60)]
+        window_s: u64,
+        /// Time between the lab's convergence and the window.
+        #[arg(long, default_value_t = 5)]
+        settle_s: u64,
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
@@ -148,15 +259,43 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let topo = topo::load(&topology_path(&cli))?;
-    let lab = Lab::new(&cli.lab, &cli.state_root, topo)?;
+    let mut lab = Lab::new(&cli.lab, &cli.state_root, topo)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     match &cli.cmd {
-        Cmd::Up { keep_on_failure } => {
+        Cmd::Up {
+            keep_on_failure,
+            speaker: sa,
+        } => {
             let bins = bin_dir(&cli)?;
+            lab::require_root()?;
+            if lab.is_present() {
+                bail!(
+                    "lab {} already exists: run `primaryd-lab --lab {} down` first",
+                    lab.id,
+                    lab.id
+                );
+            }
+            if sa.speaker != SpeakerKind::Primaryd
+                || sa.interval_ms.is_some()
+                || sa.timeout_ms.is_some()
+                || sa.services != 1
+            {
+                let sp = Speaker {
+                    interval_ms: sa.interval_ms,
+                    timeout_ms: sa.timeout_ms,
+                    services: sa.services,
+                    ..Speaker::new(sa.speaker)
+                };
+                let files = speaker::files_dir(&lab.dir);
+                let s = speaker::apply(&mut lab.topo, &files, &sp)?;
+                eprintln!("lab {}: {}", lab.id, s.description);
+            }
             up_or_clean(&lab, &bins, *keep_on_failure)?;
             lab::print_status(&lab.status()?);
         }
         Cmd::Down => {
-            if lab.down()? {
+            let generated = lab.remove_generated()?;
+            if lab.down()? || generated {
                 eprintln!("lab {}: removed", lab.id);
             } else {
                 eprintln!("lab {}: nothing to remove", lab.id);
@@ -202,6 +341,84 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Demo { scenario, json } => return demo(&cli, &lab, *scenario, json.as_deref()),
+        Cmd::Bench {
+            runs,
+            scenarios,
+            speakers,
+            interval_ms,
+            timeout_ms,
+            json,
+            plot,
+            primary,
+        } => {
+            let bins = bin_dir(&cli)?;
+            let a = bench::BenchArgs {
+                runs: *runs,
+                scenarios: scenarios.clone(),
+                speakers: speakers.clone(),
+                interval_ms: *interval_ms,
+                timeout_ms: *timeout_ms,
+                json: json.clone(),
+                plot: plot.clone(),
+                primary: primary.clone(),
+                command,
+            };
+            let f = bench::run(&topology_path(&cli), &cli.lab, &cli.state_root, &bins, &a)?;
+            let files = [f];
+            println!("\n{}{}", bench::report(&files), bench::targets(&files));
+            if let Some(p) = &a.plot {
+                bench::plot(&files, p)?;
+                eprintln!("bench: plot written to {}", p.display());
+            }
+        }
+        Cmd::BenchReport {
+            files,
+            plot,
+            cost,
+            markdown,
+        } => {
+            let files: Vec<bench::BenchFile> = files
+                .iter()
+                .map(|f| bench::load(f))
+                .collect::<Result<_>>()?;
+            if *markdown {
+                println!("{}", bench::markdown(&files));
+            } else {
+                println!("{}{}", bench::report(&files), bench::targets(&files));
+            }
+            if let Some(c) = cost {
+                let text = std::fs::read_to_string(c)
+                    .with_context(|| format!("cannot read {}", c.display()))?;
+                let c: cost::CostFile = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a cost JSON file", c.display()))?;
+                println!("\n{}", cost::report(&c));
+            }
+            if let Some(p) = plot {
+                bench::plot(&files, p)?;
+                eprintln!("bench-report: plot written to {}", p.display());
+            }
+        }
+        Cmd::Cost {
+            speakers,
+            intervals,
+            services,
+            window_s,
+            settle_s,
+            json,
+        } => {
+            let bins = bin_dir(&cli)?;
+            let a = cost::CostArgs {
+                speakers: speakers.clone(),
+                intervals: intervals.clone(),
+                services: *services,
+                window_s: *window_s,
+                settle_s: *settle_s,
+                json: json.clone(),
+                command,
+            };
+            let f = cost::run(&topology_path(&cli), &cli.lab, &cli.state_root, &bins, &a)?;
+            println!("\n{}", cost::report(&f));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
