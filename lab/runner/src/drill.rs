@@ -188,6 +188,42 @@ fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
 }
 
 /// The router a host hangs off (the other end of its first link).
+/// The routers and the service prefixes the DB hosts announce: where the drill looks for the
+/// route (every prefix; the timeline follows SERVICE_PREFIX alone).
+struct Fabric {
+    routers: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl Fabric {
+    /// (router, prefix, the host the route leads to) for every router and prefix.
+    fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
+        let mut v = Vec::new();
+        for r in &self.routers {
+            for p in &self.prefixes {
+                v.push((r.clone(), p.clone(), lab.route_leads_to(r, p)));
+            }
+        }
+        v
+    }
+
+    fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
+        self.routers.iter().all(|r| {
+            self.prefixes
+                .iter()
+                .all(|p| lab.route_leads_to(r, p).as_deref() == Some(node))
+        })
+    }
+
+    fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
+        self.routers.iter().all(|r| {
+            self.prefixes
+                .iter()
+                .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
+        })
+    }
+}
+
 fn tor_of(lab: &Lab, node: &str) -> Option<String> {
     lab.topo
         .ifaces_of(node)
@@ -274,11 +310,18 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     };
     let new_addr = sql::loopback(lab, &new)?;
     let others: Vec<String> = replicas.iter().filter(|r| **r != new).cloned().collect();
-    for r in &routers {
-        wait_for(step, POLL, || {
-            (lab.route_leads_to(r).as_deref() == Some(old.as_str())).then_some(())
-        })
-        .with_context(|| format!("{r}'s route to {SERVICE_PREFIX} does not lead to {old}"))?;
+    let fabric = Fabric {
+        routers: routers.clone(),
+        prefixes: lab.service_prefixes(),
+    };
+    if wait_for(step, POLL, || fabric.all_lead_to(lab, &old).then_some(())).is_none() {
+        let wrong: Vec<String> = fabric
+            .leads(lab)
+            .into_iter()
+            .filter(|(_, _, l)| l.as_deref() != Some(old.as_str()))
+            .map(|(r, p, l)| format!("{r}: {p} -> {}", l.as_deref().unwrap_or("none")))
+            .collect();
+        bail!("not every route leads to {old}: {}", wrong.join(", "));
     }
     eprintln!(
         "drill {}: primary {old}, promoting {new}{}; app1 writes through 192.0.2.10",
@@ -396,10 +439,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
 
     // ---- the old route goes ----
     let gone = wait_for(step, POLL, || {
-        routers
-            .iter()
-            .all(|r| lab.route_leads_to(r).as_deref() != Some(old.as_str()))
-            .then_some(now_ms())
+        fabric.none_leads_to(lab, &old).then_some(now_ms())
     });
     let mut checks = Vec::new();
     checks.push(Check {
@@ -428,12 +468,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
 
     // ---- the new route, the first write on the new primary ----
     if promoted {
-        let converged = wait_for(step, POLL, || {
-            routers
-                .iter()
-                .all(|r| lab.route_leads_to(r).as_deref() == Some(new.as_str()))
-                .then_some(())
-        });
+        let converged = wait_for(step, POLL, || fabric.all_lead_to(lab, &new).then_some(()));
         let first = wait_for(step, POLL, || {
             first_ack(&writer.snapshot(), &new).map(|a| a.t_ms)
         });
@@ -527,7 +562,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
         &mut checks,
         &mut writes,
         &attempts,
-        &routers,
+        &fabric,
         &dbs,
         &old,
         &new,
@@ -896,30 +931,30 @@ fn outcome_checks(
     checks: &mut Vec<Check>,
     writes: &mut Writes,
     attempts: &[Attempt],
-    routers: &[String],
+    fabric: &Fabric,
     dbs: &[String],
     old: &str,
     new: &str,
     run_id: i64,
 ) {
     // Every router, now.
-    let leads: Vec<(String, Option<String>)> = routers
-        .iter()
-        .map(|r| (r.clone(), lab.route_leads_to(r)))
-        .collect();
+    let leads = fabric.leads(lab);
     let show = leads
         .iter()
-        .map(|(r, l)| format!("{r}->{}", l.as_deref().unwrap_or("none")))
+        .map(|(r, p, l)| format!("{r}: {p}->{}", l.as_deref().unwrap_or("none")))
         .collect::<Vec<_>>()
         .join(" ");
     checks.push(Check {
-        name: format!("{old}'s route gone from every router"),
-        ok: leads.iter().all(|(_, l)| l.as_deref() != Some(old)),
+        name: format!("{old}'s routes gone from every router"),
+        ok: leads.iter().all(|(_, _, l)| l.as_deref() != Some(old)),
         detail: show.clone(),
     });
     checks.push(Check {
-        name: format!("every router routes the service to {new}"),
-        ok: leads.iter().all(|(_, l)| l.as_deref() == Some(new)),
+        name: format!(
+            "every router routes the service ({}) to {new}",
+            fabric.prefixes.join(", ")
+        ),
+        ok: leads.iter().all(|(_, _, l)| l.as_deref() == Some(new)),
         detail: show,
     });
 

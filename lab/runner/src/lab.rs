@@ -28,6 +28,8 @@ use serde_json::Value;
 use crate::topo::{Node, Role, Topology};
 use crate::util::{self, ip, run, run_ok, sh_quote, wait_for};
 
+/// The service address app1 writes through, and its prefix: the one the drills' timelines
+/// follow. The DB hosts announce more (its IPv6 /128: `Lab::service_prefixes`).
 pub const SERVICE_ADDR: &str = "192.0.2.10";
 pub const SERVICE_PREFIX: &str = "192.0.2.10/32";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -49,6 +51,9 @@ pub struct State {
     /// PID of each node's main process (`cmd`).
     #[serde(default)]
     pub cmds: BTreeMap<String, i32>,
+    /// The prefixes of the service the DB hosts announce, as set up (speaker.rs).
+    #[serde(default)]
+    pub service_prefixes: Vec<String>,
 }
 
 pub struct Lab {
@@ -205,6 +210,7 @@ impl Lab {
             phase: "creating".into(),
             runner_pid: std::process::id(),
             cmds: BTreeMap::new(),
+            service_prefixes: crate::speaker::announced_prefixes(&self.topo)?,
         };
         self.write_state(&state)?;
 
@@ -500,16 +506,14 @@ impl Lab {
             .ok_or_else(|| fail(&format!("every BGP session of {} is Established", r.name)))?;
         }
         if let [p] = primaries.as_slice() {
+            let prefixes = self.service_prefixes();
             for r in self.topo.nodes.iter().filter(|n| n.role.is_router()) {
-                wait_for(left(), Duration::from_millis(100), || {
-                    (self.route_leads_to(&r.name).as_deref() == Some(*p)).then_some(())
-                })
-                .ok_or_else(|| {
-                    fail(&format!(
-                        "{}'s route to {SERVICE_PREFIX} leads to {p}",
-                        r.name
-                    ))
-                })?;
+                for prefix in &prefixes {
+                    wait_for(left(), Duration::from_millis(100), || {
+                        (self.route_leads_to(&r.name, prefix).as_deref() == Some(*p)).then_some(())
+                    })
+                    .ok_or_else(|| fail(&format!("{}'s route to {prefix} leads to {p}", r.name)))?;
+                }
             }
         }
         Ok(())
@@ -532,19 +536,32 @@ impl Lab {
 
     // ---------- routes and sessions ----------
 
-    /// The kernel's route to the service at a router: (next node, the route line).
-    pub fn service_route(&self, router: &str) -> Option<(String, String)> {
-        let out = ip(&["-n", &self.netns(router), "route", "show", SERVICE_PREFIX]).ok()?;
+    /// The prefixes of the service the DB hosts announce: as `up` recorded them for a lab
+    /// that is up, else as the topology's node files set them up.
+    pub fn service_prefixes(&self) -> Vec<String> {
+        self.state()
+            .map(|s| s.service_prefixes)
+            .filter(|p| !p.is_empty())
+            .or_else(|| crate::speaker::announced_prefixes(&self.topo).ok())
+            .unwrap_or_else(|| vec![SERVICE_PREFIX.to_string()])
+    }
+
+    /// The kernel's route to a service prefix at a router: (next node, the route line).
+    pub fn service_route(&self, router: &str, prefix: &str) -> Option<(String, String)> {
+        // `ip route show` lists IPv4 unless told otherwise, even for an IPv6 prefix.
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        let out = ip(&["-n", &self.netns(router), family, "route", "show", prefix]).ok()?;
         let line = out.lines().next()?.trim().to_string();
         let next = crate::routes::next_node(&self.topo, router, &line)?;
         Some((next, line))
     }
 
-    /// Follows the routers' kernel routes from `router` to the host that gets the packets.
-    pub fn route_leads_to(&self, router: &str) -> Option<String> {
+    /// Follows the routers' kernel routes to `prefix` from `router` to the host that gets the
+    /// packets.
+    pub fn route_leads_to(&self, router: &str, prefix: &str) -> Option<String> {
         let mut at = router.to_string();
         for _ in 0..8 {
-            let (next, _) = self.service_route(&at)?;
+            let (next, _) = self.service_route(&at, prefix)?;
             match self.topo.node(&next)?.role {
                 Role::Frr | Role::Bird => at = next,
                 _ => return Some(next),
@@ -672,6 +689,7 @@ impl Lab {
 
     pub fn status(&self) -> Result<Value> {
         let present = util::netns_list();
+        let prefixes = self.service_prefixes();
         let mut nodes = Vec::new();
         for n in &self.topo.nodes {
             let ns = self.netns(&n.name);
@@ -697,10 +715,16 @@ impl Lab {
                             .into_iter()
                             .collect();
                         o.insert("bgp".into(), serde_json::to_value(s)?);
-                        o.insert(
-                            "route".into(),
-                            self.service_route(&n.name).map(|(_, l)| l).into(),
-                        );
+                        let routes: serde_json::Map<String, Value> = prefixes
+                            .iter()
+                            .map(|p| {
+                                (
+                                    p.clone(),
+                                    self.service_route(&n.name, p).map(|(_, l)| l).into(),
+                                )
+                            })
+                            .collect();
+                        o.insert("routes".into(), routes.into());
                     }
                     Role::Db => {
                         if let Ok(v) = crate::sql::db_state(self, &n.name) {
@@ -751,10 +775,12 @@ pub fn print_status(v: &Value) {
                 .map(|(p, st)| format!("{p}={}", st.as_str().unwrap_or("?")))
                 .collect();
             println!("          bgp: {}", s.join(" "));
-            println!(
-                "          route: {}",
-                n["route"].as_str().unwrap_or("(no route to 192.0.2.10)")
-            );
+        }
+        for (p, route) in n["routes"].as_object().into_iter().flatten() {
+            match route.as_str() {
+                Some(r) => println!("          route: {r}"),
+                None => println!("          route: (no route to {p})"),
+            }
         }
         if let Some(d) = n["db"].as_object() {
             println!(

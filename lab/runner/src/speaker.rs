@@ -132,6 +132,52 @@ fn seconds(ms: u64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The prefixes of service `main` as the DB hosts' speakers announce them, read from the first
+/// DB node's bound files: primaryd's first `[[service]]`, or exabgp-healthcheck's `ip =` lines
+/// (the ExaBGP variant announces the IPv4 /32 only: exabgp-healthcheck has one next hop for all
+/// its prefixes, and an IPv6 route over the IPv4 session needs an IPv6 one).
+pub fn announced_prefixes(topo: &Topology) -> Result<Vec<String>> {
+    let node = topo
+        .with_role(Role::Db)
+        .next()
+        .context("the topology has no DB node")?;
+    let bound = |target: &str| {
+        node.binds
+            .iter()
+            .find(|b| b.target == Path::new(target))
+            .map(|b| b.source.clone())
+            .with_context(|| format!("{} has no bind at {target}", node.name))
+    };
+    let prefixes: Vec<String> = if node.env.get("LAB_SPEAKER").map(String::as_str) == Some("exabgp")
+    {
+        let path = bound("/etc/exabgp/healthcheck.conf")?;
+        fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .lines()
+            .filter_map(|l| l.strip_prefix("ip = "))
+            .map(|p| p.trim().to_string())
+            .collect()
+    } else {
+        let path = bound(PRIMARYD_TOML)?;
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}: not TOML", path.display()))?;
+        cfg.get("service")
+            .and_then(|s| s.get(0))
+            .and_then(|s| s.get("prefixes"))
+            .and_then(toml::Value::as_array)
+            .with_context(|| format!("{}: no service[0].prefixes", path.display()))?
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect()
+    };
+    if prefixes.is_empty() {
+        bail!("{}: its speaker announces no prefix", node.name);
+    }
+    Ok(prefixes)
+}
+
 /// Rewrites the DB nodes of `topo` for `sp`, writing the generated files below `files`.
 pub fn apply(topo: &mut Topology, files: &Path, sp: &Speaker) -> Result<CheckSettings> {
     if sp.services == 0 || sp.services > 200 {
@@ -406,6 +452,21 @@ mod tests {
     fn lab_config() -> toml::Table {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../db1/primaryd.toml");
         toml::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn announced_prefixes_follow_the_speaker() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../primaryd.clab.yml");
+        let mut topo = crate::topo::load(&file).unwrap();
+        assert_eq!(
+            announced_prefixes(&topo).unwrap(),
+            ["192.0.2.10/32", "2001:db8::10/128"]
+        );
+        let dir = std::env::temp_dir().join(format!("plab-speaker-test-{}", std::process::id()));
+        apply(&mut topo, &dir, &Speaker::new(SpeakerKind::ExabgpFast)).unwrap();
+        let got = announced_prefixes(&topo);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got.unwrap(), ["192.0.2.10/32"]);
     }
 
     #[test]

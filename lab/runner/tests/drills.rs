@@ -222,8 +222,9 @@ fn assert_failover(r: &Value, scenario: &str) {
     assert_ne!(new, old);
     let checks = r["checks"].as_array().unwrap();
     for want in [
-        format!("{old}'s route gone from every router"),
-        format!("every router routes the service to {new}"),
+        format!("{old}'s routes gone from every router"),
+        // Both address families: the IPv6 /128 goes over the same sessions.
+        format!("every router routes the service (192.0.2.10/32, 2001:db8::10/128) to {new}"),
         format!("writes land on {new}"),
         "no key acknowledged by two different servers".to_string(),
     ] {

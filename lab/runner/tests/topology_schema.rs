@@ -61,6 +61,7 @@ fn topology_follows_the_address_plan() {
         names,
         ["app1", "db1", "db2", "db3", "spine1", "tor1", "tor2"]
     );
+    let (mut v4, mut v6) = (0, 0);
     for (name, n) in nodes {
         for line in n["exec"].as_array().into_iter().flatten() {
             let line = line.as_str().unwrap();
@@ -73,8 +74,22 @@ fn topology_follows_the_address_plan() {
                             || addr == "192.0.2.10",
                         "{name}: {line}: {addr} is outside the lab's ranges"
                     );
+                    v4 += 1;
+                }
+                if let Ok(a) = addr.parse::<std::net::Ipv6Addr>() {
+                    // Links in 2001:db8:18::/48, the service 2001:db8::10.
+                    let s = a.segments();
+                    assert!(
+                        s[..3] == [0x2001, 0xdb8, 0x18]
+                            || a == std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10),
+                        "{name}: {line}: {addr} is outside the lab's ranges"
+                    );
+                    v6 += 1;
                 }
             }
         }
     }
+    // Dual stack: every IPv4 link address has its IPv6 twin (the loopbacks are IPv4 only),
+    // and the service has its /128 on each DB host.
+    assert!(v4 > 0 && v6 > 0, "{v4} IPv4 and {v6} IPv6 addresses");
 }
