@@ -36,6 +36,19 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The metrics compared between speakers (ratios, Markdown tables).
+const COMPARED: &[&str] = &[
+    "detection",
+    "routing_tor",
+    "routing_spine",
+    "withdrawn_tor",
+    "withdrawn_spine",
+    "announce_tor",
+    "announce_spine",
+    "outage",
+    "outage_beyond_promotion",
+];
+
 /// One run of one scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
@@ -736,20 +749,9 @@ pub fn ratios(files: &[BenchFile]) -> String {
         o.push_str(&format!(" {:>21}", s.name()));
     }
     o.push('\n');
-    let ratio_metrics = [
-        "detection",
-        "routing_tor",
-        "routing_spine",
-        "withdrawn_tor",
-        "withdrawn_spine",
-        "announce_tor",
-        "announce_spine",
-        "outage",
-        "outage_beyond_promotion",
-    ];
     for sc in scenarios_of(files) {
         let mut first = true;
-        for key in ratio_metrics {
+        for &key in COMPARED {
             let label = METRICS
                 .iter()
                 .find(|(k, _)| *k == key)
@@ -801,14 +803,7 @@ pub fn markdown(files: &[BenchFile]) -> String {
         .filter(|s| *s != SpeakerKind::Primaryd)
         .collect();
     let has_base = speakers.contains(&SpeakerKind::Primaryd);
-    for key in [
-        "detection",
-        "routing_tor",
-        "withdrawn_tor",
-        "announce_tor",
-        "outage",
-        "outage_beyond_promotion",
-    ] {
+    for &key in COMPARED {
         let label = METRICS
             .iter()
             .find(|(k, _)| *k == key)
@@ -910,41 +905,54 @@ pub fn targets(files: &[BenchFile]) -> String {
             .unwrap_or("-".into());
         format!(" (primaryd's part, fault -> withdraw sent: p99 {d}; the ToR's, withdraw -> gone: p99 {r})")
     };
-    if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == Scenario::Kill) {
-        row(
-            "kill: fault -> route gone at the ToR".into(),
+    // The withdrawal targets: (scenario, what, bar, metric, with primaryd's and the ToR's parts).
+    let withdrawal = [
+        (
+            Scenario::Kill,
+            "fault -> route gone at the ToR",
             50.0,
-            p99(Scenario::Kill, "withdrawn_tor"),
-            part(Scenario::Kill),
-        );
-    }
-    if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == Scenario::Hang) {
-        row(
-            "hang: fault -> withdraw sent (timeout + 50)".into(),
+            "withdrawn_tor",
+            true,
+        ),
+        (
+            Scenario::Hang,
+            "fault -> withdraw sent (timeout + 50)",
             timeout + 50.0,
-            p99(Scenario::Hang, "detection"),
-            String::new(),
-        );
-        row(
-            "hang: fault -> route gone at the ToR (timeout + 50)".into(),
+            "detection",
+            false,
+        ),
+        (
+            Scenario::Hang,
+            "fault -> route gone at the ToR (timeout + 50)",
             timeout + 50.0,
-            p99(Scenario::Hang, "withdrawn_tor"),
-            part(Scenario::Hang),
-        );
-    }
-    if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == Scenario::Demote) {
-        row(
-            "demote: fault -> withdraw sent (interval + 50)".into(),
+            "withdrawn_tor",
+            true,
+        ),
+        (
+            Scenario::Demote,
+            "fault -> withdraw sent (interval + 50)",
             interval + 50.0,
-            p99(Scenario::Demote, "detection"),
-            String::new(),
-        );
-        row(
-            "demote: fault -> route gone at the ToR (interval + 50)".into(),
+            "detection",
+            false,
+        ),
+        (
+            Scenario::Demote,
+            "fault -> route gone at the ToR (interval + 50)",
             interval + 50.0,
-            p99(Scenario::Demote, "withdrawn_tor"),
-            part(Scenario::Demote),
-        );
+            "withdrawn_tor",
+            true,
+        ),
+    ];
+    for (sc, what, bar, metric, parts) in withdrawal {
+        if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {
+            let extra = if parts { part(sc) } else { String::new() };
+            row(
+                format!("{}: {what}", sc.name()),
+                bar,
+                p99(sc, metric),
+                extra,
+            );
+        }
     }
     for sc in scenarios_of(files) {
         if !all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {

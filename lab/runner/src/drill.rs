@@ -159,6 +159,23 @@ struct Ctx<'a> {
 const SERVICE: &str = "main";
 
 impl Ctx<'_> {
+    /// An event at a log line's time, described from its message; `missing` when the log has
+    /// no such line.
+    fn logged(
+        &mut self,
+        event: &str,
+        node: &str,
+        line: Option<&LogLine>,
+        detail: impl FnOnce(&str) -> String,
+        missing: &str,
+    ) {
+        let (t, d) = match line {
+            Some(l) => (Some(l.t_ms), detail(&l.message)),
+            None => (None, missing.to_string()),
+        };
+        self.at(event, t, Some(node), d);
+    }
+
     fn at(
         &mut self,
         event: &str,
@@ -687,6 +704,9 @@ fn promote(
     Ok(())
 }
 
+const MISSING_PD: &str = "not in primaryd's log";
+const MISSING_EX: &str = "not in ExaBGP's or exabgp-healthcheck's log";
+
 fn daemon_events(
     ctx: &mut Ctx,
     old_log: &[LogLine],
@@ -721,28 +741,26 @@ fn daemon_events(
             ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
         }
         _ => {
-            ctx.at(
+            ctx.logged(
                 "check_failed",
-                check.as_ref().map(|l| l.t_ms),
-                Some(old),
-                check
-                    .map(|l| l.message)
-                    .unwrap_or_else(|| "not in primaryd's log".into()),
+                old,
+                check.as_ref(),
+                str::to_string,
+                MISSING_PD,
             );
-            ctx.at(
+            ctx.logged(
                 "service_down",
-                down.as_ref().map(|l| l.t_ms),
-                Some(old),
-                down.map(|l| l.message)
-                    .unwrap_or_else(|| "not in primaryd's log".into()),
+                old,
+                down.as_ref(),
+                str::to_string,
+                MISSING_PD,
             );
-            ctx.at(
+            ctx.logged(
                 "withdraw_sent",
-                withdraw.as_ref().map(|l| l.t_ms),
-                Some(old),
-                withdraw
-                    .map(|l| l.message)
-                    .unwrap_or_else(|| "not in primaryd's log".into()),
+                old,
+                withdraw.as_ref(),
+                str::to_string,
+                MISSING_PD,
             );
         }
     }
@@ -754,12 +772,12 @@ fn daemon_events(
         .map(|t| t + t0);
     if let Some(p) = promoted_at {
         let up = logparse::first_after(new_log, p, "service up", "").cloned();
-        ctx.at(
+        ctx.logged(
             "service_up_new_primary",
-            up.as_ref().map(|l| l.t_ms),
-            Some(new),
-            up.map(|l| l.message)
-                .unwrap_or_else(|| "not in primaryd's log".into()),
+            new,
+            up.as_ref(),
+            str::to_string,
+            MISSING_PD,
         );
         let ann = new_log
             .iter()
@@ -769,12 +787,12 @@ fn daemon_events(
                     && logparse::update_list(l, "announce").contains(SERVICE_PREFIX)
             })
             .cloned();
-        ctx.at(
+        ctx.logged(
             "announce_sent",
-            ann.as_ref().map(|l| l.t_ms),
-            Some(new),
-            ann.map(|l| l.message)
-                .unwrap_or_else(|| "not in primaryd's log".into()),
+            new,
+            ann.as_ref(),
+            str::to_string,
+            MISSING_PD,
         );
     }
 }
@@ -806,7 +824,6 @@ fn exabgp_events(
     scenario: Scenario,
 ) {
     let t0 = ctx.t0;
-    let not_logged = || "not in ExaBGP's or exabgp-healthcheck's log".to_string();
     match scenario {
         Scenario::DaemonCrash => {
             ctx.at("withdraw_sent", None, Some(old), "none: ExaBGP is dead; the ToR drops its routes when the kernel closes the TCP session");
@@ -824,28 +841,29 @@ fn exabgp_events(
                                 && l.message.contains("while running check command")))
                 })
                 .cloned();
-            ctx.at(
+            ctx.logged(
                 "check_failed",
-                check.as_ref().map(|l| l.t_ms),
-                Some(old),
-                check.map(|l| l.message).unwrap_or_else(not_logged),
+                old,
+                check.as_ref(),
+                str::to_string,
+                MISSING_EX,
             );
             let down =
                 logparse::first_after(old_log, t0, "send announces for DOWN state", "").cloned();
-            ctx.at(
+            ctx.logged(
                 "service_down",
-                down.as_ref().map(|l| l.t_ms),
-                Some(old),
-                down.map(|l| format!("exabgp-healthcheck: {}", l.message))
-                    .unwrap_or_else(not_logged),
+                old,
+                down.as_ref(),
+                |m| format!("exabgp-healthcheck: {m}"),
+                MISSING_EX,
             );
             let w = exabgp_update_after(old_log, t0, "withdraw").cloned();
-            ctx.at(
+            ctx.logged(
                 "withdraw_sent",
-                w.as_ref().map(|l| l.t_ms),
-                Some(old),
-                w.map(|l| format!("ExaBGP: {} (withdraw {SERVICE_PREFIX})", l.message))
-                    .unwrap_or_else(not_logged),
+                old,
+                w.as_ref(),
+                |m| format!("ExaBGP: {m} (withdraw {SERVICE_PREFIX})"),
+                MISSING_EX,
             );
         }
     }
@@ -857,20 +875,20 @@ fn exabgp_events(
         .map(|t| t + t0);
     if let Some(p) = promoted_at {
         let up = logparse::first_after(new_log, p, "send announces for UP state", "").cloned();
-        ctx.at(
+        ctx.logged(
             "service_up_new_primary",
-            up.as_ref().map(|l| l.t_ms),
-            Some(new),
-            up.map(|l| format!("exabgp-healthcheck: {}", l.message))
-                .unwrap_or_else(not_logged),
+            new,
+            up.as_ref(),
+            |m| format!("exabgp-healthcheck: {m}"),
+            MISSING_EX,
         );
         let a = exabgp_update_after(new_log, p, "announce").cloned();
-        ctx.at(
+        ctx.logged(
             "announce_sent",
-            a.as_ref().map(|l| l.t_ms),
-            Some(new),
-            a.map(|l| format!("ExaBGP: {} (announce {SERVICE_PREFIX})", l.message))
-                .unwrap_or_else(not_logged),
+            new,
+            a.as_ref(),
+            |m| format!("ExaBGP: {m} (announce {SERVICE_PREFIX})"),
+            MISSING_EX,
         );
     }
 }
