@@ -55,6 +55,12 @@ impl Scenario {
     fn old_primary_answers(self) -> bool {
         !matches!(self, Scenario::Kill | Scenario::Hang)
     }
+
+    /// Whether the fault can cut the client off from a write the old primary committed: its
+    /// uplinks go down between the commit and the answer.
+    fn answers_can_be_cut_off(self) -> bool {
+        self == Scenario::Isolate
+    }
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -174,6 +180,15 @@ impl Ctx<'_> {
             None => (None, missing.to_string()),
         };
         self.at(event, t, Some(node), d);
+    }
+
+    /// The Unix time of the first event so named, if it was observed.
+    fn unix_ms_of(&self, event: &str) -> Option<f64> {
+        self.events
+            .iter()
+            .find(|e| e.event == event)
+            .and_then(|e| e.t_ms)
+            .map(|t| t + self.t0)
     }
 
     fn at(
@@ -704,6 +719,37 @@ fn promote(
     Ok(())
 }
 
+/// Keys whose rows on the servers were written by two different servers, as (conflicts,
+/// explained). `holders`: key -> (server asked -> the `host` its row names). With `cut_off`
+/// (the fault can drop the old primary's answers), a key the old primary committed without the
+/// client ever seeing its acknowledgement, and that the client then wrote on the new primary,
+/// is explained: nobody acknowledged it twice. Every other such key is a conflict.
+fn divergent_keys(
+    holders: &BTreeMap<u64, BTreeMap<String, String>>,
+    acked_by_old: &BTreeSet<u64>,
+    old: &str,
+    cut_off: bool,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut conflicts = Vec::new();
+    let mut explained = Vec::new();
+    for (k, rows) in holders {
+        let hosts: BTreeSet<&String> = rows.values().collect();
+        if hosts.len() < 2 {
+            continue;
+        }
+        if cut_off
+            && hosts.len() == 2
+            && hosts.iter().any(|h| *h == old)
+            && !acked_by_old.contains(k)
+        {
+            explained.push(*k);
+        } else {
+            conflicts.push(*k);
+        }
+    }
+    (conflicts, explained)
+}
+
 const MISSING_PD: &str = "not in primaryd's log";
 const MISSING_EX: &str = "not in ExaBGP's or exabgp-healthcheck's log";
 
@@ -764,12 +810,7 @@ fn daemon_events(
             );
         }
     }
-    let promoted_at = ctx
-        .events
-        .iter()
-        .find(|e| e.event == "promotion_started")
-        .and_then(|e| e.t_ms)
-        .map(|t| t + t0);
+    let promoted_at = ctx.unix_ms_of("promotion_started");
     if let Some(p) = promoted_at {
         let up = logparse::first_after(new_log, p, "service up", "").cloned();
         ctx.logged(
@@ -867,12 +908,7 @@ fn exabgp_events(
             );
         }
     }
-    let promoted_at = ctx
-        .events
-        .iter()
-        .find(|e| e.event == "promotion_started")
-        .and_then(|e| e.t_ms)
-        .map(|t| t + t0);
+    let promoted_at = ctx.unix_ms_of("promotion_started");
     if let Some(p) = promoted_at {
         let up = logparse::first_after(new_log, p, "send announces for UP state", "").cloned();
         ctx.logged(
@@ -1034,11 +1070,17 @@ fn outcome_checks(
             }),
         }
     }
-    let conflicting: Vec<u64> = holders
+    let acked_by_old: BTreeSet<u64> = attempts
         .iter()
-        .filter(|(_, m)| m.values().collect::<BTreeSet<_>>().len() > 1)
-        .map(|(k, _)| *k)
+        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
+        .map(|a| a.key)
         .collect();
+    let (conflicting, cut_off) = divergent_keys(
+        &holders,
+        &acked_by_old,
+        old,
+        scenario.answers_can_be_cut_off(),
+    );
     let on_new: BTreeSet<u64> = holders
         .iter()
         .filter(|(_, m)| m.contains_key(new))
@@ -1070,10 +1112,19 @@ fn outcome_checks(
         ok: twice.is_empty() && conflicting.is_empty() && late_old == 0,
         detail: format!(
             "client: {} keys acked by two servers, {late_old} acks by another server after {new}'s first; \
-             tables of {}: {} keys written by two servers",
+             tables of {}: {} keys written by two servers{}",
             twice.len(),
             asked.join(", "),
-            conflicting.len()
+            conflicting.len(),
+            if cut_off.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (and {} committed by {old} but never acknowledged, its answer cut off by \
+                     the partition, then written on {new}: keys {cut_off:?})",
+                    cut_off.len()
+                )
+            }
         ),
     });
     if matches!(
@@ -1176,4 +1227,43 @@ pub fn print_timeline(r: &Report) {
         r.scenario.name(),
         if r.ok { "PASSED" } else { "FAILED" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(v: &[(u64, &[(&str, &str)])]) -> BTreeMap<u64, BTreeMap<String, String>> {
+        v.iter()
+            .map(|(k, r)| {
+                let m = r
+                    .iter()
+                    .map(|(s, h)| (s.to_string(), h.to_string()))
+                    .collect();
+                (*k, m)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_write_cut_off_by_the_partition_is_not_a_double_acknowledgement() {
+        // Key 7: committed by db1 (never acknowledged), then written on db2 and replicated to
+        // db3. Key 8: replicated everywhere from db1. Key 9: acknowledged by db1 and written
+        // again on db2: a real conflict.
+        let h = rows(&[
+            (7, &[("db1", "db1"), ("db2", "db2"), ("db3", "db2")]),
+            (8, &[("db1", "db1"), ("db2", "db1"), ("db3", "db1")]),
+            (9, &[("db1", "db1"), ("db2", "db2")]),
+        ]);
+        let acked: BTreeSet<u64> = [8, 9].into();
+        assert_eq!(divergent_keys(&h, &acked, "db1", true), (vec![9], vec![7]));
+        // Where no partition can drop an answer, both are conflicts.
+        assert_eq!(
+            divergent_keys(&h, &acked, "db1", false),
+            (vec![7, 9], vec![])
+        );
+        // A key written by the new primary and a third server is never explained.
+        let h = rows(&[(5, &[("db2", "db2"), ("db3", "db3")])]);
+        assert_eq!(divergent_keys(&h, &acked, "db1", true), (vec![5], vec![]));
+    }
 }
