@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drill::{self, Event, Report, Scenario};
 use crate::lab::Lab;
-use crate::speaker::{self, CheckSettings, Speaker, SpeakerKind};
+use crate::speaker::{CheckSettings, Speaker, SpeakerKind};
 use crate::topo::{Role, Topology};
 use crate::util::now_ms;
 
@@ -404,23 +404,16 @@ pub fn run(
         samples: Vec::new(),
     };
     for &kind in &a.speakers {
-        let mut topo = crate::topo::load(topo_file)?;
         let mut sp = Speaker::new(kind);
         if kind != SpeakerKind::ExabgpDefault {
             sp.interval_ms = a.interval_ms;
             sp.timeout_ms = a.timeout_ms;
         }
-        let probe = Lab::new(lab_id, state_root, topo.clone())?;
-        if probe.is_present() {
-            bail!(
-                "lab {lab_id} exists: the benchmark builds its own labs; run `primaryd-lab --lab \
-                 {lab_id} down` first (or use another --lab)"
-            );
-        }
-        let settings = speaker::apply(&mut topo, &speaker::files_dir(&probe.dir), &sp)?;
+        // The benchmark builds its own labs.
+        let mut lab = Lab::new(lab_id, state_root, crate::topo::load(topo_file)?)?;
+        let settings = lab.set_speaker(&sp)?;
         eprintln!("bench: {} ({})", kind.name(), settings.description);
         file.settings.push(settings.clone());
-        let mut lab = Lab::new(lab_id, state_root, topo)?;
         // One check cycle of the speaker: the range of the random phases.
         let cycle_ms = settings.interval_ms.round().max(1.0) as u64;
         let opts = drill::Options {
@@ -590,29 +583,37 @@ fn settings_of(files: &[BenchFile], kind: SpeakerKind) -> Option<&CheckSettings>
         .find(|s| s.speaker == kind)
 }
 
-/// The values of a metric over the runs that produced a report. A run whose drill checks failed
+/// The runs of a speaker and scenario that produced a report. A run whose drill checks failed
 /// still counts (the report lists it): its times are as valid as the others'.
+fn reported<'a>(
+    samples: impl Iterator<Item = &'a Sample>,
+    speaker: SpeakerKind,
+    scenario: Scenario,
+) -> impl Iterator<Item = &'a Sample> {
+    samples.filter(move |s| s.speaker == speaker && s.scenario == scenario && s.error.is_none())
+}
+
+/// The values of a metric over the reported runs.
 fn values<'a>(
     samples: impl Iterator<Item = &'a Sample>,
     speaker: SpeakerKind,
     scenario: Scenario,
     metric: &str,
 ) -> Vec<f64> {
-    samples
-        .filter(|s| s.speaker == speaker && s.scenario == scenario && s.error.is_none())
+    reported(samples, speaker, scenario)
         .filter_map(|s| s.metrics.get(metric).copied())
         .collect()
 }
 
 /// Why a metric is missing in a scenario (the first reason found).
 fn missing_reason<'a>(
-    mut samples: impl Iterator<Item = &'a Sample>,
+    samples: impl Iterator<Item = &'a Sample>,
     speaker: SpeakerKind,
     scenario: Scenario,
     metric: &str,
 ) -> Option<String> {
-    samples
-        .find(|s| s.speaker == speaker && s.scenario == scenario && s.error.is_none())
+    reported(samples, speaker, scenario)
+        .next()
         .and_then(|s| s.unobserved.get(metric).cloned())
 }
 

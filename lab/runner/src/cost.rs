@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::lab::Lab;
-use crate::speaker::{self, Speaker, SpeakerKind};
+use crate::speaker::{Speaker, SpeakerKind};
 use crate::topo::Role;
 use crate::util;
 
@@ -328,25 +328,19 @@ pub fn run(
         }
     }
     for (kind, interval, services) in configs {
-        let mut topo = crate::topo::load(topo_file)?;
         let mut sp = Speaker::new(kind);
         sp.interval_ms = Some(interval);
         sp.services = services;
         sp.instrumented = false;
         sp.rust_log = Some("info".into());
-        let probe = Lab::new(lab_id, state_root, topo.clone())?;
-        if probe.is_present() {
-            bail!(
-                "lab {lab_id} exists: run `primaryd-lab --lab {lab_id} down` first (or use another --lab)"
-            );
-        }
-        let settings = speaker::apply(&mut topo, &speaker::files_dir(&probe.dir), &sp)?;
-        let primary = topo
+        let mut lab = Lab::new(lab_id, state_root, crate::topo::load(topo_file)?)?;
+        let settings = lab.set_speaker(&sp)?;
+        let primary = lab
+            .topo
             .with_role(Role::Db)
             .find(|n| !n.env.contains_key("LAB_SOURCE"))
             .map(|n| n.name.clone())
             .context("no primary in the topology")?;
-        let lab = Lab::new(lab_id, state_root, topo)?;
         eprintln!(
             "cost: {} ({}); settling {} s, measuring {} s on {primary}",
             kind.name(),
@@ -372,6 +366,12 @@ pub fn run(
         }
     }
     Ok(file)
+}
+
+pub fn load(path: &Path) -> Result<CostFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a cost JSON file", path.display()))
 }
 
 pub fn header() -> String {

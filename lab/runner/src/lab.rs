@@ -674,6 +674,23 @@ impl Lab {
         Ok(found)
     }
 
+    /// Sets the DB hosts up for `sp` (speaker.rs): rewrites this lab's topology in memory and
+    /// writes the generated node files. Refused for a lab that exists, whose generated files
+    /// its nodes are using.
+    pub fn set_speaker(
+        &mut self,
+        sp: &crate::speaker::Speaker,
+    ) -> Result<crate::speaker::CheckSettings> {
+        if self.is_present() {
+            bail!(
+                "lab {} already exists: run `primaryd-lab --lab {} down` first (or use another --lab)",
+                self.id,
+                self.id
+            );
+        }
+        crate::speaker::apply(&mut self.topo, &crate::speaker::files_dir(&self.dir), sp)
+    }
+
     /// Removes the node files the benchmark generated for this lab id (`{id}-speaker`, see
     /// speaker.rs), which outlive each `down` of a benchmark's runs. True if there were any.
     pub fn remove_generated(&self) -> Result<bool> {

@@ -268,13 +268,6 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         } => {
             let bins = bin_dir(&cli)?;
             lab::require_root()?;
-            if lab.is_present() {
-                bail!(
-                    "lab {} already exists: run `primaryd-lab --lab {} down` first",
-                    lab.id,
-                    lab.id
-                );
-            }
             if sa.speaker != SpeakerKind::Primaryd
                 || sa.interval_ms.is_some()
                 || sa.timeout_ms.is_some()
@@ -286,8 +279,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     services: sa.services,
                     ..Speaker::new(sa.speaker)
                 };
-                let files = speaker::files_dir(&lab.dir);
-                let s = speaker::apply(&mut lab.topo, &files, &sp)?;
+                let s = lab.set_speaker(&sp)?;
                 eprintln!("lab {}: {}", lab.id, s.description);
             }
             up_or_clean(&lab, &bins, *keep_on_failure)?;
@@ -387,11 +379,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 println!("{}{}", bench::report(&files), bench::targets(&files));
             }
             if let Some(c) = cost {
-                let text = std::fs::read_to_string(c)
-                    .with_context(|| format!("cannot read {}", c.display()))?;
-                let c: cost::CostFile = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a cost JSON file", c.display()))?;
-                println!("\n{}", cost::report(&c));
+                println!("\n{}", cost::report(&cost::load(c)?));
             }
             if let Some(p) = plot {
                 bench::plot(&files, p)?;
