@@ -219,7 +219,6 @@ fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
     Ok(())
 }
 
-/// The router a host hangs off (the other end of its first link).
 /// The routers and the service prefixes the DB hosts announce: where the drill looks for the
 /// route (every prefix; the timeline follows SERVICE_PREFIX alone).
 struct Fabric {
@@ -256,6 +255,7 @@ impl Fabric {
     }
 }
 
+/// The router a host hangs off (the other end of its first link).
 fn tor_of(lab: &Lab, node: &str) -> Option<String> {
     lab.topo
         .ifaces_of(node)
