@@ -59,6 +59,8 @@ fn established() -> Fsm {
             four_octet_asn: Some(65001),
             multiprotocol: vec![(1, 1)],
             route_refresh: true,
+            add_path: Vec::new(),
+            graceful_restart: None,
             other: vec![],
         },
     };

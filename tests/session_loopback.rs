@@ -196,6 +196,8 @@ fn peer_open(router_id: &str) -> Message {
             four_octet_asn: Some(PEER_ASN),
             multiprotocol: vec![(1, 1)],
             route_refresh: true,
+            add_path: Vec::new(),
+            graceful_restart: None,
             other: vec![],
         },
     })

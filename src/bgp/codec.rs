@@ -689,6 +689,9 @@ fn decode_update(body: &[u8], ctx: CodecContext) -> Result<Update, Notification>
         withdrawn,
         attributes: None,
         nlri,
+        withdrawn_path_ids: Vec::new(),
+        nlri_path_ids: Vec::new(),
+        end_of_rib: None,
         errors: Vec::new(),
     };
     if let Some(mp) = walk.mp_unreach.take() {
@@ -2086,6 +2089,8 @@ mod tests {
                 four_octet_asn: Some(asn),
                 multiprotocol: vec![(AFI_IPV4, SAFI_UNICAST)],
                 route_refresh,
+                add_path: Vec::new(),
+                graceful_restart: None,
                 other: Vec::new(),
             },
         }
@@ -2538,6 +2543,9 @@ mod tests {
             withdrawn: nets(&["2001:db8::11/128", "192.0.2.11/32"]),
             attributes: Some(rich_attrs(&nlri)),
             nlri,
+            withdrawn_path_ids: Vec::new(),
+            nlri_path_ids: Vec::new(),
+            end_of_rib: None,
             errors: Vec::new(),
         };
         let (back, frames) = round_trip(&u, FOUR);
@@ -2601,6 +2609,9 @@ mod tests {
                 withdrawn: nets(&["192.0.2.11/32"]),
                 attributes: Some(a),
                 nlri,
+                withdrawn_path_ids: Vec::new(),
+                nlri_path_ids: Vec::new(),
+                end_of_rib: None,
                 errors: Vec::new(),
             }
         );
@@ -3748,6 +3759,9 @@ mod tests {
             withdrawn: nets(&["2001:db8::11/128", "192.0.2.11/32"]),
             attributes: Some(attrs),
             nlri,
+            withdrawn_path_ids: Vec::new(),
+            nlri_path_ids: Vec::new(),
+            end_of_rib: None,
             errors: Vec::new(),
         };
         let rich = [
@@ -4079,6 +4093,9 @@ mod tests {
                 withdrawn,
                 attributes: (!nlri.is_empty()).then_some(a),
                 nlri,
+                withdrawn_path_ids: Vec::new(),
+                nlri_path_ids: Vec::new(),
+                end_of_rib: None,
                 errors: Vec::new(),
             };
             let (back, _) = round_trip(&u, ctx);

@@ -286,6 +286,8 @@ impl Fsm {
                 four_octet_asn: Some(self.cfg.local_asn),
                 multiprotocol: Family::ALL.iter().map(|f| f.afi_safi()).collect(),
                 route_refresh: true,
+                add_path: Vec::new(),
+                graceful_restart: None,
                 other: Vec::new(),
             },
         }
@@ -980,6 +982,8 @@ mod tests {
                 four_octet_asn: Some(65001),
                 multiprotocol: vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
                 route_refresh: true,
+                add_path: Vec::new(),
+                graceful_restart: None,
                 other: vec![73],
             },
         }
@@ -1089,7 +1093,7 @@ mod tests {
                 },
             )),
             nlri: prefixes.iter().map(|p| pfx(p)).collect(),
-            errors: vec![],
+            ..Update::default()
         }
     }
 

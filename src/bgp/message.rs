@@ -90,8 +90,38 @@ pub struct Capabilities {
     pub multiprotocol: Vec<(u16, u8)>,
     /// RFC 2918 route refresh (code 2).
     pub route_refresh: bool,
-    /// Codes of capabilities we received and do not act on (FQDN, graceful restart, ...).
+    /// RFC 7911 ADD-PATH (code 69): what the speaker does with path identifiers, per family.
+    pub add_path: Vec<AddPath>,
+    /// RFC 4724 graceful restart (code 64). We send it with no families and restart time 0:
+    /// it tells the peer we understand End-of-RIB, and asks it to keep none of our routes.
+    pub graceful_restart: Option<GracefulRestart>,
+    /// Codes of capabilities we received and do not act on (FQDN, ...).
     pub other: Vec<u8>,
+}
+
+/// One ADD-PATH capability entry (RFC 7911 §4): AFI, SAFI, and Send/Receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddPath {
+    pub afi: u16,
+    pub safi: u8,
+    /// 1 = able to receive, 2 = able to send, 3 = both.
+    pub send_receive: u8,
+}
+
+impl AddPath {
+    pub const RECEIVE: u8 = 1;
+    pub const SEND: u8 = 2;
+}
+
+/// The graceful restart capability's value (RFC 4724 §3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// The 4 flag bits (R, N).
+    pub flags: u8,
+    /// Seconds (12 bits).
+    pub restart_time: u16,
+    /// (AFI, SAFI, flags) for families whose forwarding state the speaker preserves.
+    pub families: Vec<(u16, u8, u8)>,
 }
 
 impl Capabilities {
@@ -104,6 +134,15 @@ impl Capabilities {
 
     pub fn ipv4_unicast(&self) -> bool {
         self.supports(Family::Ipv4Unicast)
+    }
+
+    /// Whether the speaker said it can send (`AddPath::SEND`) or receive (`AddPath::RECEIVE`)
+    /// path identifiers for `family`.
+    pub fn add_path(&self, family: Family, direction: u8) -> bool {
+        let (afi, safi) = family.afi_safi();
+        self.add_path
+            .iter()
+            .any(|a| a.afi == afi && a.safi == safi && a.send_receive & direction != 0)
     }
 }
 
@@ -274,6 +313,14 @@ pub struct Update {
     /// IPv4 NLRI travel in the classic field (NEXT_HOP `next_hop.ipv4`), IPv6 ones in
     /// MP_REACH_NLRI (next hop `next_hop.ipv6` and optionally the link-local one).
     pub nlri: Vec<IpNetwork>,
+    /// RFC 7911 path identifiers: empty when no family of the UPDATE carries them, else one
+    /// per entry of `withdrawn` (resp. `nlri`), 0 for a family without ADD-PATH. Decode-side
+    /// only: we never send path identifiers.
+    pub withdrawn_path_ids: Vec<u32>,
+    pub nlri_path_ids: Vec<u32>,
+    /// An End-of-RIB marker (RFC 4724 §2): an empty UPDATE for IPv4 unicast, an UPDATE with
+    /// only an empty MP_UNREACH_NLRI for another family. Decode-side only.
+    pub end_of_rib: Option<Family>,
     /// Errors handled without a session reset (RFC 7606): "treat-as-withdraw" moved the NLRI
     /// to `withdrawn`, "attribute discard" dropped an attribute. Decode-side only; the session
     /// logs and counts them.
