@@ -8,3 +8,5 @@ pub mod control;
 pub mod daemon;
 pub mod health;
 pub mod metrics;
+pub mod safety;
+pub mod statefile;

@@ -6,7 +6,7 @@
 //! restart must never re-announce a service an operator took out.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -96,7 +96,6 @@ impl DrainStore {
     /// Persists a drain: written to a temporary file, synced, renamed into place and the
     /// directory synced, so a crash leaves either the old state or the new one.
     pub fn save(&self, service: &str, info: &DrainInfo) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
         let record = Record {
             since_unix_ms: info
                 .since
@@ -105,29 +104,13 @@ impl DrainStore {
             note: info.note.clone(),
         };
         let text = toml::to_string(&record).map_err(io::Error::other)?;
-        let path = self.path(service);
-        let tmp = self.dir.join(format!(".{service}.drained.tmp"));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        sync_dir(&self.dir)
+        crate::statefile::write_atomic(&self.dir, &format!("{service}.drained"), &text)
     }
 
     /// Forgets a drain (absent already is fine).
     pub fn remove(&self, service: &str) -> io::Result<()> {
-        match fs::remove_file(self.path(service)) {
-            Ok(()) => sync_dir(&self.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::statefile::remove(&self.dir, &format!("{service}.drained"))
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
