@@ -17,6 +17,8 @@ use primaryd::bgp::message::{
 const CTX: CodecContext = CodecContext {
     four_octet_asn: true,
     ibgp: false,
+    add_path_ipv4: false,
+    add_path_ipv6: false,
 };
 
 fn status_kib(field: &str) -> u64 {
@@ -45,6 +47,7 @@ fn established() -> Fsm {
         next_hop_ipv4: None,
         next_hop_ipv6: None,
         jitter_seed: 1,
+        initial_routes_wait: Duration::from_secs(1),
     });
     f.process(Input::Start);
     f.process(Input::TcpConnected {

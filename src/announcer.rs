@@ -1,7 +1,8 @@
 //! Which routes should be announced, and what must change on a session to get there. Pure:
 //! health in, prefixes out; the daemon publishes the result to every session.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
@@ -10,6 +11,27 @@ use crate::health::checker::Health;
 
 /// The routes every session should advertise right now, with what each carries.
 pub type DesiredRoutes = BTreeMap<IpNetwork, RouteAttributes>;
+
+/// What the daemon publishes to every session: the desired routes, the prefixes whose
+/// received paths each session keeps as sightings, and the sessions it has released (peer
+/// name -> session number whose initial routes it read; see `bgp::fsm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exports {
+    pub routes: DesiredRoutes,
+    pub watched: Arc<BTreeSet<IpNetwork>>,
+    pub released: Arc<BTreeMap<String, u64>>,
+}
+
+impl Exports {
+    /// The export one session sees.
+    pub fn for_peer(&self, peer: &str) -> crate::bgp::fsm::Export {
+        crate::bgp::fsm::Export {
+            routes: self.routes.clone(),
+            watched: Arc::clone(&self.watched),
+            released: self.released.get(peer).copied(),
+        }
+    }
+}
 
 /// A service's prefixes are desired only while its health is `Up`. `Unknown` (no verdict yet)
 /// and `Down` both keep them out: we never announce before the first successful check.

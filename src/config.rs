@@ -24,6 +24,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/primaryd";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/primaryd/primaryd.sock";
 /// A replica lagging more than this (seconds) is withdrawn, unless `max_lag_s` says otherwise.
 pub const DEFAULT_MAX_LAG_S: u64 = 30;
+/// Global Administrator of the large communities that mark service routes (docs/safety.md).
+pub const DEFAULT_COMMUNITY_ASN: u32 = 4_200_000_000;
+pub const DEFAULT_INITIAL_ROUTES_WAIT: Duration = Duration::from_millis(1000);
 
 /// One problem found in a config file, with the dotted key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,9 @@ pub struct BgpConfig {
     /// Addresses to accept BGP connections on (passive peers, collisions); none: no listener.
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<PeerConfig>,
+    /// Global Administrator of the term marks (large communities) on service routes; the same
+    /// on every DB host.
+    pub community_asn: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +137,8 @@ pub struct PeerConfig {
     /// Next hops for families other than the session's own (and overrides for it).
     pub next_hop_ipv4: Option<Ipv4Addr>,
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// How long to wait for the peer's End-of-RIB before announcing on a new session anyway.
+    pub initial_routes_wait: Duration,
 }
 
 impl PeerConfig {
@@ -155,6 +163,8 @@ pub struct ServiceConfig {
     pub disable_file: Option<PathBuf>,
     /// Add missing prefix addresses to `lo` at start-up (and leave them at exit).
     pub manage_addresses: bool,
+    /// What to do about a rival primary and a restarted server (primary role only).
+    pub policy: crate::safety::Policy,
 }
 
 /// What a service's routes carry besides the prefix; every peer gets the same.
@@ -371,6 +381,7 @@ struct RawBgp {
     listen: Vec<String>,
     #[serde(default, rename = "peer")]
     peers: Vec<RawPeer>,
+    community_asn: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +403,7 @@ struct RawPeer {
     max_prefixes_restart_s: Option<i64>,
     next_hop_ipv4: Option<String>,
     next_hop_ipv6: Option<String>,
+    initial_routes_wait_ms: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -426,6 +438,8 @@ struct RawService {
     disable_file: Option<String>,
     #[serde(default)]
     manage_addresses: bool,
+    on_conflict: Option<String>,
+    on_restart: Option<String>,
     mysql: RawMysql,
 }
 
@@ -644,12 +658,17 @@ impl Validator {
             }
             peers.push(peer);
         }
+        let community_asn = match raw.community_asn {
+            None => DEFAULT_COMMUNITY_ASN,
+            Some(v) => self.asn("bgp.community_asn", v),
+        };
         BgpConfig {
             asn,
             router_id,
             hold_time,
             listen,
             peers,
+            community_asn,
         }
     }
 
@@ -758,7 +777,57 @@ impl Validator {
                 &format!("{key}.next_hop_ipv6"),
                 raw.next_hop_ipv6.as_deref(),
             ),
+            initial_routes_wait: self.initial_routes_wait(key, raw.initial_routes_wait_ms),
         }
+    }
+
+    fn initial_routes_wait(&mut self, key: &str, v: Option<i64>) -> Duration {
+        match v {
+            None => DEFAULT_INITIAL_ROUTES_WAIT,
+            Some(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms as u64),
+            Some(ms) => {
+                self.bad(
+                    format!("{key}.initial_routes_wait_ms"),
+                    format!("{ms} is invalid: must be 100..=60000 ms"),
+                );
+                DEFAULT_INITIAL_ROUTES_WAIT
+            }
+        }
+    }
+
+    /// `on_conflict` and `on_restart`: what the split-brain rules do (primary role only).
+    fn safety_policy(&mut self, key: &str, raw: &RawService, role: Role) -> crate::safety::Policy {
+        use crate::safety::{OnConflict, OnRestart};
+        let mut policy = crate::safety::Policy::default();
+        for (name, value) in [
+            ("on_conflict", &raw.on_conflict),
+            ("on_restart", &raw.on_restart),
+        ] {
+            let Some(value) = value.as_deref() else {
+                continue;
+            };
+            let pkey = format!("{key}.{name}");
+            if role != Role::Primary {
+                self.bad(pkey, "only valid with role = \"primary\"");
+                continue;
+            }
+            match (name, value) {
+                ("on_conflict", "withdraw") => policy.on_conflict = OnConflict::Withdraw,
+                ("on_conflict", "fence") => policy.on_conflict = OnConflict::Fence,
+                ("on_restart", "hold") => policy.on_restart = OnRestart::Hold,
+                ("on_restart", "announce-if-newest") => {
+                    policy.on_restart = OnRestart::AnnounceIfNewest
+                }
+                ("on_conflict", v) => {
+                    self.bad(pkey, format!("{v:?} is not \"withdraw\" or \"fence\""))
+                }
+                (_, v) => self.bad(
+                    pkey,
+                    format!("{v:?} is not \"hold\" or \"announce-if-newest\""),
+                ),
+            }
+        }
+        policy
     }
 
     fn optional_u32(&mut self, key: &str, v: Option<i64>) -> Option<u32> {
@@ -892,6 +961,7 @@ impl Validator {
             .disable_file
             .clone()
             .map(|p| self.absolute_path(&format!("{key}.disable_file"), Some(p), PathBuf::new()));
+        let policy = self.safety_policy(key, &raw, role);
         ServiceConfig {
             name: raw.name,
             prefixes,
@@ -900,6 +970,7 @@ impl Validator {
             mysql: self.mysql(&format!("{key}.mysql"), raw.mysql, role),
             disable_file,
             manage_addresses: raw.manage_addresses,
+            policy,
         }
     }
 

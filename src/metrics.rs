@@ -115,6 +115,18 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "1 while the service is drained",
         None,
     );
+    let conflict = gauge_family(
+        &mut r,
+        "conflict",
+        "1 while the service is withdrawn because another primary announces it",
+        None,
+    );
+    let term = gauge_family(
+        &mut r,
+        "service_term",
+        "The promotion term this server holds for the service",
+        None,
+    );
     let transitions = counter_family(&mut r, "service_transitions", "Health state changes");
     let announcements = counter_family(
         &mut r,
@@ -136,6 +148,12 @@ pub fn render(s: &Snapshot<'_>) -> String {
         drained
             .get_or_create(&l)
             .set(f64::from(u8::from(v.drained)));
+        conflict
+            .get_or_create(&l)
+            .set(f64::from(u8::from(v.conflict)));
+        if let Some(t) = v.term {
+            term.get_or_create(&l).set(t as f64);
+        }
         transitions.get_or_create(&l).inc_by(counts.transitions);
         announcements.get_or_create(&l).inc_by(counts.announcements);
         withdrawals.get_or_create(&l).inc_by(counts.withdrawals);
@@ -352,6 +370,8 @@ mod tests {
             failures: 0,
             rise: 2,
             fall: 1,
+            term: Some(7),
+            conflict: state == "conflict",
         }
     }
 
@@ -375,6 +395,8 @@ mod tests {
         for line in [
             "primaryd_service_up{service=\"main\"} 1",
             "primaryd_service_withdrawals_total{service=\"main\"} 1",
+            "primaryd_service_term{service=\"main\"} 7",
+            "primaryd_conflict{service=\"main\"} 0",
             "primaryd_bgp_messages_received_total{peer=\"tor1\",address=\"198.18.1.0\"} 42",
             "primaryd_bgp_session_state{peer=\"tor1\",address=\"198.18.1.0\",state=\"Idle\"} 1",
             "primaryd_check_duration_seconds_count{service=\"main\"} 1",
@@ -382,7 +404,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
-        let services = [(service("down"), ServiceCounts::default())];
+        let services = [(service("conflict"), ServiceCounts::default())];
         let text = render(&Snapshot {
             peers: &[],
             services: &services,
@@ -390,6 +412,10 @@ mod tests {
         });
         assert!(
             text.contains("primaryd_service_up{service=\"main\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("primaryd_conflict{service=\"main\"} 1"),
             "{text}"
         );
     }

@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use primaryd::announcer::DesiredRoutes;
+use primaryd::announcer::{DesiredRoutes, Exports};
 use primaryd::bgp::codec::{self, CodecContext};
 use primaryd::bgp::fsm::{FsmConfig, State};
 use primaryd::bgp::message::{AsPath, Capabilities, Message, Notification, Open, Update};
+use primaryd::bgp::rib_in::RouteKey;
 use primaryd::bgp::session::Session;
 use primaryd::bgp::status::PeerStatus;
 use primaryd::config::{PeerConfig, RouteAttributes};
@@ -24,6 +25,8 @@ const PEER_ASN: u32 = 65001;
 const CTX: CodecContext = CodecContext {
     four_octet_asn: true,
     ibgp: false,
+    add_path_ipv4: false,
+    add_path_ipv6: false,
 };
 /// Generous bound for any single step on a loaded CI machine.
 const STEP: Duration = Duration::from_secs(10);
@@ -40,7 +43,7 @@ fn desired(list: &[&str]) -> DesiredRoutes {
 
 struct Harness {
     listener: TcpListener,
-    routes: watch::Sender<DesiredRoutes>,
+    routes: Routes,
     status: watch::Receiver<PeerStatus>,
     stop: watch::Sender<Option<String>>,
     /// Hands "accepted" connections to the session, as the daemon's listener does.
@@ -70,6 +73,7 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         max_prefixes_restart: Duration::from_secs(60),
         next_hop_ipv4: None,
         next_hop_ipv6: None,
+        initial_routes_wait: Duration::from_millis(200),
     };
     let cfg = FsmConfig {
         local_asn: LOCAL_ASN,
@@ -86,12 +90,18 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         next_hop_ipv4: None,
         next_hop_ipv6: None,
         jitter_seed: 1,
+        initial_routes_wait: Duration::from_millis(200),
     };
-    let (routes, routes_rx) = watch::channel(desired(initial));
+    let (exports, routes_rx) = watch::channel(Exports {
+        routes: desired(initial),
+        ..Exports::default()
+    });
+    let routes = Routes(exports);
     let (stop, stop_rx) = watch::channel(None);
     let (accepted, accepted_rx) = mpsc::channel(1);
     let (session, status) = Session::new(peer, cfg, None);
     let task = tokio::spawn(session.run(routes_rx, stop_rx, accepted_rx));
+    tokio::spawn(release_sessions(status.clone(), routes.0.clone()));
     Harness {
         listener,
         routes,
@@ -99,6 +109,41 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         stop,
         accepted,
         task,
+    }
+}
+
+/// The daemon's side of the export, as far as one session is concerned.
+struct Routes(watch::Sender<Exports>);
+
+impl Routes {
+    fn send_replace(&self, routes: DesiredRoutes) {
+        self.0.send_modify(|e| e.routes = routes);
+    }
+}
+
+/// Releases every session once its initial routes are in, as the daemon does after reading
+/// them.
+async fn release_sessions(
+    mut status: watch::Receiver<PeerStatus>,
+    exports: watch::Sender<Exports>,
+) {
+    loop {
+        let (done, n) = {
+            let s = status.borrow_and_update();
+            (s.initial_routes_done, s.counters.established_transitions)
+        };
+        if done {
+            exports.send_if_modified(|e| {
+                let fresh = e.released.get("scripted") != Some(&n);
+                if fresh {
+                    e.released = std::sync::Arc::new([("scripted".to_string(), n)].into());
+                }
+                fresh
+            });
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -152,7 +197,15 @@ impl Peer {
         self.send(&peer_open("198.19.0.1")).await;
         self.send(&Message::Keepalive).await;
         assert_eq!(self.recv().await, Some(Message::Keepalive));
+        self.end_of_rib().await;
         open
+    }
+
+    /// IPv4 unicast End-of-RIB: an UPDATE with nothing in it (RFC 4724 §2).
+    async fn end_of_rib(&mut self) {
+        let mut frame = vec![0xff; 16];
+        frame.extend_from_slice(&[0, 23, 2, 0, 0, 0, 0]);
+        self.stream.write_all(&frame).await.unwrap();
     }
 
     /// Next UPDATE, skipping keepalives.
@@ -269,13 +322,13 @@ async fn received_routes_show_in_the_status() {
     }
     let mut status = h.status.clone();
     wait_status(&mut status, |s| {
-        s.rib_in.len() == 2 && s.counters.updates_in == 1
+        s.rib_in.len() == 2 && s.counters.updates_in == 2
     })
     .await;
     let route = status
         .borrow()
         .rib_in
-        .get(&prefix("198.18.99.0/24"))
+        .get(&RouteKey::new(prefix("198.18.99.0/24"), 0))
         .cloned()
         .unwrap();
     assert_eq!(route.attributes.med, Some(7));

@@ -158,6 +158,9 @@ pub struct CodecContext {
     /// The peer is in our AS: LOCAL_PREF is read (and a malformed one withdraws the routes)
     /// instead of discarded (RFC 7606 §7.5).
     pub ibgp: bool,
+    /// The peer sends RFC 7911 path identifiers in this family (negotiated ADD-PATH).
+    pub add_path_ipv4: bool,
+    pub add_path_ipv6: bool,
 }
 
 /// Errors encoding a message we want to send (never caused by the peer).
@@ -1760,14 +1763,20 @@ mod tests {
     const FOUR: CodecContext = CodecContext {
         four_octet_asn: true,
         ibgp: false,
+        add_path_ipv4: false,
+        add_path_ipv6: false,
     };
     const TWO: CodecContext = CodecContext {
         four_octet_asn: false,
         ibgp: false,
+        add_path_ipv4: false,
+        add_path_ipv6: false,
     };
     const IBGP: CodecContext = CodecContext {
         four_octet_asn: true,
         ibgp: true,
+        add_path_ipv4: false,
+        add_path_ipv6: false,
     };
     const ASN4: u32 = 4_200_000_001;
     const NLRI_ONE: &[u8] = &[32, 192, 0, 2, 10];
@@ -3947,6 +3956,8 @@ mod tests {
         (any::<bool>(), any::<bool>()).prop_map(|(four_octet_asn, ibgp)| CodecContext {
             four_octet_asn,
             ibgp,
+            add_path_ipv4: false,
+            add_path_ipv6: false,
         })
     }
 

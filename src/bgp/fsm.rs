@@ -6,7 +6,13 @@
 //!
 //! One machine per peer. It owns the Adj-RIB-Out (what this session advertised) so that a
 //! session that comes up announces exactly the current desired routes and one that goes down
-//! forgets them, and the Adj-RIB-In (what the peer sent us).
+//! forgets them. Import (the Adj-RIB-In and the sightings of our own service prefixes) is in
+//! `import.rs`.
+//!
+//! Initial routes: a new session announces nothing until the peer's End-of-RIB for every
+//! negotiated family has arrived (or `initial_routes_wait` passed) *and* the daemon has
+//! released the session, having read the routes received so far: a host must know who else
+//! announces its prefixes before it announces them itself.
 //!
 //! Connection collisions (RFC 4271 §6.8): the driver reads the peer's OPEN on an incoming
 //! connection before handing it over as `Input::Incoming`; the machine then adopts it, rejects
@@ -15,13 +21,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ipnetwork::IpNetwork;
 
+use super::import::{Import, ImportPolicy};
 use super::message::{
-    code, subcode, AsPath, AsPathSegment, Capabilities, Family, Message, NextHop, Notification,
-    Open, Origin, PathAttributes, Update,
+    code, subcode, AddPath, AsPath, Capabilities, Family, GracefulRestart, Message, NextHop,
+    Notification, Open, Origin, PathAttributes, Update,
 };
 use super::rib_in::AdjRibIn;
 use crate::announcer::{self, DesiredRoutes};
@@ -57,6 +65,19 @@ pub struct FsmConfig {
     pub next_hop_ipv6: Option<Ipv6Addr>,
     /// Seed of the timer jitter (RFC 4271 §10); any value, fixed in tests.
     pub jitter_seed: u64,
+    /// How long a new session waits for the peer's End-of-RIB before it may announce anyway.
+    pub initial_routes_wait: Duration,
+}
+
+/// What the daemon asks of every session; one value shared by all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Export {
+    pub routes: DesiredRoutes,
+    /// Prefixes whose every received path is kept as a sighting (primary service prefixes).
+    pub watched: Arc<BTreeSet<IpNetwork>>,
+    /// The session (by its `established_transitions` number) the daemon has released: it read
+    /// that session's initial routes. Routes are announced only on a released session.
+    pub released: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +114,17 @@ pub enum Timer {
     Keepalive,
     /// Established long enough to forget earlier failures (resets the backoff).
     Stable,
+    /// The wait for the peer's End-of-RIB.
+    InitialRoutes,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::ConnectRetry,
         Timer::Hold,
         Timer::Keepalive,
         Timer::Stable,
+        Timer::InitialRoutes,
     ];
 }
 
@@ -142,8 +166,8 @@ pub enum Input {
     /// The codec rejected what the peer sent; the notification says why.
     Malformed(Notification),
     TimerExpired(Timer),
-    /// The routes we should advertise changed.
-    Routes(DesiredRoutes),
+    /// What the daemon asks of the session changed.
+    Routes(Export),
 }
 
 // Outputs live for one `process` call; boxing the messages would cost more than it saves.
@@ -181,6 +205,8 @@ pub struct Negotiated {
     /// Families both sides advertised, in which routes flow.
     pub families: Vec<Family>,
     pub route_refresh: bool,
+    /// Families in which the peer sends path identifiers (RFC 7911: it can send, we receive).
+    pub add_path_rx: Vec<Family>,
     pub peer_router_id: Ipv4Addr,
     pub peer_capabilities: Capabilities,
     pub local_address: IpAddr,
@@ -212,8 +238,13 @@ pub struct Fsm {
     local: Option<(IpAddr, InterfaceAddresses)>,
     negotiated: Option<Negotiated>,
     desired: DesiredRoutes,
+    released: Option<u64>,
     rib_out: BTreeMap<IpNetwork, PathAttributes>,
-    rib_in: AdjRibIn,
+    import: Import,
+    /// Families whose End-of-RIB has not arrived yet in this session.
+    initial_pending: BTreeSet<Family>,
+    /// The peer's initial routes are in (End-of-RIB for every family, or the wait ended).
+    initial_done: bool,
     counters: Counters,
     last_error: Option<String>,
     /// Set when the last session ended on a NOTIFICATION we sent or received, for the CLI.
@@ -239,8 +270,11 @@ impl Fsm {
             local: None,
             negotiated: None,
             desired: DesiredRoutes::new(),
+            released: None,
             rib_out: BTreeMap::new(),
-            rib_in: AdjRibIn::default(),
+            import: Import::default(),
+            initial_pending: BTreeSet::new(),
+            initial_done: false,
             counters: Counters::default(),
             last_error: None,
             last_notification: None,
@@ -265,7 +299,21 @@ impl Fsm {
         &self.rib_out
     }
     pub fn rib_in(&self) -> &AdjRibIn {
-        &self.rib_in
+        self.import.rib_in()
+    }
+
+    /// Every path the peer sent for a watched prefix, loops included.
+    pub fn sightings(&self) -> &AdjRibIn {
+        self.import.sightings()
+    }
+
+    pub fn sightings_version(&self) -> u64 {
+        self.import.sightings_version()
+    }
+
+    /// Established, and the peer's initial routes are in.
+    pub fn initial_routes_done(&self) -> bool {
+        self.state == State::Established && self.initial_done
     }
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
@@ -286,8 +334,23 @@ impl Fsm {
                 four_octet_asn: Some(self.cfg.local_asn),
                 multiprotocol: Family::ALL.iter().map(|f| f.afi_safi()).collect(),
                 route_refresh: true,
-                add_path: Vec::new(),
-                graceful_restart: None,
+                // Receive every path a router has for our prefixes (RFC 7911), not only its
+                // best one: how a host sees every other announcer of its service prefixes.
+                add_path: Family::ALL
+                    .iter()
+                    .map(|f| {
+                        let (afi, safi) = f.afi_safi();
+                        AddPath {
+                            afi,
+                            safi,
+                            send_receive: AddPath::RECEIVE,
+                        }
+                    })
+                    .collect(),
+                // Graceful restart with no families and restart time 0: we understand
+                // End-of-RIB (so the peer sends it), and the peer keeps none of our routes
+                // when the session drops.
+                graceful_restart: Some(GracefulRestart::default()),
                 other: Vec::new(),
             },
         }
@@ -332,12 +395,7 @@ impl Fsm {
                 }
             }
             Input::TimerExpired(t) => self.timer_expired(t, &mut out),
-            Input::Routes(desired) => {
-                self.desired = desired;
-                if self.state == State::Established {
-                    self.sync_routes(&mut out);
-                }
-            }
+            Input::Routes(export) => self.export_changed(export, &mut out),
         }
         out
     }
@@ -452,8 +510,60 @@ impl Fsm {
         self.negotiated = None;
         self.local = None;
         self.rib_out.clear();
-        self.rib_in.clear();
+        self.import.clear();
+        self.initial_pending.clear();
+        self.initial_done = false;
         self.warned_unroutable.clear();
+    }
+
+    fn export_changed(&mut self, export: Export, out: &mut Vec<Output>) {
+        self.desired = export.routes;
+        self.released = export.released;
+        let added = self.import.set_watched(export.watched);
+        if self.state != State::Established {
+            return;
+        }
+        if added {
+            // Paths of newly watched prefixes that carry our ASN were dropped as loops: ask
+            // for them again.
+            let families = self.negotiated.as_ref().filter(|n| n.route_refresh);
+            for f in families.map(|n| n.families.clone()).unwrap_or_default() {
+                let (afi, safi) = f.afi_safi();
+                self.send(Message::RouteRefresh { afi, safi }, out);
+            }
+        }
+        self.sync_routes(out);
+    }
+
+    /// Starts waiting for the peer's initial routes (entering Established).
+    fn await_initial_routes(&mut self, out: &mut Vec<Output>) {
+        self.initial_pending = self
+            .negotiated
+            .as_ref()
+            .map(|n| n.families.iter().copied().collect())
+            .unwrap_or_default();
+        self.initial_done = self.initial_pending.is_empty();
+        if !self.initial_done {
+            out.push(Output::StartTimer(
+                Timer::InitialRoutes,
+                self.cfg.initial_routes_wait,
+            ));
+        }
+    }
+
+    /// The peer's End-of-RIB for `family` arrived.
+    fn end_of_rib(&mut self, family: Family, out: &mut Vec<Output>) {
+        if self.initial_pending.remove(&family) && self.initial_pending.is_empty() {
+            self.initial_done = true;
+            out.push(Output::StopTimer(Timer::InitialRoutes));
+            self.sync_routes(out);
+        }
+    }
+
+    /// Announcing is allowed once the peer's initial routes are in and the daemon released
+    /// this session.
+    fn may_announce(&self) -> bool {
+        self.initial_done && self.released == Some(self.counters.established_transitions)
     }
 
     /// Ends the session after an error: optionally tells the peer why, closes, and holds
@@ -593,6 +703,19 @@ impl Fsm {
             (Timer::Stable, State::Established) => {
                 self.retry_delay = self.cfg.connect_retry_min;
             }
+            (Timer::InitialRoutes, State::Established) if !self.initial_done => {
+                let missing: Vec<String> =
+                    self.initial_pending.iter().map(|f| f.to_string()).collect();
+                out.push(Output::Warn(format!(
+                    "no End-of-RIB for {} within {} ms: taking the routes received so far as \
+                     the peer's initial routes",
+                    missing.join(", "),
+                    self.cfg.initial_routes_wait.as_millis()
+                )));
+                self.initial_pending.clear();
+                self.initial_done = true;
+                self.sync_routes(out);
+            }
             // A timer the driver fired after the state moved on: nothing to do.
             _ => {}
         }
@@ -631,6 +754,7 @@ impl Fsm {
             (State::OpenConfirm, Message::Keepalive) => {
                 self.restart_hold_timer(out);
                 self.transition(State::Established, "KEEPALIVE received", out);
+                self.await_initial_routes(out);
                 self.sync_routes(out);
             }
             (State::Established, Message::Keepalive) => self.restart_hold_timer(out),
@@ -711,12 +835,18 @@ impl Fsm {
                 "peer accepts neither IPv4 nor IPv6 unicast: no routes will be sent".into(),
             ));
         }
+        let add_path_rx = families
+            .iter()
+            .copied()
+            .filter(|f| open.capabilities.add_path(*f, AddPath::SEND))
+            .collect();
         self.negotiated = Some(Negotiated {
             hold_time,
             keepalive,
             four_octet_asn,
             families,
             route_refresh: open.capabilities.route_refresh,
+            add_path_rx,
             peer_router_id: open.router_id,
             peer_capabilities: open.capabilities,
             local_address,
@@ -740,47 +870,20 @@ impl Fsm {
         );
     }
 
-    /// Import into the Adj-RIB-In, with the checks that need the session's knowledge.
+    /// Import into the Adj-RIB-In and the sightings (`import.rs`); End-of-RIB markers.
     fn update_received(&mut self, u: Update, at: SystemTime, out: &mut Vec<Output>) {
-        for e in &u.errors {
-            self.counters.update_errors_in += 1;
-            out.push(Output::Warn(format!(
-                "UPDATE error handled per RFC 7606: {e}"
-            )));
-        }
-        self.rib_in.withdraw(&u.withdrawn);
-        let Some(attrs) = u.attributes else {
-            return;
+        let policy = ImportPolicy {
+            local_asn: self.cfg.local_asn,
+            remote_asn: self.cfg.remote_asn,
+            max_prefixes: self.cfg.max_prefixes,
         };
-        if u.nlri.is_empty() {
-            return;
-        }
-        if path_contains(&attrs.as_path, self.cfg.local_asn) {
-            // Our own routes reflected back (RFC 4271 §9.1.2 loop): not kept, not counted
-            // toward max_prefixes, or a ToR near the limit would flap because of us.
-            self.rib_in.withdraw(&u.nlri);
-            return;
-        }
-        let first = attrs.as_path.first_asn();
-        if !self.ibgp() && first != Some(self.cfg.remote_asn) {
-            // RFC 4271 §6.3 with RFC 7606 §7.2: treat-as-withdraw.
-            self.counters.update_errors_in += 1;
-            self.rib_in.withdraw(&u.nlri);
-            out.push(Output::Warn(format!(
-                "UPDATE for {} prefixes treated as withdraw: AS_PATH does not start with the \
-                 peer's AS {} ({})",
-                u.nlri.len(),
-                self.cfg.remote_asn,
-                attrs.as_path
-            )));
-            return;
-        }
-        self.rib_in.announce(&u.nlri, attrs, at);
-        let count = self.rib_in.len();
-        if count > self.cfg.max_prefixes as usize {
+        let done = self.import.update(&u, at, policy);
+        self.counters.update_errors_in += done.errors;
+        out.extend(done.warnings.into_iter().map(Output::Warn));
+        if let Some((count, family)) = done.over_limit {
             // RFC 4486: Cease / Maximum Number of Prefixes Reached, data AFI, SAFI, limit.
             let mut data = Vec::with_capacity(7);
-            let (afi, safi) = Family::of(&u.nlri[0]).afi_safi();
+            let (afi, safi) = family.afi_safi();
             data.extend_from_slice(&afi.to_be_bytes());
             data.push(safi);
             data.extend_from_slice(&self.cfg.max_prefixes.to_be_bytes());
@@ -790,7 +893,10 @@ impl Fsm {
                 self.cfg.max_prefixes
             );
             let hold = self.cfg.max_prefixes_restart;
-            self.end_session(reason, Some(n), hold, true, out);
+            return self.end_session(reason, Some(n), hold, true, out);
+        }
+        if let Some(family) = u.end_of_rib {
+            self.end_of_rib(family, out);
         }
     }
 
@@ -878,7 +984,12 @@ impl Fsm {
         }
         let mut want = BTreeMap::new();
         let mut unroutable = Vec::new();
-        for (prefix, attrs) in &self.desired {
+        let desired = if self.may_announce() {
+            &self.desired
+        } else {
+            &DesiredRoutes::new()
+        };
+        for (prefix, attrs) in desired {
             match self.path_attributes(prefix, attrs) {
                 Some(a) => {
                     want.insert(*prefix, a);
@@ -911,12 +1022,6 @@ impl Fsm {
     }
 }
 
-fn path_contains(path: &AsPath, asn: u32) -> bool {
-    path.0.iter().any(|segment| match segment {
-        AsPathSegment::Sequence(v) | AsPathSegment::Set(v) => v.contains(&asn),
-    })
-}
-
 /// Withdrawals in one UPDATE, announcements grouped by identical attributes.
 fn group_updates(
     withdraw: Vec<IpNetwork>,
@@ -947,14 +1052,15 @@ fn group_updates(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bgp::message::{Community, AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
+    use crate::bgp::rib_in::RouteKey;
 
-    const LOCAL: &str = "198.18.1.1";
-    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+    pub(crate) const LOCAL: &str = "198.18.1.1";
+    pub(crate) const T0: SystemTime = SystemTime::UNIX_EPOCH;
 
-    fn cfg() -> FsmConfig {
+    pub(crate) fn cfg() -> FsmConfig {
         FsmConfig {
             local_asn: 4_200_000_001,
             router_id: "198.19.0.11".parse().unwrap(),
@@ -970,10 +1076,11 @@ mod tests {
             next_hop_ipv4: None,
             next_hop_ipv6: None,
             jitter_seed: 7,
+            initial_routes_wait: Duration::from_secs(2),
         }
     }
 
-    fn peer_open(hold: u16) -> Open {
+    pub(crate) fn peer_open(hold: u16) -> Open {
         Open {
             asn: 65001,
             hold_time: hold,
@@ -989,28 +1096,28 @@ mod tests {
         }
     }
 
-    fn pfx(s: &str) -> IpNetwork {
+    pub(crate) fn pfx(s: &str) -> IpNetwork {
         s.parse().unwrap()
     }
 
-    fn routes(list: &[&str]) -> DesiredRoutes {
+    pub(crate) fn routes(list: &[&str]) -> DesiredRoutes {
         list.iter()
             .map(|r| (pfx(r), RouteAttributes::default()))
             .collect()
     }
 
-    fn recv(msg: Message) -> Input {
+    pub(crate) fn recv(msg: Message) -> Input {
         Input::Received(msg, T0)
     }
 
-    fn iface() -> InterfaceAddresses {
+    pub(crate) fn iface() -> InterfaceAddresses {
         InterfaceAddresses {
             ipv4: Some(LOCAL.parse().unwrap()),
             ipv6_global: Some("2001:db8:1::1".parse().unwrap()),
         }
     }
 
-    fn sent(out: &[Output]) -> Vec<Message> {
+    pub(crate) fn sent(out: &[Output]) -> Vec<Message> {
         out.iter()
             .filter_map(|o| match o {
                 Output::Send(m) => Some(m.clone()),
@@ -1020,13 +1127,13 @@ mod tests {
     }
 
     /// The single message sent, failing the test if there is not exactly one.
-    fn only_sent(out: &[Output]) -> Message {
+    pub(crate) fn only_sent(out: &[Output]) -> Message {
         let msgs = sent(out);
         assert_eq!(msgs.len(), 1, "expected one message: {out:?}");
         msgs.into_iter().next().unwrap()
     }
 
-    fn updates(out: &[Output]) -> Vec<Update> {
+    pub(crate) fn updates(out: &[Output]) -> Vec<Update> {
         sent(out)
             .into_iter()
             .filter_map(|m| match m {
@@ -1036,7 +1143,7 @@ mod tests {
             .collect()
     }
 
-    fn notification(out: &[Output]) -> Option<Notification> {
+    pub(crate) fn notification(out: &[Output]) -> Option<Notification> {
         sent(out).into_iter().find_map(|m| match m {
             Message::Notification(n) => Some(n),
             _ => None,
@@ -1050,7 +1157,7 @@ mod tests {
         })
     }
 
-    fn connected_with(f: &mut Fsm, local: &str) -> Vec<Output> {
+    pub(crate) fn connected_with(f: &mut Fsm, local: &str) -> Vec<Output> {
         f.process(Input::Start);
         f.process(Input::TcpConnected {
             local: local.parse().unwrap(),
@@ -1058,30 +1165,69 @@ mod tests {
         })
     }
 
-    fn connected(f: &mut Fsm) -> Vec<Output> {
+    pub(crate) fn connected(f: &mut Fsm) -> Vec<Output> {
         connected_with(f, LOCAL)
     }
 
-    fn establish(f: &mut Fsm, open: Open) -> Vec<Output> {
+    /// The daemon's export: `desired`, released for the session `f` is in (or will be in
+    /// once established).
+    pub(crate) fn export(f: &Fsm, desired: DesiredRoutes) -> Input {
+        let n = f.counters().established_transitions;
+        let session = if f.state() == State::Established {
+            n
+        } else {
+            n + 1
+        };
+        Input::Routes(Export {
+            routes: desired,
+            released: Some(session),
+            ..Export::default()
+        })
+    }
+
+    pub(crate) fn end_of_rib(family: Family) -> Input {
+        recv(Message::Update(Update {
+            end_of_rib: Some(family),
+            ..Update::default()
+        }))
+    }
+
+    /// The peer's End-of-RIB for every family negotiated.
+    pub(crate) fn initial_routes(f: &mut Fsm) -> Vec<Output> {
+        let families = f
+            .negotiated()
+            .map(|n| n.families.clone())
+            .unwrap_or_default();
+        families
+            .into_iter()
+            .flat_map(|family| f.process(end_of_rib(family)))
+            .collect()
+    }
+
+    /// Up to Established, then the peer's End-of-RIB for each family it negotiated: what a
+    /// session does until it may announce.
+    pub(crate) fn establish(f: &mut Fsm, open: Open) -> Vec<Output> {
         connected(f);
         f.process(recv(Message::Open(open)));
-        let out = f.process(recv(Message::Keepalive));
+        let mut out = f.process(recv(Message::Keepalive));
         assert_eq!(f.state(), State::Established, "{out:?}");
+        out.extend(initial_routes(f));
         out
     }
 
-    fn established_with(c: FsmConfig, desired: DesiredRoutes) -> Fsm {
+    pub(crate) fn established_with(c: FsmConfig, desired: DesiredRoutes) -> Fsm {
         let mut f = Fsm::new(c);
-        f.process(Input::Routes(desired));
+        let input = export(&f, desired);
+        f.process(input);
         establish(&mut f, peer_open(3));
         f
     }
 
-    fn established(list: &[&str]) -> Fsm {
+    pub(crate) fn established(list: &[&str]) -> Fsm {
         established_with(cfg(), routes(list))
     }
 
-    fn peer_route(prefixes: &[&str], first_as: u32) -> Update {
+    pub(crate) fn peer_route(prefixes: &[&str], first_as: u32) -> Update {
         Update {
             withdrawn: vec![],
             attributes: Some(PathAttributes::new(
@@ -1314,7 +1460,7 @@ mod tests {
     #[test]
     fn established_session_announces_current_routes_with_our_path() {
         let mut f = Fsm::new(cfg());
-        f.process(Input::Routes(routes(&["192.0.2.10/32"])));
+        f.process(export(&f, routes(&["192.0.2.10/32"])));
         let out = establish(&mut f, peer_open(3));
         let Message::Update(u) = only_sent(&out) else {
             panic!("expected one UPDATE: {out:?}")
@@ -1360,14 +1506,16 @@ mod tests {
         for (pref, expected) in [(None, 100), (Some(300), 300)] {
             with_pref.local_pref = pref;
             let mut f = Fsm::new(c.clone());
-            f.process(Input::Routes(
+            f.process(export(
+                &f,
                 [(pfx("192.0.2.10/32"), with_pref.clone())].into(),
             ));
             connected(&mut f);
             let mut open = peer_open(3);
             open.asn = 4_200_000_001;
             f.process(recv(Message::Open(open)));
-            let out = f.process(recv(Message::Keepalive));
+            f.process(recv(Message::Keepalive));
+            let out = initial_routes(&mut f);
             let a = updates(&out)[0].attributes.clone().unwrap();
             assert!(a.as_path.0.is_empty());
             assert_eq!(a.local_pref, Some(expected));
@@ -1385,13 +1533,11 @@ mod tests {
 
         // Over a link-local IPv6 session: global plus link-local, and IPv4 from the interface.
         let mut f = Fsm::new(cfg());
-        f.process(Input::Routes(routes(&[
-            "192.0.2.10/32",
-            "2001:db8::10/128",
-        ])));
+        f.process(export(&f, routes(&["192.0.2.10/32", "2001:db8::10/128"])));
         connected_with(&mut f, "fe80::1");
         f.process(recv(Message::Open(peer_open(3))));
         f.process(recv(Message::Keepalive));
+        initial_routes(&mut f);
         let v6 = &f.rib_out()[&pfx("2001:db8::10/128")];
         assert_eq!(v6.next_hop.ipv6, Some("2001:db8:1::1".parse().unwrap()));
         assert_eq!(
@@ -1423,15 +1569,13 @@ mod tests {
     #[test]
     fn a_family_the_peer_did_not_accept_is_not_sent() {
         let mut f = Fsm::new(cfg());
-        f.process(Input::Routes(routes(&[
-            "192.0.2.10/32",
-            "2001:db8::10/128",
-        ])));
+        f.process(export(&f, routes(&["192.0.2.10/32", "2001:db8::10/128"])));
         connected(&mut f);
         let mut open = peer_open(3);
         open.capabilities.multiprotocol = vec![(AFI_IPV4, SAFI_UNICAST)];
         f.process(recv(Message::Open(open)));
-        let out = f.process(recv(Message::Keepalive));
+        f.process(recv(Message::Keepalive));
+        let out = initial_routes(&mut f);
         let u = updates(&out);
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].nlri, [pfx("192.0.2.10/32")]);
@@ -1450,7 +1594,7 @@ mod tests {
     #[test]
     fn route_changes_become_announce_and_withdraw() {
         let mut f = established(&["192.0.2.10/32"]);
-        let out = f.process(Input::Routes(DesiredRoutes::new()));
+        let out = f.process(export(&f, DesiredRoutes::new()));
         let Message::Update(u) = only_sent(&out) else {
             panic!("{out:?}")
         };
@@ -1458,8 +1602,8 @@ mod tests {
         assert!(u.nlri.is_empty() && u.attributes.is_none());
         assert!(f.rib_out().is_empty());
         // The same desired set again sends nothing.
-        assert!(sent(&f.process(Input::Routes(DesiredRoutes::new()))).is_empty());
-        let out = f.process(Input::Routes(routes(&["192.0.2.10/32"])));
+        assert!(sent(&f.process(export(&f, DesiredRoutes::new()))).is_empty());
+        let out = f.process(export(&f, routes(&["192.0.2.10/32"])));
         let Message::Update(u) = only_sent(&out) else {
             panic!("{out:?}")
         };
@@ -1471,7 +1615,7 @@ mod tests {
         let mut f = established(&["192.0.2.10/32", "192.0.2.11/32"]);
         let mut desired = routes(&["192.0.2.10/32", "192.0.2.11/32", "192.0.2.12/32"]);
         desired.get_mut(&pfx("192.0.2.11/32")).unwrap().med = Some(5);
-        let out = f.process(Input::Routes(desired));
+        let out = f.process(export(&f, desired));
         let u = updates(&out);
         assert_eq!(u.len(), 2, "{u:?}");
         let nlri: Vec<_> = u.iter().map(|u| u.nlri.clone()).collect();
@@ -1483,10 +1627,11 @@ mod tests {
     fn route_changes_before_established_are_remembered_not_sent() {
         let mut f = Fsm::new(cfg());
         connected(&mut f);
-        let out = f.process(Input::Routes(routes(&["192.0.2.10/32"])));
+        let out = f.process(export(&f, routes(&["192.0.2.10/32"])));
         assert!(sent(&out).is_empty());
         f.process(recv(Message::Open(peer_open(3))));
-        let out = f.process(recv(Message::Keepalive));
+        f.process(recv(Message::Keepalive));
+        let out = initial_routes(&mut f);
         assert_eq!(sent(&out).len(), 1);
     }
 
@@ -1515,7 +1660,7 @@ mod tests {
             at,
         ));
         assert_eq!(f.rib_in().len(), 2);
-        let r = f.rib_in().get(&pfx("0.0.0.0/0")).unwrap();
+        let r = f.rib_in().get(&RouteKey::new(pfx("0.0.0.0/0"), 0)).unwrap();
         assert_eq!(r.received_at, at);
         assert_eq!(r.attributes.as_path.to_string(), "65001 65100");
         let w = Update {
@@ -1658,7 +1803,10 @@ mod tests {
             interface: iface(),
         });
         f.process(recv(Message::Open(peer_open(3))));
-        let out = f.process(recv(Message::Keepalive));
+        f.process(recv(Message::Keepalive));
+        // The release was for the first session: the new one waits for its own.
+        assert!(sent(&initial_routes(&mut f)).is_empty());
+        let out = f.process(export(&f, routes(&["192.0.2.10/32"])));
         assert_eq!(sent(&out).len(), 1, "{out:?}");
     }
 
@@ -1934,8 +2082,16 @@ mod tests {
             if s != State::Established {
                 assert!(f.rib_out().is_empty(), "Adj-RIB-Out kept in {s}");
                 assert!(f.rib_in().is_empty(), "Adj-RIB-In kept in {s}");
+                assert!(f.sightings().is_empty(), "sightings kept in {s}");
+            }
+            if !f.initial_routes_done() {
+                assert!(
+                    f.rib_out().is_empty(),
+                    "announced before the initial routes"
+                );
             }
             assert!(f.rib_in().len() <= f.config().max_prefixes as usize);
+            assert!(f.sightings().len() <= f.config().max_prefixes as usize);
         }
 
         proptest! {
@@ -1949,7 +2105,7 @@ mod tests {
                     let inputs: Vec<Input> = match s {
                         Step::Bytes(b) => {
                             buf.extend_from_slice(&b);
-                            let ctx = CodecContext { four_octet_asn: true, ibgp: false };
+                            let ctx = CodecContext { four_octet_asn: true, ibgp: false, add_path_ipv4: false, add_path_ipv6: false };
                             let mut inputs = Vec::new();
                             loop {
                                 match codec::frame_len(&buf) {
@@ -1970,7 +2126,9 @@ mod tests {
                             }
                             inputs
                         }
-                        Step::Timer(t) => vec![Input::TimerExpired(Timer::ALL[t as usize % 4])],
+                        Step::Timer(t) => {
+                            vec![Input::TimerExpired(Timer::ALL[t as usize % Timer::ALL.len()])]
+                        }
                         Step::Routes(r) => {
                             let all = ["192.0.2.10/32", "2001:db8::10/128", "192.0.2.11/32"];
                             let pick: Vec<&str> = all
@@ -1979,7 +2137,15 @@ mod tests {
                                 .filter(|(i, _)| r & (1 << i) != 0)
                                 .map(|(_, p)| *p)
                                 .collect();
-                            vec![Input::Routes(routes(&pick))]
+                            let Input::Routes(mut e) = export(&f, routes(&pick)) else {
+                                unreachable!()
+                            };
+                            // Watch some, release some: every combination gets exercised.
+                            e.watched = Arc::new(pick.iter().skip(1).map(|p| pfx(p)).collect());
+                            if r & 8 != 0 {
+                                e.released = None;
+                            }
+                            vec![Input::Routes(e)]
                         }
                         Step::Closed => {
                             buf.clear();

@@ -3,9 +3,13 @@
 
 pub mod codec;
 pub mod fsm;
+pub mod import;
 pub mod listener;
 pub mod message;
 pub mod rib_in;
 pub mod session;
 pub mod socket;
 pub mod status;
+
+#[cfg(test)]
+mod fsm_initial_tests;

@@ -9,19 +9,21 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{Message, Open};
+use super::message::{Family, Message, Open};
 use super::socket;
 use super::status::PeerStatus;
-use crate::announcer::DesiredRoutes;
+use crate::announcer::Exports;
 use crate::config::PeerConfig;
 
 /// A write that cannot complete this long means the peer stopped reading: drop the session.
@@ -79,7 +81,7 @@ enum Event {
     Read(io::Result<usize>),
     Accepted(TcpStream),
     IncomingOpen(Connection, Result<Open, String>),
-    RoutesChanged(Option<DesiredRoutes>),
+    RoutesChanged(Option<Exports>),
     PublishRibIn,
     StopRequested(String),
 }
@@ -121,6 +123,10 @@ pub struct Session {
     /// What the Adj-RIB-In in the status reflects (UPDATEs received, sessions established).
     rib_in_published: (u64, u64),
     rib_in_published_at: Instant,
+    /// Woken when what the split-brain rules read changes: the sightings, whether the
+    /// initial routes are in, the session number.
+    daemon: Option<Arc<Notify>>,
+    notified: (u64, bool, u64),
 }
 
 impl Session {
@@ -143,8 +149,17 @@ impl Session {
             status,
             rib_in_published: (0, 0),
             rib_in_published_at: Instant::now(),
+            daemon: None,
+            notified: (0, false, 0),
         };
         (session, status_rx)
+    }
+
+    /// Wakes `daemon` whenever the sightings or the initial-routes state change (after the
+    /// status that shows them is published).
+    pub fn notify(mut self, daemon: Arc<Notify>) -> Self {
+        self.daemon = Some(daemon);
+        self
     }
 
     fn rib_in_version(&self) -> (u64, u64) {
@@ -167,12 +182,27 @@ impl Session {
         }
         let fsm = &self.fsm;
         self.status.send_modify(|s| s.update_from(fsm, with_rib_in));
+        let seen = (
+            fsm.sightings_version(),
+            fsm.initial_routes_done(),
+            fsm.counters().established_transitions,
+        );
+        if seen != self.notified {
+            self.notified = seen;
+            if let Some(d) = &self.daemon {
+                d.notify_one();
+            }
+        }
     }
 
     fn codec_context(&self) -> CodecContext {
+        let n = self.fsm.negotiated();
+        let add_path = |f| n.is_some_and(|n| n.add_path_rx.contains(&f));
         CodecContext {
-            four_octet_asn: self.fsm.negotiated().is_none_or(|n| n.four_octet_asn),
+            four_octet_asn: n.is_none_or(|n| n.four_octet_asn),
             ibgp: self.peer.remote_asn == self.fsm.config().local_asn,
+            add_path_ipv4: add_path(Family::Ipv4Unicast),
+            add_path_ipv6: add_path(Family::Ipv6Unicast),
         }
     }
 
@@ -180,11 +210,11 @@ impl Session {
     /// (Administrative Shutdown) and returns once the connection is closed.
     pub async fn run(
         mut self,
-        mut routes: watch::Receiver<DesiredRoutes>,
+        mut routes: watch::Receiver<Exports>,
         mut stop: watch::Receiver<Option<String>>,
         mut accepted: mpsc::Receiver<TcpStream>,
     ) {
-        let initial = routes.borrow_and_update().clone();
+        let initial = routes.borrow_and_update().for_peer(&self.peer.name);
         self.pending.push_back(Input::Routes(initial));
         self.pending.push_back(Input::Start);
         let mut stopping = false;
@@ -244,7 +274,10 @@ impl Session {
                     self.pending.push_back(Input::TcpFailed { error });
                 }
                 Event::Read(result) => self.on_read(result),
-                Event::RoutesChanged(Some(r)) => self.pending.push_back(Input::Routes(r)),
+                Event::RoutesChanged(Some(r)) => {
+                    let export = r.for_peer(&self.peer.name);
+                    self.pending.push_back(Input::Routes(export));
+                }
                 Event::PublishRibIn => {}
                 Event::RoutesChanged(None) => {
                     // The daemon is gone: nobody can vouch for the routes any more.
@@ -262,7 +295,7 @@ impl Session {
 
     async fn wait(
         &mut self,
-        routes: &mut watch::Receiver<DesiredRoutes>,
+        routes: &mut watch::Receiver<Exports>,
         stop: &mut watch::Receiver<Option<String>>,
         accepted: &mut mpsc::Receiver<TcpStream>,
         stopping: bool,

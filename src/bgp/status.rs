@@ -38,6 +38,11 @@ pub struct PeerStatus {
     /// May lag the session by up to a second (copying a large table on every UPDATE would
     /// cost more than the freshness is worth).
     pub rib_in: AdjRibIn,
+    /// Every path received for a watched (primary service) prefix, loops included; never
+    /// lags: the split-brain rules read it.
+    pub sightings: AdjRibIn,
+    /// Established, and the peer's initial routes are in (End-of-RIB or the wait ended).
+    pub initial_routes_done: bool,
 }
 
 impl PeerStatus {
@@ -60,6 +65,8 @@ impl PeerStatus {
             rib_out: Arc::default(),
             advertised_since: BTreeMap::new(),
             rib_in: AdjRibIn::default(),
+            sightings: AdjRibIn::default(),
+            initial_routes_done: false,
         }
     }
 
@@ -85,6 +92,7 @@ impl PeerStatus {
                 if n.four_octet_asn {
                     caps.push("4-octet-asn".into());
                 }
+                caps.extend(n.add_path_rx.iter().map(|f| format!("add-path-rx {f}")));
                 caps
             }
         };
@@ -103,5 +111,7 @@ impl PeerStatus {
         if with_rib_in || fsm.rib_in().is_empty() {
             self.rib_in = fsm.rib_in().clone();
         }
+        self.sightings = fsm.sightings().clone();
+        self.initial_routes_done = fsm.initial_routes_done();
     }
 }

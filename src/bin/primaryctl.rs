@@ -34,6 +34,12 @@ enum Cmd {
     Undrain(Target),
     /// Re-read the configuration file (like SIGHUP).
     Reload,
+    /// Vouch for this host's server as SERVICE's primary: clears a restart hold or a latched
+    /// conflict, and writes a new promotion term when a newer one was seen (docs/safety.md).
+    Confirm {
+        /// The service's name.
+        service: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
         Cmd::Drain(t) => (Command::Drain { service: t.service }, false),
         Cmd::Undrain(t) => (Command::Undrain { service: t.service }, false),
         Cmd::Reload => (Command::Reload, false),
+        Cmd::Confirm { service } => (Command::Confirm { service }, false),
     };
     let response = match call(&cli.socket, &command) {
         Ok(r) => r,
@@ -176,7 +183,10 @@ fn print_human(command: &Command, data: serde_json::Value) -> Result<(), serde_j
             let v: Vec<views::ServiceView> = serde_json::from_value(data)?;
             print!("{}", render::services(&v));
         }
-        Command::Drain { .. } | Command::Undrain { .. } | Command::Reload => {
+        Command::Drain { .. }
+        | Command::Undrain { .. }
+        | Command::Reload
+        | Command::Confirm { .. } => {
             if let Some(text) = data.as_str() {
                 println!("{text}");
             }

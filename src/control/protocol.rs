@@ -28,6 +28,10 @@ pub enum Command {
         service: Option<String>,
     },
     Reload,
+    /// An operator vouches for this host's server as the service's primary (docs/safety.md).
+    Confirm {
+        service: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

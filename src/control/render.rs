@@ -75,6 +75,33 @@ pub fn routes(routes: &[RouteView]) -> String {
             r.since.clone(),
             r.reason.clone(),
         ]);
+        if let Some(t) = r.term {
+            rows.push(vec![
+                "  term".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                t.to_string(),
+            ]);
+        }
+        for o in &r.also_announced_by {
+            let hops: Vec<String> = o.next_hop.iter().map(|h| h.to_string()).collect();
+            rows.push(vec![
+                format!("  {} (path {})", o.peer, o.path_id),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!(
+                    "also announced by {} via {} [{}], {}",
+                    o.router_id.as_deref().unwrap_or("?"),
+                    hops.join(","),
+                    o.as_path,
+                    o.claim
+                ),
+            ]);
+        }
         for p in &r.peers {
             let detail = match (&p.attributes, &p.since) {
                 (Some(a), since) => format!(
@@ -205,10 +232,12 @@ pub fn services(services: &[ServiceView]) -> String {
             } else {
                 s.state.clone()
             };
+            let term = s.term.map_or_else(|| "-".to_string(), |t| t.to_string());
             vec![
                 s.name.clone(),
                 s.role.clone(),
                 state,
+                term,
                 format!("{}/{}", s.successes, s.rise),
                 format!("{}/{}", s.failures, s.fall),
                 s.last_latency_ms
@@ -220,7 +249,7 @@ pub fn services(services: &[ServiceView]) -> String {
         .collect();
     table(
         &[
-            "SERVICE", "ROLE", "STATE", "RISE", "FALL", "LATENCY", "SINCE", "REASON",
+            "SERVICE", "ROLE", "STATE", "TERM", "RISE", "FALL", "LATENCY", "SINCE", "REASON",
         ],
         &rows,
     )

@@ -140,6 +140,9 @@ pub fn peers(status: &[PeerStatus], now: SystemTime) -> Vec<PeerView> {
 pub struct ReceivedView {
     pub peer: String,
     pub prefix: IpNetwork,
+    /// RFC 7911 path identifier; 0 when the peer sends none.
+    #[serde(default)]
+    pub path_id: u32,
     pub attributes: Attributes,
     pub received_at: String,
     pub age_seconds: u64,
@@ -160,9 +163,10 @@ pub fn received(
         .iter()
         .filter(|p| peer.is_none_or(|n| n == p.name))
         .flat_map(|p| {
-            p.rib_in.iter().map(move |(prefix, r)| ReceivedView {
+            p.rib_in.iter().map(move |(key, r)| ReceivedView {
                 peer: p.name.clone(),
-                prefix: *prefix,
+                prefix: key.prefix,
+                path_id: key.path_id,
                 attributes: Attributes::from(&*r.attributes),
                 received_at: timestamp(r.received_at),
                 age_seconds: seconds_since(r.received_at, now),
@@ -176,12 +180,35 @@ pub fn received(
 pub struct ServiceRoutes {
     pub name: String,
     pub prefixes: Vec<IpNetwork>,
-    /// "up", "down", "unknown", "drained", ...
+    /// "up", "down", "unknown", "conflict", "held", ...
     pub state: String,
     /// Whether its prefixes are in the desired set.
     pub announced: bool,
     pub reason: String,
     pub since: SystemTime,
+    /// The promotion term announced with the prefixes (docs/safety.md).
+    pub term: Option<u64>,
+    pub conflict: bool,
+}
+
+/// How to read the marks on received routes: our community ASN and router id.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkReader {
+    pub community_asn: u32,
+    pub router_id: std::net::Ipv4Addr,
+}
+
+/// Another announcer of one of our service prefixes, as a session received it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherAnnouncer {
+    pub peer: String,
+    pub path_id: u32,
+    pub next_hop: Vec<IpAddr>,
+    pub as_path: String,
+    /// "primary, term 8", "fallback", "no primaryd marks".
+    pub claim: String,
+    pub term: Option<u32>,
+    pub router_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,10 +228,47 @@ pub struct RouteView {
     pub announced: bool,
     pub reason: String,
     pub since: String,
+    /// The promotion term announced with the prefix.
+    #[serde(default)]
+    pub term: Option<u64>,
+    #[serde(default)]
+    pub conflict: bool,
     pub peers: Vec<PeerAdvertisement>,
+    /// Every other host's path for this prefix the sessions received (sightings).
+    #[serde(default)]
+    pub also_announced_by: Vec<OtherAnnouncer>,
 }
 
-pub fn routes(services: &[ServiceRoutes], status: &[PeerStatus]) -> Vec<RouteView> {
+/// Other hosts' paths for `prefix` on every session (our own, naming our router id, left
+/// out).
+fn others(prefix: &IpNetwork, status: &[PeerStatus], me: MarkReader) -> Vec<OtherAnnouncer> {
+    use crate::safety::{marks, Claim};
+    let mut out = Vec::new();
+    for p in status {
+        for (key, r) in p.sightings.paths(*prefix) {
+            let claim = marks::claim(&r.attributes, me.community_asn);
+            if claim.router_id() == Some(me.router_id) {
+                continue;
+            }
+            let a = Attributes::from(&*r.attributes);
+            out.push(OtherAnnouncer {
+                peer: p.name.clone(),
+                path_id: key.path_id,
+                next_hop: a.next_hop,
+                as_path: a.as_path,
+                claim: claim.to_string(),
+                term: match claim {
+                    Claim::Primary { term, .. } => Some(term),
+                    _ => None,
+                },
+                router_id: claim.router_id().map(|r| r.to_string()),
+            });
+        }
+    }
+    out
+}
+
+pub fn routes(services: &[ServiceRoutes], status: &[PeerStatus], me: MarkReader) -> Vec<RouteView> {
     let mut out = Vec::new();
     for s in services {
         for prefix in &s.prefixes {
@@ -228,7 +292,10 @@ pub fn routes(services: &[ServiceRoutes], status: &[PeerStatus]) -> Vec<RouteVie
                 announced: s.announced,
                 reason: s.reason.clone(),
                 since: timestamp(s.since),
+                term: s.term,
+                conflict: s.conflict,
                 peers,
+                also_announced_by: others(prefix, status, me),
             });
         }
     }
@@ -255,4 +322,10 @@ pub struct ServiceView {
     pub failures: u32,
     pub rise: u32,
     pub fall: u32,
+    /// The promotion term this server holds (docs/safety.md), when known.
+    #[serde(default)]
+    pub term: Option<u64>,
+    /// The rules withdrew the service because another primary announces it.
+    #[serde(default)]
+    pub conflict: bool,
 }

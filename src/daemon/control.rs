@@ -41,8 +41,12 @@ impl Handler for ControlHandler {
             };
             match command {
                 Command::ShowRoutes => {
-                    let routes = service_routes(&published.config, &services);
-                    json(serde_json::to_value(views::routes(&routes, &peers)))
+                    let routes = service_routes(&published, &services);
+                    let me = views::MarkReader {
+                        community_asn: published.config.bgp.community_asn,
+                        router_id: published.config.bgp.router_id,
+                    };
+                    json(serde_json::to_value(views::routes(&routes, &peers, me)))
                 }
                 Command::ShowReceived { peer } => {
                     match views::received(&peers, peer.as_deref(), now) {
@@ -54,7 +58,7 @@ impl Handler for ControlHandler {
                 Command::ShowServices => {
                     let v: Vec<views::ServiceView> = services
                         .iter()
-                        .map(|s| service_view(&published.config, s))
+                        .map(|s| service_view(&published, s))
                         .collect();
                     json(serde_json::to_value(v))
                 }
@@ -66,9 +70,9 @@ impl Handler for ControlHandler {
                     ))),
                     Err(e) => Response::error(e.to_string()),
                 },
-                Command::Reload => {
+                Command::Reload | Command::Confirm { .. } => {
                     let (tx, rx) = oneshot::channel();
-                    if self.commands.send((Command::Reload, tx)).await.is_err() {
+                    if self.commands.send((command, tx)).await.is_err() {
                         return Response::error("the daemon is shutting down");
                     }
                     rx.await
@@ -145,16 +149,49 @@ fn state_name(h: Health) -> &'static str {
     }
 }
 
-fn service_routes(config: &Config, services: &[ServiceStatus]) -> Vec<views::ServiceRoutes> {
+/// What `show` says of a service: the checks' state and reason, unless the split-brain rules
+/// hold it back ("conflict", "held") with a reason of their own.
+struct Shown {
+    state: String,
+    announced: bool,
+    reason: String,
+    since: SystemTime,
+    term: Option<u64>,
+    conflict: bool,
+}
+
+fn shown(p: &Published, s: &ServiceStatus) -> Shown {
+    let d = p.decisions.get(&s.name);
+    let (state, reason) = match d.and_then(|d| d.hold.as_ref().map(|h| (d.conflict, h))) {
+        Some((true, hold)) => ("conflict".to_string(), hold.clone()),
+        Some((false, hold)) => ("held".to_string(), hold.clone()),
+        None => (state_name(s.health).to_string(), s.reason.clone()),
+    };
+    Shown {
+        state,
+        announced: d.is_some_and(|d| d.announced),
+        reason,
+        since: d.map_or(s.since, |d| d.since.max(s.since)),
+        term: d.and_then(|d| d.term),
+        conflict: d.is_some_and(|d| d.conflict),
+    }
+}
+
+fn service_routes(p: &Published, services: &[ServiceStatus]) -> Vec<views::ServiceRoutes> {
     services
         .iter()
-        .map(|s| views::ServiceRoutes {
-            name: s.name.clone(),
-            prefixes: prefixes_of(config, &s.name),
-            state: state_name(s.health).into(),
-            announced: s.health == Health::Up,
-            reason: s.reason.clone(),
-            since: s.since,
+        .map(|s| {
+            let v = shown(p, s);
+            views::ServiceRoutes {
+                name: s.name.clone(),
+                prefixes: prefixes_of(&p.config, &s.name),
+                state: v.state,
+                announced: v.announced,
+                reason: v.reason,
+                since: v.since,
+                term: v.term,
+                conflict: v.conflict,
+            }
         })
         .collect()
 }
@@ -168,15 +205,16 @@ fn prefixes_of(config: &Config, service: &str) -> Vec<ipnetwork::IpNetwork> {
         .unwrap_or_default()
 }
 
-pub(super) fn service_view(config: &Config, s: &ServiceStatus) -> views::ServiceView {
+pub(super) fn service_view(p: &Published, s: &ServiceStatus) -> views::ServiceView {
+    let v = shown(p, s);
     views::ServiceView {
         name: s.name.clone(),
         role: s.role.to_string(),
-        prefixes: prefixes_of(config, &s.name),
-        state: state_name(s.health).into(),
-        announced: s.health == Health::Up,
-        reason: s.reason.clone(),
-        since: views::timestamp(s.since),
+        prefixes: prefixes_of(&p.config, &s.name),
+        state: v.state,
+        announced: v.announced,
+        reason: v.reason,
+        since: views::timestamp(v.since),
         drained: s.drained.is_some(),
         last_result: s.last_check.as_ref().map(|c| c.result.to_string()),
         last_latency_ms: s
@@ -188,5 +226,7 @@ pub(super) fn service_view(config: &Config, s: &ServiceStatus) -> views::Service
         failures: s.failures,
         rise: s.rise,
         fall: s.fall,
+        term: v.term,
+        conflict: v.conflict,
     }
 }

@@ -13,14 +13,15 @@ use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
 mod control;
 mod observe;
+mod safety;
 
-use crate::announcer::DesiredRoutes;
+use crate::announcer::Exports;
 use crate::bgp::fsm::FsmConfig;
 use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
@@ -33,6 +34,8 @@ use crate::health::checker::Health;
 use crate::health::control::HealthControl;
 use crate::health::task::HealthEvent;
 use crate::metrics::{self, CheckLatency, ServiceCounts};
+use crate::safety::store::GuardStore;
+use safety::{Decision, Effect, Identity, SafetyState};
 
 /// Time sessions get to withdraw, send Cease and close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -97,6 +100,7 @@ pub fn fsm_config(config: &Config, peer: &PeerConfig) -> FsmConfig {
         next_hop_ipv4: peer.next_hop_ipv4,
         next_hop_ipv6: peer.next_hop_ipv6,
         jitter_seed: seed,
+        initial_routes_wait: peer.initial_routes_wait,
     }
 }
 
@@ -108,6 +112,8 @@ struct Published {
     config: Arc<Config>,
     peers: Vec<watch::Receiver<PeerStatus>>,
     counts: BTreeMap<String, ServiceCounts>,
+    /// What the split-brain rules decided for each service.
+    decisions: BTreeMap<String, Decision>,
 }
 
 struct PeerHandle {
@@ -139,7 +145,13 @@ type Reply = oneshot::Sender<Response>;
 struct Daemon {
     path: PathBuf,
     config: Arc<Config>,
-    routes: watch::Sender<DesiredRoutes>,
+    routes: watch::Sender<Exports>,
+    /// Sessions wake the loop through this when their sightings or initial routes change.
+    sessions_changed: Arc<Notify>,
+    safety: SafetyState,
+    guard_store: GuardStore,
+    /// Records to save, in order, off the event loop.
+    persist: mpsc::UnboundedSender<(String, crate::safety::guard::Record)>,
     peers: BTreeMap<String, PeerHandle>,
     sessions: JoinSet<()>,
     inboxes: watch::Sender<Arc<Vec<PeerInbox>>>,
@@ -149,7 +161,7 @@ struct Daemon {
     services: BTreeMap<String, ServiceHandle>,
     checks: JoinSet<()>,
     events: mpsc::Sender<HealthEvent>,
-    /// Up exactly when the service's prefixes are desired.
+    /// The health tasks' last verdicts.
     up: BTreeMap<String, Health>,
     counts: BTreeMap<String, ServiceCounts>,
     /// Tasks stopped on purpose (reload): their end is not a failure.
@@ -187,11 +199,18 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         config: Arc::clone(&config),
         peers: Vec::new(),
         counts: BTreeMap::new(),
+        decisions: BTreeMap::new(),
     });
+    let guard_store = GuardStore::new(&config.control.state_dir);
+    let (persist, persist_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
         path,
         config: Arc::clone(&config),
-        routes: watch::channel(DesiredRoutes::new()).0,
+        routes: watch::channel(Exports::default()).0,
+        sessions_changed: Arc::new(Notify::new()),
+        safety: SafetyState::default(),
+        guard_store: guard_store.clone(),
+        persist,
         peers: BTreeMap::new(),
         sessions: JoinSet::new(),
         inboxes: watch::channel(Arc::new(Vec::new())).0,
@@ -207,6 +226,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         published,
         next_index: 0,
     };
+    let sessions_changed = Arc::clone(&d.sessions_changed);
     d.bind_listeners(&config, &secrets)
         .map_err(DaemonError::Listen)?;
     // Services first: persisted drains are loaded before any session can come up.
@@ -226,6 +246,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         commands: commands_tx,
     });
     let mut aux = JoinSet::new();
+    aux.spawn(persist_records(guard_store, persist_rx));
     aux.spawn(async move {
         let e = server::serve(control_listener, handler).await;
         format!("control socket failed: {e}")
@@ -252,9 +273,11 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     let outcome = loop {
         tokio::select! {
             Some(ev) = events_rx.recv() => d.health_event(ev),
+            () = sessions_changed.notified() => d.decide(None),
             Some((command, reply)) = commands_rx.recv() => {
                 let response = match command {
                     Command::Reload => d.reload().await,
+                    Command::Confirm { service } => d.confirm(&service),
                     other => Response::error(format!("{other:?} is not handled by the daemon loop")),
                 };
                 let _ = reply.send(response);
@@ -298,7 +321,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     d.checks.abort_all();
     d.accepting.abort_all();
     aux.abort_all();
-    publish_routes(&d.routes, DesiredRoutes::new());
+    publish_routes(&d.routes, Exports::default());
     let message = match &outcome {
         Ok(_) => "primaryd shutting down",
         Err(_) => "primaryd internal failure",
@@ -363,6 +386,7 @@ impl Daemon {
         let (inbox, accepted) = mpsc::channel(1);
         let (stop, stop_rx) = watch::channel(None);
         let (session, status) = Session::new(peer.clone(), fsm_config(config, peer), md5.clone());
+        let session = session.notify(Arc::clone(&self.sessions_changed));
         let span = tracing::info_span!("peer", name = %peer.name, address = %peer.address);
         let fut = session.run(self.routes.subscribe(), stop_rx, accepted);
         let task = self
@@ -422,6 +446,8 @@ impl Daemon {
         self.next_index += 1;
         let task = self.checks.spawn(task);
         self.up.insert(service.name.clone(), Health::Unknown);
+        self.safety
+            .add(service, self.guard_store.load(&service.name));
         self.counts.entry(service.name.clone()).or_default();
         self.services.insert(
             service.name.clone(),
@@ -439,6 +465,7 @@ impl Daemon {
             s.task.abort();
         }
         self.health.remove(name);
+        self.safety.remove(name);
         self.up.remove(name);
         self.counts.remove(name);
     }
@@ -449,46 +476,89 @@ impl Daemon {
             return;
         }
         let before = self.up.insert(ev.name.clone(), ev.health);
-        let counts = self.counts.entry(ev.name.clone()).or_default();
         if before != Some(ev.health) {
-            counts.transitions += 1;
-            let prefixes: Vec<String> = self.services[&ev.name]
-                .config
-                .prefixes
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
-            match ev.health {
-                Health::Up => {
-                    counts.announcements += 1;
-                    info!(service = %ev.name, ?prefixes, reason = %ev.reason, "announce");
-                }
-                _ if before == Some(Health::Up) => {
-                    counts.withdrawals += 1;
-                    warn!(service = %ev.name, ?prefixes, reason = %ev.reason, "withdraw");
-                }
-                _ => {}
-            }
+            self.counts.entry(ev.name.clone()).or_default().transitions += 1;
         }
-        self.announce();
+        self.safety.set_health(&ev.name, ev.health, &ev.reason);
+        self.decide(None);
+    }
+
+    /// Applies the split-brain rules to every service and publishes what the sessions must
+    /// announce (every health event, session change, reload and confirm ends here).
+    fn decide(&mut self, confirm: Option<&str>) {
+        let peers: Vec<PeerStatus> = self
+            .peers
+            .values()
+            .map(|p| p.status.borrow().clone())
+            .collect();
+        let services: Vec<&ServiceConfig> = self.services.values().map(|s| &s.config).collect();
+        let me = Identity {
+            asn: self.config.bgp.asn,
+            router_id: self.config.bgp.router_id,
+            community_asn: self.config.bgp.community_asn,
+        };
+        let (exports, effects) = self.safety.decide(&services, &peers, me, confirm);
+        publish_routes(&self.routes, exports);
+        for effect in effects {
+            self.carry_out(effect);
+        }
         self.publish();
     }
 
-    /// Publishes the prefixes of every service that is up (drain, damping, addresses and
-    /// the checks are all folded into `Up` by the health task).
-    fn announce(&mut self) {
-        let desired: DesiredRoutes = self
-            .services
-            .values()
-            .filter(|s| self.up.get(&s.config.name) == Some(&Health::Up))
-            .flat_map(|s| {
-                s.config
-                    .prefixes
-                    .iter()
-                    .map(|p| (*p, s.config.attributes.clone()))
-            })
-            .collect();
-        publish_routes(&self.routes, desired);
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Changed {
+                service,
+                announced,
+                reason,
+                conflict,
+            } => {
+                let prefixes: Vec<String> = self
+                    .services
+                    .get(&service)
+                    .map(|s| s.config.prefixes.iter().map(|p| p.to_string()).collect())
+                    .unwrap_or_default();
+                let counts = self.counts.entry(service.clone()).or_default();
+                if announced {
+                    counts.announcements += 1;
+                    info!(%service, ?prefixes, event = "announce", "announce");
+                } else if conflict {
+                    error!(%service, ?prefixes, event = "conflict", %reason, "withdrawn: {reason}");
+                } else {
+                    warn!(%service, ?prefixes, event = "withdraw", %reason, "withdraw");
+                }
+                if !announced {
+                    counts.withdrawals += 1;
+                }
+            }
+            Effect::Persist { service, record } => {
+                let _ = self.persist.send((service, record));
+            }
+            Effect::Fence { service, reason } => {
+                warn!(%service, "fence requested: {reason}");
+            }
+            Effect::NewTerm { service, above } => {
+                warn!(%service, "new term above {above} requested");
+            }
+        }
+    }
+
+    /// `primaryctl confirm SERVICE`: the operator vouches for this server as the primary.
+    fn confirm(&mut self, service: &str) -> Response {
+        if !self.services.contains_key(service) {
+            return Response::error(format!("no service named {service:?}"));
+        }
+        self.decide(Some(service));
+        let d = self.safety.decisions().remove(service);
+        let text = match d {
+            Some(d) if d.announced => format!("{service}: confirmed; announced"),
+            Some(Decision { hold: Some(h), .. }) => {
+                format!("{service}: confirmed; still withdrawn: {h}")
+            }
+            _ => format!("{service}: confirmed; withdrawn until its checks pass"),
+        };
+        info!(%service, event = "confirm", "operator confirmed: {text}");
+        Response::ok(serde_json::Value::String(text))
     }
 
     fn publish(&mut self) {
@@ -496,6 +566,7 @@ impl Daemon {
             config: Arc::clone(&self.config),
             peers: self.peers.values().map(|p| p.status.clone()).collect(),
             counts: self.counts.clone(),
+            decisions: self.safety.decisions(),
         });
     }
 
@@ -633,8 +704,7 @@ impl Daemon {
         }
 
         self.config = Arc::new(new);
-        self.announce();
-        self.publish();
+        self.decide(None);
         let summary = if changes.is_empty() {
             "configuration reloaded: no changes".to_string()
         } else {
@@ -645,8 +715,30 @@ impl Daemon {
     }
 }
 
+/// Saves the rules' records in the order they were decided, off the event loop. A record that
+/// cannot be saved is logged: the daemon still acts on it, but a restart would forget it.
+async fn persist_records(
+    store: GuardStore,
+    mut rx: mpsc::UnboundedReceiver<(String, crate::safety::guard::Record)>,
+) -> String {
+    while let Some((service, record)) = rx.recv().await {
+        let store = store.clone();
+        let path = store.path(&service);
+        let saved = tokio::task::spawn_blocking(move || store.save(&service, &record)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(
+                "cannot save {}: {e}; a restart would forget it",
+                path.display()
+            ),
+            Err(e) => error!("cannot save {}: {e}", path.display()),
+        }
+    }
+    "safety record writer stopped".into()
+}
+
 /// Publishes `desired` to every session if it differs from what they have.
-fn publish_routes(tx: &watch::Sender<DesiredRoutes>, desired: DesiredRoutes) {
+fn publish_routes(tx: &watch::Sender<Exports>, desired: Exports) {
     tx.send_if_modified(|current| {
         let changed = *current != desired;
         *current = desired;

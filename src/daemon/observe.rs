@@ -26,7 +26,7 @@ pub(super) fn scraper(
             .iter()
             .map(|s| {
                 let counts = p.counts.get(&s.name).cloned().unwrap_or_default();
-                (service_view(&p.config, s), counts)
+                (service_view(&p, s), counts)
             })
             .collect();
         metrics::render(&metrics::Snapshot {

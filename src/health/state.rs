@@ -261,6 +261,7 @@ mod tests {
             mysql,
             disable_file: None,
             manage_addresses: false,
+            policy: Default::default(),
         }
     }
 
