@@ -24,6 +24,8 @@ use mysql_async::{
 };
 
 use super::backoff::Backoff;
+use super::facts;
+use super::term::{Incarnation, PromotionWitness, ServerFacts, TermState};
 use crate::config::{MysqlConfig, MysqlEndpoint, Role, ServiceConfig, WriteProbeTable};
 
 /// Which server we talk to; it decides which variables exist and how replication is queried.
@@ -59,15 +61,16 @@ impl Flavour {
     }
 
     /// MySQL 5.7+ has `super_read_only` and `offline_mode`; MariaDB and older MySQL do not.
-    fn has_super_read_only(&self) -> bool {
+    pub(crate) fn has_super_read_only(&self) -> bool {
         matches!(self, Flavour::MySql { major, minor, .. } if (*major, *minor) >= (5, 7))
     }
 
+    /// The variables, then `server_id` and `Uptime` (see [`facts`]).
     fn vars_query(&self) -> &'static str {
         if self.has_super_read_only() {
-            "SELECT @@global.read_only, @@global.super_read_only, @@global.offline_mode"
+            facts::VARS_QUERY_MYSQL
         } else {
-            "SELECT @@global.read_only"
+            facts::VARS_QUERY
         }
     }
 
@@ -188,7 +191,7 @@ fn value_as_bool(v: &Value) -> Option<bool> {
 }
 
 /// A non-negative integer as either protocol sends it; NULL and anything else: `None`.
-fn value_as_u64(v: &Value) -> Option<u64> {
+pub(super) fn value_as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Int(n) => u64::try_from(*n).ok(),
         Value::UInt(n) => Some(*n),
@@ -472,6 +475,7 @@ enum Step {
     Connect,
     Query(&'static str),
     WriteProbe,
+    Term,
 }
 
 impl fmt::Display for Step {
@@ -480,6 +484,7 @@ impl fmt::Display for Step {
             Step::Connect => write!(f, "connect"),
             Step::Query(sql) => write!(f, "{sql}"),
             Step::WriteProbe => write!(f, "the write probe"),
+            Step::Term => write!(f, "the term table"),
         }
     }
 }
@@ -493,6 +498,13 @@ pub struct MysqlProbe {
     max_lag: Duration,
     service: String,
     write_probe: Option<WriteProbeTable>,
+    /// The promotion term's table (primary role only), the witness of promotions this probe
+    /// saw, and the facts of the last check that got an answer.
+    term_table: Option<WriteProbeTable>,
+    witness: PromotionWitness,
+    facts: Option<ServerFacts>,
+    /// When the current probe's timeout ends.
+    deadline: Instant,
     /// The heartbeat's sequence number: starts at the wall clock in microseconds so a
     /// restarted daemon never writes a value it wrote before.
     seq: u64,
@@ -568,6 +580,10 @@ impl MysqlProbe {
             max_lag: cfg.max_lag,
             service,
             write_probe: cfg.write_probe_table.clone(),
+            term_table: cfg.term_table.clone().filter(|_| role == Role::Primary),
+            witness: PromotionWitness::default(),
+            facts: None,
+            deadline: Instant::now(),
             seq,
             conn: None,
             step: Step::Connect,
@@ -590,6 +606,11 @@ impl MysqlProbe {
         self.conn.is_some()
     }
 
+    /// What the last check that got an answer learnt about the server (`None` before one).
+    pub fn facts(&self) -> Option<&ServerFacts> {
+        self.facts.as_ref()
+    }
+
     /// The flavour of the current connection, if any.
     pub fn flavour(&self) -> Option<Flavour> {
         self.conn.as_ref().map(|(_, f)| *f)
@@ -610,6 +631,7 @@ impl MysqlProbe {
             }
         }
         let timeout = self.timeout;
+        self.deadline = Instant::now() + timeout;
         let result = match tokio::time::timeout(timeout, self.check()).await {
             Ok(result) => result,
             Err(_) => {
@@ -701,19 +723,20 @@ impl MysqlProbe {
             return ProbeResult::failed(FailureKind::Query, "no connection");
         };
         let flavour = *flavour;
-        self.step = Step::Query(flavour.vars_query());
-        let vars = match query_rows(conn, flavour.vars_query()).await {
+        self.step = Step::Query(facts::VARS_STEP);
+        let (vars, who) = match query_rows(conn, flavour.vars_query()).await {
             Ok(rows) => {
                 let values = rows.into_iter().next().map(row_values).unwrap_or_default();
-                match ServerVars::from_row(&flavour, &values) {
-                    Ok(v) => v,
-                    Err(e) => return ProbeResult::failed(FailureKind::Query, e),
+                let who = facts::identity(&values, SystemTime::now());
+                match (ServerVars::from_row(&flavour, &values), who) {
+                    (Ok(v), Ok(who)) => (v, who),
+                    (Err(e), _) | (_, Err(e)) => return ProbeResult::failed(FailureKind::Query, e),
                 }
             }
             Err(e) => {
                 // Whatever the verdict, a connection that failed a query is not reused.
                 self.drop_conn();
-                return classify(e, Stage::Query(flavour.vars_query()), None);
+                return classify(e, Stage::Query(facts::VARS_STEP), None);
             }
         };
         let sql = flavour.replication_query();
@@ -740,21 +763,49 @@ impl MysqlProbe {
                 return classify(e, Stage::Query(sql), Some(flavour.privilege_hint()));
             }
         };
-        match self.role {
+        let result = match self.role {
             Role::Replica => match evaluate_replica(&flavour, &vars, &replication, self.max_lag) {
                 Ok(text) => ProbeResult::Healthy(text),
                 Err(reason) => ProbeResult::Unhealthy(reason),
             },
-            Role::Primary => {
-                if let Err(reason) = evaluate(&flavour, &vars, &replication) {
-                    return ProbeResult::Unhealthy(reason);
+            Role::Primary => match (evaluate(&flavour, &vars, &replication), &self.write_probe) {
+                (Err(reason), _) => ProbeResult::Unhealthy(reason),
+                (Ok(()), None) => ProbeResult::writable(),
+                (Ok(()), Some(table)) => self.write_heartbeat(&table.clone()).await,
+            },
+        };
+        self.learn(who, &result).await;
+        result
+    }
+
+    /// After a check that got an answer: the server facts, with the term read (and written
+    /// when [`PromotionWitness`] says so) within what is left of the timeout.
+    async fn learn(&mut self, who: Incarnation, result: &ProbeResult) {
+        let term = match (result, self.term_table.clone(), self.conn.as_mut()) {
+            (ProbeResult::Failed { .. }, _, _) | (_, Some(_), None) => return,
+            (_, None, _) => TermState::NotConfigured,
+            (result, Some(table), Some((conn, _))) => {
+                if !result.is_healthy() {
+                    self.witness.saw_non_primary(who);
                 }
-                match self.write_probe.clone() {
-                    None => ProbeResult::writable(),
-                    Some(table) => self.write_heartbeat(&table).await,
+                self.step = Step::Term;
+                let budget = self.deadline.saturating_duration_since(Instant::now());
+                let (witness, healthy) = (&mut self.witness, result.is_healthy());
+                let out =
+                    facts::term_step(conn, &table, &self.service, witness, who, healthy, budget)
+                        .await;
+                if !out.conn_ok {
+                    self.drop_conn();
                 }
+                out.state
             }
-        }
+        };
+        let facts = ServerFacts {
+            server_id: who.server_id,
+            started_at: who.started_at,
+            term,
+        };
+        self.facts = Some(facts.steadied(self.facts.as_ref()));
     }
 
     /// Upserts the heartbeat row in autocommit mode and reads it back. The OK packet of an
@@ -814,8 +865,8 @@ impl MysqlProbe {
             .unwrap_or_default();
         let flavour = Flavour::from_version(&version)
             .map_err(|e| ProbeResult::failed(FailureKind::Query, e))?;
-        if self.write_probe.is_some() {
-            // A heartbeat stuck behind a lock gives up on the server side too, soon after
+        if self.write_probe.is_some() || self.term_table.is_some() {
+            // A heartbeat or term write stuck behind a lock gives up on the server side too, soon after
             // we do, instead of piling up one waiting statement per check.
             let secs = self.timeout.as_millis().div_ceil(1000).max(1);
             let sql = format!(
@@ -829,12 +880,12 @@ impl MysqlProbe {
     }
 }
 
-async fn query_rows(conn: &mut Conn, sql: &str) -> mysql_async::Result<Vec<Row>> {
+pub(super) async fn query_rows(conn: &mut Conn, sql: &str) -> mysql_async::Result<Vec<Row>> {
     conn.query::<Row, _>(sql).await
 }
 
 /// A row's values without panicking (a value already taken reads as NULL).
-fn row_values(row: Row) -> Vec<Value> {
+pub(super) fn row_values(row: Row) -> Vec<Value> {
     row.unwrap_raw()
         .into_iter()
         .map(|v| v.unwrap_or(Value::NULL))
@@ -1065,14 +1116,20 @@ mod tests {
 
     #[test]
     fn queries_per_flavour() {
-        assert_eq!(Flavour::MariaDb.vars_query(), "SELECT @@global.read_only");
+        assert_eq!(
+            Flavour::MariaDb.vars_query(),
+            "SELECT @@global.read_only, @@global.server_id, (SELECT VARIABLE_VALUE FROM \
+             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME')"
+        );
         assert_eq!(
             Flavour::MariaDb.replication_query(),
             "SHOW ALL SLAVES STATUS"
         );
         assert_eq!(
             MYSQL8.vars_query(),
-            "SELECT @@global.read_only, @@global.super_read_only, @@global.offline_mode"
+            "SELECT @@global.read_only, @@global.super_read_only, @@global.offline_mode, \
+             @@global.server_id, (SELECT VARIABLE_VALUE FROM performance_schema.global_status \
+             WHERE VARIABLE_NAME = 'Uptime')"
         );
         assert_eq!(MYSQL8.replication_query(), "SHOW REPLICA STATUS");
         let m8021 = Flavour::MySql {
@@ -1086,7 +1143,7 @@ mod tests {
             minor: 6,
             patch: 51,
         };
-        assert_eq!(m56.vars_query(), "SELECT @@global.read_only");
+        assert_eq!(m56.vars_query(), Flavour::MariaDb.vars_query());
         assert_eq!(m56.replication_query(), "SHOW SLAVE STATUS");
     }
 
