@@ -65,12 +65,13 @@ impl Flavour {
         matches!(self, Flavour::MySql { major, minor, .. } if (*major, *minor) >= (5, 7))
     }
 
-    /// The variables, then `server_id` and `Uptime` (see [`facts`]).
+    /// The variables, then `server_id` (see [`facts`]).
     fn vars_query(&self) -> &'static str {
         if self.has_super_read_only() {
-            facts::VARS_QUERY_MYSQL
+            "SELECT @@global.read_only, @@global.super_read_only, @@global.offline_mode, \
+             @@global.server_id"
         } else {
-            facts::VARS_QUERY
+            "SELECT @@global.read_only, @@global.server_id"
         }
     }
 
@@ -505,6 +506,9 @@ pub struct MysqlProbe {
     facts: Option<ServerFacts>,
     /// When the current probe's timeout ends.
     deadline: Instant,
+    /// When the server of the current connection started (read when it was opened: a
+    /// restart always breaks the connection).
+    started_at: SystemTime,
     /// The heartbeat's sequence number: starts at the wall clock in microseconds so a
     /// restarted daemon never writes a value it wrote before.
     seq: u64,
@@ -584,6 +588,7 @@ impl MysqlProbe {
             witness: PromotionWitness::default(),
             facts: None,
             deadline: Instant::now(),
+            started_at: SystemTime::UNIX_EPOCH,
             seq,
             conn: None,
             step: Step::Connect,
@@ -708,10 +713,11 @@ impl MysqlProbe {
         if self.conn.is_none() {
             self.step = Step::Connect;
             match self.connect().await {
-                Ok(c) => {
+                Ok((conn, flavour, started_at)) => {
                     self.backoff.succeeded();
                     self.backoff_failure = None;
-                    self.conn = Some(c);
+                    self.conn = Some((conn, flavour));
+                    self.started_at = started_at;
                 }
                 Err(failed) => {
                     self.connect_failed(&failed);
@@ -727,7 +733,7 @@ impl MysqlProbe {
         let (vars, who) = match query_rows(conn, flavour.vars_query()).await {
             Ok(rows) => {
                 let values = rows.into_iter().next().map(row_values).unwrap_or_default();
-                let who = facts::identity(&values, SystemTime::now());
+                let who = facts::identity(&values, self.started_at);
                 match (ServerVars::from_row(&flavour, &values), who) {
                     (Ok(v), Ok(who)) => (v, who),
                     (Err(e), _) | (_, Err(e)) => return ProbeResult::failed(FailureKind::Query, e),
@@ -850,7 +856,8 @@ impl MysqlProbe {
         }
     }
 
-    async fn connect(&self) -> Result<(Conn, Flavour), ProbeResult> {
+    /// A new connection, its server's flavour and start time.
+    async fn connect(&self) -> Result<(Conn, Flavour, SystemTime), ProbeResult> {
         let mut conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| classify(e, Stage::Connect, None))?;
@@ -865,6 +872,12 @@ impl MysqlProbe {
             .unwrap_or_default();
         let flavour = Flavour::from_version(&version)
             .map_err(|e| ProbeResult::failed(FailureKind::Query, e))?;
+        let rows = query_rows(&mut conn, facts::UPTIME_QUERY)
+            .await
+            .map_err(|e| classify(e, Stage::Query(facts::UPTIME_QUERY), None))?;
+        let values = rows.into_iter().next().map(row_values).unwrap_or_default();
+        let started_at = facts::started_at(&values, SystemTime::now())
+            .map_err(|e| ProbeResult::failed(FailureKind::Query, e))?;
         if self.write_probe.is_some() || self.term_table.is_some() {
             // A heartbeat or term write stuck behind a lock gives up on the server side too, soon after
             // we do, instead of piling up one waiting statement per check.
@@ -876,7 +889,7 @@ impl MysqlProbe {
                 .await
                 .map_err(|e| classify(e, Stage::Query("SET SESSION lock_wait_timeout"), None))?;
         }
-        Ok((conn, flavour))
+        Ok((conn, flavour, started_at))
     }
 }
 
