@@ -128,20 +128,38 @@ impl Outlet<'_> {
         self.events.send(event).await.is_ok()
     }
 
-    /// Tells the daemon the server facts changed while the health did not.
-    async fn report_facts(&self, state: &ServiceState, before: Option<&ServerFacts>) -> bool {
-        let Some(facts) = state.facts() else {
-            return true;
+    /// After a check: sends the transition, if any, or else the facts when they changed
+    /// since they were last sent (`sent`, updated); false when the daemon is gone.
+    async fn after_check(
+        &self,
+        state: &ServiceState,
+        transition: Option<Transition>,
+        sent: &mut Option<ServerFacts>,
+    ) -> bool {
+        let facts = state.facts();
+        let changed = match (facts, sent.as_ref()) {
+            (Some(now), Some(before)) => now.differs(before),
+            (now, before) => now.is_some() != before.is_some(),
         };
-        info!(service = %self.name, change = %facts.change_from(before), "server facts");
-        let event = HealthEvent {
-            service: self.index,
-            name: self.name.to_string(),
-            health: state.health(),
-            reason: state.reason().to_string(),
-            facts: Some(facts.clone()),
+        if let (true, Some(f)) = (changed, facts) {
+            info!(service = %self.name, change = %f.change_from(sent.as_ref()), "server facts");
+        }
+        let alive = match transition {
+            Some(t) => self.report(t, facts).await,
+            None if changed => {
+                let event = HealthEvent {
+                    service: self.index,
+                    name: self.name.to_string(),
+                    health: state.health(),
+                    reason: state.reason().to_string(),
+                    facts: facts.cloned(),
+                };
+                self.events.send(event).await.is_ok()
+            }
+            None => return true,
         };
-        self.events.send(event).await.is_ok()
+        *sent = facts.cloned();
+        alive
     }
 
     /// Applies a control command; false when the daemon is gone.
@@ -368,19 +386,9 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             }
         }
         out.publish(&state, watch.is_some());
-        let facts_changed = match (state.facts(), &sent_facts) {
-            (Some(now), Some(before)) => now.differs(before),
-            (now, before) => now.is_some() != before.is_some(),
-        };
-        let alive = match transition {
-            Some(t) => out.report(t, state.facts()).await,
-            None if facts_changed => out.report_facts(&state, sent_facts.as_ref()).await,
-            None => continue,
-        };
-        if !alive {
+        if !out.after_check(&state, transition, &mut sent_facts).await {
             break;
         }
-        sent_facts = state.facts().cloned();
     }
     debug!(service = %name, "health checks stopped: event receiver gone");
 }
