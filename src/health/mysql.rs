@@ -5,14 +5,16 @@
 //! (primary) and [`evaluate_replica`] from what the server answered, so the rules are
 //! unit-tested on recorded result sets without a server.
 //!
-//! Per check the probe runs two queries. MariaDB: `SELECT @@global.read_only` and
-//! `SHOW ALL SLAVES STATUS`. MySQL 5.7+: `SELECT @@global.read_only,
-//! @@global.super_read_only, @@global.offline_mode` and `SHOW REPLICA STATUS` (8.0.22+) or
-//! `SHOW SLAVE STATUS`. `SELECT VERSION()` runs once per connection to learn the flavour.
-//! With a write probe, a primary that passed those also upserts its heartbeat row and reads
-//! it back. Privileges: reading the variables needs none; the replication status needs SLAVE
-//! MONITOR on MariaDB 10.5+ (REPLICATION CLIENT on older MariaDB and on MySQL); the write
-//! probe needs SELECT, INSERT and UPDATE on its table.
+//! Per check the probe runs two queries. MariaDB: `SELECT @@global.read_only,
+//! @@global.server_id` and `SHOW ALL SLAVES STATUS`. MySQL 5.7+: `SELECT @@global.read_only,
+//! @@global.super_read_only, @@global.offline_mode, @@global.server_id` and `SHOW REPLICA
+//! STATUS` (8.0.22+) or `SHOW SLAVE STATUS`. `SELECT VERSION()` (the flavour) and `SHOW
+//! GLOBAL STATUS LIKE 'Uptime'` (the start time) run once per connection. With a write
+//! probe, a primary that passed those also upserts its heartbeat row and reads it back; with
+//! a term table, every answered check reads (and may write) the term ([`super::facts`]).
+//! Privileges: reading the variables needs none; the replication status needs SLAVE MONITOR
+//! on MariaDB 10.5+ (REPLICATION CLIENT on older MariaDB and on MySQL); the write probe needs
+//! SELECT, INSERT and UPDATE on its table, the term table SELECT and INSERT.
 
 use std::fmt;
 use std::io;
