@@ -230,6 +230,8 @@ pub struct MysqlConfig {
     pub min_up_interval: Duration,
     /// `db.table` of the heartbeat row upserted by every check (primary role only).
     pub write_probe_table: Option<WriteProbeTable>,
+    /// `db.table` of the promotion terms (primary role only; see health::term).
+    pub term_table: Option<WriteProbeTable>,
     /// TLS to the server (TCP only).
     pub tls: Option<TlsConfig>,
     /// Park a second connection in `SELECT SLEEP(...)` so a server that dies or shuts down
@@ -273,6 +275,7 @@ impl MysqlConfig {
             max_lag: Duration::from_secs(DEFAULT_MAX_LAG_S),
             min_up_interval: Duration::ZERO,
             write_probe_table: None,
+            term_table: None,
             tls: None,
             watch_connection: true,
         }
@@ -458,6 +461,7 @@ struct RawMysql {
     max_lag_s: Option<i64>,
     min_up_interval_ms: Option<i64>,
     write_probe_table: Option<String>,
+    term_table: Option<String>,
     #[serde(default)]
     tls: bool,
     tls_ca_file: Option<String>,
@@ -996,6 +1000,44 @@ impl Validator {
         }
     }
 
+    /// A `DATABASE.TABLE` the checks write to: primary role only.
+    fn db_table(
+        &mut self,
+        key: String,
+        raw: Option<String>,
+        role: Role,
+    ) -> Option<WriteProbeTable> {
+        let t = match (raw, role) {
+            (None, _) => return None,
+            (Some(_), Role::Replica) => {
+                self.bad(
+                    key,
+                    "only valid with role = \"primary\" (a replica is read-only)",
+                );
+                return None;
+            }
+            (Some(t), Role::Primary) => t,
+        };
+        let ident = |s: &str| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        };
+        match t.split_once('.') {
+            Some((d, tb)) if ident(d) && ident(tb) => Some(WriteProbeTable {
+                database: d.to_string(),
+                table: tb.to_string(),
+            }),
+            _ => {
+                self.bad(
+                    key,
+                    format!("{t:?} is not DATABASE.TABLE (letters, digits, _ and $ only)"),
+                );
+                None
+            }
+        }
+    }
+
     fn mysql(&mut self, key: &str, raw: RawMysql, role: Role) -> MysqlConfig {
         let endpoint = match (raw.socket, raw.host) {
             (Some(s), None) => {
@@ -1051,37 +1093,12 @@ impl Validator {
                 Duration::ZERO
             }
         };
-        let wkey = format!("{key}.write_probe_table");
-        let write_probe_table = match (raw.write_probe_table, role) {
-            (None, _) => None,
-            (Some(_), Role::Replica) => {
-                self.bad(
-                    wkey,
-                    "only valid with role = \"primary\" (a replica is read-only)",
-                );
-                None
-            }
-            (Some(t), Role::Primary) => {
-                let ident = |s: &str| {
-                    (1..=64).contains(&s.len())
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-                };
-                match t.split_once('.') {
-                    Some((d, tb)) if ident(d) && ident(tb) => Some(WriteProbeTable {
-                        database: d.to_string(),
-                        table: tb.to_string(),
-                    }),
-                    _ => {
-                        self.bad(
-                            wkey,
-                            format!("{t:?} is not DATABASE.TABLE (letters, digits, _ and $ only)"),
-                        );
-                        None
-                    }
-                }
-            }
-        };
+        let write_probe_table = self.db_table(
+            format!("{key}.write_probe_table"),
+            raw.write_probe_table,
+            role,
+        );
+        let term_table = self.db_table(format!("{key}.term_table"), raw.term_table, role);
         let tls = if raw.tls {
             if matches!(endpoint, MysqlEndpoint::Socket(_)) {
                 self.bad(
@@ -1118,6 +1135,7 @@ impl Validator {
             max_lag,
             min_up_interval,
             write_probe_table,
+            term_table,
             tls,
             watch_connection: raw.watch_connection,
         }
@@ -1607,6 +1625,37 @@ md5_password_file = "/x""#;
             );
             assert!(problems(&t)[0].contains("is not DATABASE.TABLE"), "{bad}");
         }
+    }
+
+    #[test]
+    fn term_table_for_primaries_only() {
+        let with = |text: &str, t: &str| {
+            text.replace(
+                "user = \"primaryd\"",
+                &format!("user = \"primaryd\"\nterm_table = {t:?}"),
+            )
+        };
+        let s = parse(&with(GOOD, "primaryd.term"))
+            .unwrap()
+            .services
+            .remove(0);
+        assert_eq!(
+            s.mysql.term_table.map(|t| t.to_string()).as_deref(),
+            Some("primaryd.term")
+        );
+        assert!(problems(&with(GOOD, "term"))[0]
+            .starts_with("service[0].mysql.term_table: \"term\" is not DATABASE.TABLE"));
+        let replica = GOOD.replace(
+            "prefixes = [\"192.0.2.10/32\"]",
+            "prefixes = [\"192.0.2.10/32\"]\nrole = \"replica\"",
+        );
+        assert_eq!(
+            problems(&with(&replica, "primaryd.term")),
+            [
+                "service[0].mysql.term_table: only valid with role = \"primary\" \
+              (a replica is read-only)"
+            ]
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Starting the health tasks, and the API the control socket (`primaryctl`) uses: service
-//! snapshots, drain and undrain.
+//! Starting the health tasks, and the API the control socket (`primaryctl`) and the daemon's
+//! conflict rules use: service snapshots, drain and undrain, fencing.
 //!
 //! ```text
 //! let (control, tasks) = health::control::start(&config, passwords, events_tx);
 //! control.statuses()                                  // show services
 //! control.drain(&Target::Service("main".into()), Some("kernel upgrade".into())).await?
 //! control.undrain(&Target::All).await?
+//! control.fence("main", "conflict: ...").await?      // SET GLOBAL read_only=1
 //! ```
 //!
 //! A drain takes effect (withdraws) before it is persisted, so a full disk never keeps a
@@ -24,6 +25,7 @@ use tracing::{error, info, warn};
 
 use super::address;
 use super::drain::{DrainInfo, DrainStore};
+use super::fence::FenceError;
 use super::state::{ServiceState, ServiceStatus};
 use super::task::{run_task, Command, HealthEvent, TaskSetup};
 use crate::config::{Config, ServiceConfig};
@@ -267,6 +269,25 @@ impl HealthControl {
             out.push(set(&h, None).await?);
         }
         Ok(out)
+    }
+}
+
+impl HealthControl {
+    /// Makes the service's server read-only (`SET GLOBAL read_only = 1`, and
+    /// `super_read_only = 1` on MySQL), logged once with `reason`. Answers within the check
+    /// timeout (plus the time to reach the task), whatever a running check is doing.
+    pub async fn fence(&self, name: &str, reason: &str) -> Result<(), FenceError> {
+        let h = self
+            .handle(name)
+            .ok_or_else(|| FenceError::UnknownService(name.to_string()))?;
+        let gone = || FenceError::TaskGone(name.to_string());
+        let (done, answer) = oneshot::channel();
+        let cmd = Command::Fence {
+            reason: reason.to_string(),
+            done,
+        };
+        h.commands.send(cmd).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 

@@ -5,6 +5,9 @@
 //!   [`mysql::evaluate_replica`] decide from what the server answered, without I/O.
 //! - [`watch`]: a second connection parked in `SELECT SLEEP(...)`, whose end triggers a
 //!   check at once (fail fast between checks).
+//! - [`term`]: pure: the promotion term rule and the [`term::ServerFacts`] a check learns
+//!   (server_id, start time, term); [`facts`] is its SQL (identity, term table).
+//! - [`fence`]: `SET GLOBAL read_only=1` on a losing server, on the daemon's request.
 //! - [`checker`]: pure rise/fall hysteresis; a lost connection goes down at once.
 //! - [`state`]: pure: the checker plus drain, disable file, service addresses and flap
 //!   damping, and the [`state::ServiceStatus`] snapshot the CLI shows.
@@ -19,7 +22,10 @@ pub mod backoff;
 pub mod checker;
 pub mod control;
 pub mod drain;
+pub mod facts;
+pub mod fence;
 pub mod mysql;
 pub mod state;
 pub mod task;
+pub mod term;
 pub mod watch;

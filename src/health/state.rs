@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::checker::{Checker, Health, Transition};
 use super::drain::DrainInfo;
 use super::mysql::ProbeResult;
+use super::term::ServerFacts;
 use crate::config::{Role, ServiceConfig};
 
 /// One completed check, as the task saw it.
@@ -75,6 +76,9 @@ pub struct ServiceStatus {
     pub min_up_interval: Duration,
     /// Whether the watch connection (fail-fast) is parked on the server.
     pub watching: bool,
+    /// What the latest check that got an answer learnt about the server: server_id, start
+    /// time, promotion term. `None` before the first answer.
+    pub facts: Option<ServerFacts>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +98,7 @@ pub struct ServiceState {
     last_up: Option<Instant>,
     damped_until: Option<Instant>,
     last_check: Option<(Instant, Duration, ProbeResult)>,
+    facts: Option<ServerFacts>,
 }
 
 impl ServiceState {
@@ -115,6 +120,7 @@ impl ServiceState {
             last_up: None,
             damped_until: None,
             last_check: None,
+            facts: None,
         };
         let _ = s.evaluate(now);
         s.transitions = 0;
@@ -145,6 +151,16 @@ impl ServiceState {
         self.address = check.address;
         self.last_check = Some((now, check.latency, check.result));
         self.evaluate(now)
+    }
+
+    /// The server facts of the latest answered check (they do not change the health here:
+    /// the daemon's conflict rules read them).
+    pub fn set_facts(&mut self, facts: Option<ServerFacts>) {
+        self.facts = facts;
+    }
+
+    pub fn facts(&self) -> Option<&ServerFacts> {
+        self.facts.as_ref()
     }
 
     /// Drains (`Some`) or undrains (`None`) the service; takes effect at once.
@@ -239,6 +255,7 @@ impl ServiceState {
             damped_until: self.damped_until.map(wall),
             min_up_interval: self.min_up_interval,
             watching,
+            facts: self.facts.clone(),
         }
     }
 }

@@ -1,23 +1,27 @@
-//! The tokio task that checks one service and reports each health transition.
+//! The tokio task that checks one service and reports each health transition, and each
+//! change of the server facts (term, server_id, start time; see [`super::term`]).
 //!
 //! It checks every `interval_ms` (a check never overlaps the next; a slow check delays the
 //! schedule instead of causing a burst), and at once when the watch connection ends (the
 //! server died, shut down, or someone killed the watch). Drain commands are applied at once,
-//! even in the middle of a check. After every change the service's [`ServiceStatus`] is
+//! even in the middle of a check; so is a fence, on a connection of its own so a hung check
+//! never holds it up. After every change the service's [`ServiceStatus`] is
 //! published on its watch channel.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, error, info, trace, warn, Instrument};
 
 use super::address;
 use super::backoff::Backoff;
 use super::checker::{Health, Transition};
 use super::drain::DrainInfo;
+use super::fence::{self, FenceError};
 use super::mysql::{MysqlProbe, ProbeResult};
 use super::state::{CheckInput, ServiceState, ServiceStatus};
+use super::term::ServerFacts;
 use super::watch::{Watch, WatchEnd};
 use crate::config::ServiceConfig;
 
@@ -28,7 +32,8 @@ const WATCH_RETRY_MAX: Duration = Duration::from_secs(60);
 /// A watch that stayed parked this long has its earlier endings forgotten.
 const WATCH_STABLE: Duration = Duration::from_secs(60);
 
-/// A service's health changed.
+/// A service's health changed, or the facts about its server did (sent only then, not on
+/// every check).
 #[derive(Debug, Clone)]
 pub struct HealthEvent {
     /// Index of the service in the configuration it was started with.
@@ -36,6 +41,8 @@ pub struct HealthEvent {
     pub name: String,
     pub health: Health,
     pub reason: String,
+    /// What the latest check that got an answer learnt; `None` before the first.
+    pub facts: Option<ServerFacts>,
 }
 
 /// Requests from the control path (see [`super::control::HealthControl`]).
@@ -45,6 +52,11 @@ pub(crate) enum Command {
     SetDrain {
         drained: Option<DrainInfo>,
         done: oneshot::Sender<ServiceStatus>,
+    },
+    /// Make the server read-only; answered when it is, or with why not.
+    Fence {
+        reason: String,
+        done: oneshot::Sender<Result<(), FenceError>>,
     },
 }
 
@@ -99,7 +111,7 @@ impl Outlet<'_> {
     }
 
     /// Logs a transition and sends it to the daemon; false when the daemon is gone.
-    async fn report(&self, t: Transition) -> bool {
+    async fn report(&self, t: Transition, facts: Option<&ServerFacts>) -> bool {
         let name = self.name;
         if t.to == Health::Up {
             info!(service = %name, from = %t.from, reason = %t.reason, "service up");
@@ -111,13 +123,58 @@ impl Outlet<'_> {
             name: name.to_string(),
             health: t.to,
             reason: t.reason,
+            facts: facts.cloned(),
         };
         self.events.send(event).await.is_ok()
     }
 
+    /// After a check: sends the transition, if any, or else the facts when they changed
+    /// since they were last sent (`sent`, updated); false when the daemon is gone.
+    async fn after_check(
+        &self,
+        state: &ServiceState,
+        transition: Option<Transition>,
+        sent: &mut Option<ServerFacts>,
+    ) -> bool {
+        let facts = state.facts();
+        let changed = match (facts, sent.as_ref()) {
+            (Some(now), Some(before)) => now.differs(before),
+            (now, before) => now.is_some() != before.is_some(),
+        };
+        if let (true, Some(f)) = (changed, facts) {
+            info!(service = %self.name, change = %f.change_from(sent.as_ref()), "server facts");
+        }
+        let alive = match transition {
+            Some(t) => self.report(t, facts).await,
+            None if changed => {
+                let event = HealthEvent {
+                    service: self.index,
+                    name: self.name.to_string(),
+                    health: state.health(),
+                    reason: state.reason().to_string(),
+                    facts: facts.cloned(),
+                };
+                self.events.send(event).await.is_ok()
+            }
+            None => return true,
+        };
+        *sent = facts.cloned();
+        alive
+    }
+
     /// Applies a control command; false when the daemon is gone.
-    async fn apply(&self, cmd: Command, state: &mut ServiceState, watching: bool) -> bool {
+    async fn apply(
+        &self,
+        cmd: Command,
+        state: &mut ServiceState,
+        watching: bool,
+        fencer: &mut Fencer,
+    ) -> bool {
         match cmd {
+            Command::Fence { reason, done } => {
+                fencer.start(self.name, reason, done);
+                true
+            }
             Command::SetDrain { drained, done } => {
                 match &drained {
                     Some(d) => info!(service = %self.name, reason = %d.reason(), "drained"),
@@ -126,13 +183,41 @@ impl Outlet<'_> {
                 let t = state.set_drained(drained, Instant::now());
                 self.publish(state, watching);
                 let alive = match t {
-                    Some(t) => self.report(t).await,
+                    Some(t) => self.report(t, state.facts()).await,
                     None => true,
                 };
                 let _ = done.send(state.status(Instant::now(), SystemTime::now(), watching));
                 alive
             }
         }
+    }
+}
+
+/// Runs fences, each in a task of its own bounded by the check timeout.
+struct Fencer {
+    opts: mysql_async::Opts,
+    timeout: Duration,
+    /// The reason of the last fence: a repeat that succeeds again is logged at debug only.
+    last_reason: Option<String>,
+}
+
+impl Fencer {
+    fn start(&mut self, name: &str, reason: String, done: oneshot::Sender<Result<(), FenceError>>) {
+        let repeat = self.last_reason.as_deref() == Some(reason.as_str());
+        self.last_reason = Some(reason.clone());
+        let (opts, timeout, name) = (self.opts.clone(), self.timeout, name.to_string());
+        let job = async move {
+            let r = fence::set_read_only(opts, timeout).await;
+            match &r {
+                Ok(_) if repeat => debug!(service = %name, %reason, "fenced again"),
+                Ok(flavour) => {
+                    warn!(service = %name, %reason, sql = fence::fence_sql(flavour).0, "fenced")
+                }
+                Err(e) => error!(service = %name, %reason, error = %e, "fencing failed"),
+            }
+            let _ = done.send(r.map(|_| ()));
+        };
+        tokio::spawn(job.in_current_span());
     }
 }
 
@@ -175,6 +260,13 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         status: &status,
     };
     let mut probe = MysqlProbe::for_service(&service, password);
+    let mut fencer = Fencer {
+        opts: probe.opts(),
+        timeout: probe.timeout(),
+        last_reason: None,
+    };
+    // The facts last sent to the daemon.
+    let mut sent_facts: Option<ServerFacts> = None;
     let mut state = ServiceState::new(&service, drained, Instant::now());
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -192,7 +284,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             to: Health::Down,
             reason: state.reason().to_string(),
         };
-        if !out.report(t).await {
+        if !out.report(t, None).await {
             return;
         }
     }
@@ -203,7 +295,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             biased;
             _ = events.closed() => break,
             Some(cmd) = commands.recv() => {
-                if !out.apply(cmd, &mut state, watch.is_some()).await {
+                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer).await {
                     break;
                 }
                 continue;
@@ -230,7 +322,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             )), if damped.is_some() => {
                 if let Some(t) = state.tick(Instant::now()) {
                     out.publish(&state, watch.is_some());
-                    if !out.report(t).await {
+                    if !out.report(t, state.facts()).await {
                         break;
                     }
                 }
@@ -250,7 +342,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
                     biased;
                     _ = events.closed() => return,
                     Some(cmd) = commands.recv() => {
-                        if !out.apply(cmd, &mut state, watch.is_some()).await {
+                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer).await {
                             return;
                         }
                     }
@@ -282,6 +374,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             address: address::check(&service.prefixes),
         };
         let transition = state.observe(check, Instant::now());
+        state.set_facts(probe.facts().cloned());
 
         // Park the watch once there is a healthy connection to watch.
         let now = Instant::now();
@@ -293,10 +386,8 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             }
         }
         out.publish(&state, watch.is_some());
-        if let Some(t) = transition {
-            if !out.report(t).await {
-                break;
-            }
+        if !out.after_check(&state, transition, &mut sent_facts).await {
+            break;
         }
     }
     debug!(service = %name, "health checks stopped: event receiver gone");

@@ -352,6 +352,51 @@ impl MariaDb {
     }
 }
 
+/// The promotion term table (issue 11), as docs/health.md gives it.
+impl MariaDb {
+    /// The check user's name and password (what primaryd's password file holds).
+    pub fn check_credentials(&self) -> (&'static str, &'static str) {
+        (PRIMARYD_USER, PRIMARYD_PASSWORD)
+    }
+
+    /// Creates the term table with the documented SQL and grants the check user what the
+    /// docs say (SELECT, INSERT). Binlogged: a replica of this server gets both.
+    #[track_caller]
+    pub fn create_term_table(&self) {
+        self.sql(primaryd::health::facts::TERM_TABLE_SQL);
+        self.grant_check_user("SELECT, INSERT ON primaryd.term");
+    }
+
+    /// `GRANT {what} TO` the check user, for both hosts it connects from.
+    #[track_caller]
+    pub fn grant_check_user(&self, what: &str) {
+        for host in ["localhost", "127.0.0.1"] {
+            self.sql(&format!("GRANT {what} TO '{PRIMARYD_USER}'@'{host}'"));
+        }
+    }
+
+    /// The service's rows of `primaryd.term`, oldest first: (term, server_id).
+    #[track_caller]
+    pub fn term_rows(&self, service: &str) -> Vec<(u64, u32)> {
+        self.query(&format!(
+            "SELECT term, server_id FROM primaryd.term WHERE service = '{service}' ORDER BY term"
+        ))
+        .iter()
+        .map(|r| (r["term"].parse().unwrap(), r["server_id"].parse().unwrap()))
+        .collect()
+    }
+
+    /// Status `Uptime`, in seconds.
+    #[track_caller]
+    pub fn uptime(&self) -> u64 {
+        self.query("SHOW GLOBAL STATUS LIKE 'Uptime'")
+            .first()
+            .and_then(|r| r.get("Value"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("MariaDB {}: no Uptime", self.name))
+    }
+}
+
 impl Drop for MariaDb {
     fn drop(&mut self) {
         self.kill();
