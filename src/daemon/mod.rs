@@ -480,6 +480,8 @@ impl Daemon {
             self.counts.entry(ev.name.clone()).or_default().transitions += 1;
         }
         self.safety.set_health(&ev.name, ev.health, &ev.reason);
+        self.safety
+            .set_facts(&ev.name, ev.facts.as_ref().map(safety::Facts::from));
         self.decide(None);
     }
 
@@ -535,10 +537,20 @@ impl Daemon {
                 let _ = self.persist.send((service, record));
             }
             Effect::Fence { service, reason } => {
-                warn!(%service, "fence requested: {reason}");
+                // The health task logs the fence and its outcome; a failed fence leaves the
+                // service withdrawn all the same.
+                let health = self.health.clone();
+                tokio::spawn(async move {
+                    let _ = health.fence(&service, &reason).await;
+                });
             }
             Effect::NewTerm { service, above } => {
-                warn!(%service, "new term above {above} requested");
+                let health = self.health.clone();
+                tokio::spawn(async move {
+                    if !health.confirm_term(&service, above).await {
+                        warn!(%service, "confirm: the service's check is gone; no term written");
+                    }
+                });
             }
         }
     }

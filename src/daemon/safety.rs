@@ -16,6 +16,7 @@ use crate::bgp::message::{AsPathSegment, PathAttributes};
 use crate::bgp::status::PeerStatus;
 use crate::config::{Role, ServiceConfig};
 use crate::health::checker::Health;
+use crate::health::term::{ServerFacts, TermState};
 use crate::safety::guard::{Action, Inputs, Record};
 use crate::safety::{marks, Claim, Guard, OwnTerm, Sighting, Verdict};
 
@@ -24,6 +25,24 @@ use crate::safety::{marks, Claim, Guard, OwnTerm, Sighting, Verdict};
 pub struct Facts {
     pub term: OwnTerm,
     pub started_at: SystemTime,
+}
+
+impl From<&ServerFacts> for Facts {
+    fn from(f: &ServerFacts) -> Facts {
+        let term = match &f.term {
+            TermState::NotConfigured => OwnTerm::NotConfigured,
+            TermState::Unreadable(r) => OwnTerm::Unreadable(r.clone()),
+            TermState::Known { own, newest } => OwnTerm::Known {
+                own: *own,
+                newest: *newest,
+                server_id: f.server_id,
+            },
+        };
+        Facts {
+            term,
+            started_at: f.started_at,
+        }
+    }
 }
 
 /// The decision for one service, as `show` and `/metrics` see it.

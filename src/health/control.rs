@@ -291,6 +291,21 @@ impl HealthControl {
     }
 }
 
+impl HealthControl {
+    /// An operator confirmed the service's server as the primary: its next healthy check
+    /// writes a promotion term above `above` (docs/safety.md). False if the service is gone.
+    pub async fn confirm_term(&self, name: &str, above: u64) -> bool {
+        match self.handle(name) {
+            Some(h) => h
+                .commands
+                .send(Command::ConfirmTerm { above })
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+}
+
 async fn set(h: &ServiceHandle, drained: Option<DrainInfo>) -> Result<ServiceStatus, DrainError> {
     let gone = || DrainError::TaskGone(h.name.clone());
     let (done, answer) = oneshot::channel();

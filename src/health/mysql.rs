@@ -613,6 +613,12 @@ impl MysqlProbe {
         self.conn.is_some()
     }
 
+    /// An operator's confirm: the next healthy check writes a term above `above` (and above
+    /// the table's newest). Without a term table there is nothing to write.
+    pub fn confirm_term_above(&mut self, above: u64) {
+        self.witness.confirm_above(above);
+    }
+
     /// What the last check that got an answer learnt about the server (`None` before one).
     pub fn facts(&self) -> Option<&ServerFacts> {
         self.facts.as_ref()

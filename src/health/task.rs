@@ -58,6 +58,8 @@ pub(crate) enum Command {
         reason: String,
         done: oneshot::Sender<Result<(), FenceError>>,
     },
+    /// An operator confirmed the server: write a term above this at the next healthy check.
+    ConfirmTerm { above: u64 },
 }
 
 /// Everything one service's task needs.
@@ -169,10 +171,16 @@ impl Outlet<'_> {
         state: &mut ServiceState,
         watching: bool,
         fencer: &mut Fencer,
+        confirm: &mut Option<u64>,
     ) -> bool {
         match cmd {
             Command::Fence { reason, done } => {
                 fencer.start(self.name, reason, done);
+                true
+            }
+            Command::ConfirmTerm { above } => {
+                info!(service = %self.name, above, "confirmed: the next healthy check writes a new term");
+                *confirm = Some(confirm.map_or(above, |a| a.max(above)));
                 true
             }
             Command::SetDrain { drained, done } => {
@@ -275,6 +283,8 @@ pub(crate) async fn run_task(setup: TaskSetup) {
     let mut watch_backoff = Backoff::new(WATCH_RETRY_MIN, WATCH_RETRY_MAX);
     // The previous failed probe's text: repeats of the same failure are logged at trace only.
     let mut last_failure: Option<String> = None;
+    // An operator's confirm waiting for the probe (which a running check borrows).
+    let mut confirm: Option<u64> = None;
     debug!(service = %name, endpoint = %cfg.endpoint, role = %service.role, "health checks starting");
     out.publish(&state, false);
     if state.health() == Health::Down {
@@ -295,7 +305,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             biased;
             _ = events.closed() => break,
             Some(cmd) = commands.recv() => {
-                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer).await {
+                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm).await {
                     break;
                 }
                 continue;
@@ -334,6 +344,9 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         // The check. Commands are applied while it runs; it is never cancelled except when
         // the daemon is gone.
         let started = Instant::now();
+        if let Some(above) = confirm.take() {
+            probe.confirm_term_above(above);
+        }
         let result = {
             let check = probe.probe();
             tokio::pin!(check);
@@ -342,7 +355,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
                     biased;
                     _ = events.closed() => return,
                     Some(cmd) = commands.recv() => {
-                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer).await {
+                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm).await {
                             return;
                         }
                     }

@@ -164,6 +164,9 @@ pub enum WriteReason {
     FirstTerm,
     /// This task saw the server as a non-primary, and now as a healthy writable primary.
     Promotion,
+    /// An operator confirmed this server as the primary (`primaryctl confirm`) while a
+    /// newer term was known elsewhere.
+    Confirmed,
 }
 
 impl fmt::Display for WriteReason {
@@ -171,6 +174,7 @@ impl fmt::Display for WriteReason {
         f.write_str(match self {
             WriteReason::FirstTerm => "no term for the service yet",
             WriteReason::Promotion => "promotion witnessed",
+            WriteReason::Confirmed => "confirmed by an operator",
         })
     }
 }
@@ -191,12 +195,20 @@ pub enum TermDecision {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PromotionWitness {
     seen_non_primary: Option<Incarnation>,
+    /// An operator's confirm: write a term above this at the next healthy check.
+    confirmed_above: Option<u64>,
 }
 
 impl PromotionWitness {
     /// A check got an answer in which the server is not a healthy writable primary.
     pub fn saw_non_primary(&mut self, who: Incarnation) {
         self.seen_non_primary = Some(who);
+    }
+
+    /// An operator confirmed this server: the next healthy check writes a term above
+    /// `above` (and above the table's newest).
+    pub fn confirm_above(&mut self, above: u64) {
+        self.confirmed_above = Some(self.confirmed_above.map_or(above, |a| a.max(above)));
     }
 
     /// Whether a promotion of `who` would be witnessed by a healthy answer now.
@@ -211,14 +223,17 @@ impl PromotionWitness {
         if self.seen_non_primary.is_some() && !self.armed_for(&who) {
             self.seen_non_primary = None;
         }
-        let reason = if self.seen_non_primary.is_some() {
-            WriteReason::Promotion
+        let newest = rows.newest.map_or(0, |(t, _)| t);
+        let (reason, base) = if let Some(above) = self.confirmed_above {
+            (WriteReason::Confirmed, newest.max(above))
+        } else if self.seen_non_primary.is_some() {
+            (WriteReason::Promotion, newest)
         } else if rows.newest.is_none() {
-            WriteReason::FirstTerm
+            (WriteReason::FirstTerm, 0)
         } else {
             return TermDecision::Keep;
         };
-        match rows.newest.map_or(Some(1), |(t, _)| t.checked_add(1)) {
+        match base.checked_add(1) {
             Some(term) => TermDecision::Write { term, reason },
             None => TermDecision::Refuse(format!(
                 "cannot write a term above {}: the largest BIGINT UNSIGNED",
@@ -230,6 +245,7 @@ impl PromotionWitness {
     /// The term was written and read back: the witness is used up.
     pub fn written(&mut self) {
         self.seen_non_primary = None;
+        self.confirmed_above = None;
     }
 }
 
@@ -295,6 +311,28 @@ mod tests {
         assert_eq!(
             w.decide(me(1), &rows(Some(8), Some((8, 2)))),
             write(9, WriteReason::Promotion)
+        );
+    }
+
+    #[test]
+    fn an_operators_confirm_writes_above_everything_known_once() {
+        let mut w = PromotionWitness::default();
+        w.confirm_above(9);
+        // Above the term seen elsewhere (9), even when the table's newest is lower ...
+        assert_eq!(
+            w.decide(me(0), &rows(Some(7), Some((7, 2)))),
+            write(10, WriteReason::Confirmed)
+        );
+        // ... and above the table's newest when that is higher; a restart in between does
+        // not cancel it.
+        assert_eq!(
+            w.decide(me(5), &rows(Some(7), Some((12, 1)))),
+            write(13, WriteReason::Confirmed)
+        );
+        w.written();
+        assert_eq!(
+            w.decide(me(5), &rows(Some(13), Some((13, 2)))),
+            TermDecision::Keep
         );
     }
 
