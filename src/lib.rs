@@ -3,6 +3,7 @@
 
 pub mod announcer;
 pub mod bgp;
+pub mod blocking;
 pub mod config;
 pub mod control;
 pub mod daemon;

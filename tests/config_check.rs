@@ -1,8 +1,11 @@
 //! `primaryd --config F --check`: the shipped example passes, and every problem is printed as
-//! `F: key: problem` with a non-zero exit.
+//! `F:LINE:COLUMN: key: problem` with a non-zero exit; what would make the daemon refuse to
+//! start or fail for ever at run time is refused here too; a file that never ends or never
+//! answers does not hang it.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn check(path: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_primaryd"))
@@ -45,7 +48,9 @@ fn check_prints_file_key_and_problem_and_fails() {
     // Unknown keys are reported before semantic validation runs.
     let f = path.display();
     assert!(
-        stderr.starts_with(&format!("{f}: service[0].mysql.rsie: unknown field `rsie`")),
+        stderr.starts_with(&format!(
+            "{f}:75:1: service[0].mysql.rsie: unknown field `rsie`"
+        )),
         "{stderr}"
     );
 
@@ -63,8 +68,8 @@ fn check_prints_file_key_and_problem_and_fails() {
     assert_eq!(
         lines,
         [
-            format!("{f}: bgp.hold_time: 2 is invalid: must be 0 or 3..=65535 seconds"),
-            format!("{f}: service[0].mysql.rise: 0 is invalid: must be 1..=1000"),
+            format!("{f}:12:13: bgp.hold_time: 2 is invalid: must be 0 or 3..=65535 seconds"),
+            format!("{f}:74:8: service[0].mysql.rise: 0 is invalid: must be 1..=1000"),
         ]
     );
 }
@@ -87,11 +92,138 @@ fn missing_password_file_fails_check() {
     assert!(!ok);
     assert!(
         stderr.starts_with(&format!(
-            "{}: service[0].mysql.password_file: cannot read {}",
+            "{}:67:17: service[0].mysql.password_file: cannot read {}",
             path.display(),
             missing.display()
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn check_refuses_what_start_up_refuses_or_what_would_fail_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let f = path.display();
+
+    // Two sessions to one router; secret files given relative to the working directory.
+    let text = example_text()
+        .replace("address = \"198.18.2.0\"", "address = \"198.18.1.0\"")
+        .replace(
+            "# password_file = \"/etc/primaryd/mysql.pass\"",
+            "password_file = \"mysql.pass\"",
+        );
+    std::fs::write(&path, text).unwrap();
+    let (ok, _, stderr) = check(&path);
+    assert!(!ok);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            format!("{f}:28:11: bgp.peer[1].address: 198.18.1.0 is already the address of peer \"tor1\""),
+            format!("{f}:67:17: service[0].mysql.password_file: \"mysql.pass\" is not an absolute path"),
+        ]
+    );
+
+    // An 81-byte MD5 key, a socket group that does not exist, a directory as password file.
+    let key = dir.path().join("tor1.key");
+    std::fs::write(&key, format!("{}\n", "k".repeat(81))).unwrap();
+    let text = example_text()
+        .replace(
+            "remote_asn = 65001",
+            &format!(
+                "remote_asn = 65001\nmd5_password_file = {:?}",
+                key.display().to_string()
+            ),
+        )
+        .replace(
+            "[control]\n",
+            "[control]\nsocket_group = \"no-such-group-primaryd\"\n",
+        )
+        .replace(
+            "# password_file = \"/etc/primaryd/mysql.pass\"",
+            &format!("password_file = {:?}", dir.path().display().to_string()),
+        );
+    std::fs::write(&path, text).unwrap();
+    let (ok, _, stderr) = check(&path);
+    assert!(!ok);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "{f}:20:21: bgp.peer[0].md5_password_file: the key in {} is 81 bytes: TCP MD5 \
+                 keys are 1..=80 bytes",
+                key.display()
+            ),
+            format!("{f}:36:16: control.socket_group: group \"no-such-group-primaryd\" does not exist"),
+            format!(
+                "{f}:69:17: service[0].mysql.password_file: refusing {}: is a directory, not a file",
+                dir.path().display()
+            ),
+        ]
+    );
+}
+
+/// Runs `primaryd --check`, killing it if it has not exited within `limit`.
+fn check_bounded(path: &Path, limit: Duration) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_primaryd"))
+        .arg("--config")
+        .arg(path)
+        .arg("--check")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if status.is_some() {
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+    }
+    (status.and_then(|s| s.code()), stderr, started.elapsed())
+}
+
+#[test]
+fn a_fifo_or_an_endless_file_does_not_hang_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("primaryd.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (code, stderr, took) = check_bounded(&fifo, Duration::from_secs(30));
+    assert_eq!(
+        code,
+        Some(1),
+        "--check on a FIFO without a writer: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "{}: cannot read: no answer within 3000 ms (a FIFO without a writer, or a hung \
+             file system?)",
+            fifo.display()
+        )
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+
+    let (code, stderr, _) = check_bounded(Path::new("/dev/zero"), Duration::from_secs(30));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim_end(),
+        "/dev/zero: cannot read: larger than 1024 KiB"
     );
 }
 
