@@ -9,3 +9,4 @@ pub mod control;
 pub mod daemon;
 pub mod health;
 pub mod metrics;
+pub mod rlimit;
