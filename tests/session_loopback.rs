@@ -572,3 +572,47 @@ async fn a_malformed_open_on_a_connection_the_peer_opened_gets_its_notification(
     assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
     h.task.abort();
 }
+
+#[tokio::test]
+async fn unknown_optional_attributes_are_kept_and_shown_in_received_routes() {
+    let h = start(&[]).await;
+    let mut peer = Peer::accept(&h).await;
+    peer.handshake().await;
+    // ORIGIN IGP, AS_PATH 65001, NEXT_HOP, and optional transitive attribute 200.
+    let attrs: Vec<u8> = [
+        &[0x40, 1, 1, 0][..],
+        &[0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9],
+        &[0x40, 3, 4, 198, 18, 1, 0],
+        &[0xc0, 200, 3, 1, 2, 3],
+    ]
+    .concat();
+    peer.stream
+        .write_all(&raw_update(&attrs, attrs.len() as u16))
+        .await
+        .unwrap();
+    let mut status = h.status.clone();
+    wait_status(&mut status, |s| s.rib_in.len() == 1).await;
+    let status = status.borrow().clone();
+    let now = std::time::SystemTime::now();
+    let view = primaryd::control::views::received(&[status], None, now).unwrap();
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(
+        json[0]["attributes"]["unknown"],
+        serde_json::json!([{"type_code": 200, "flags": 0xc0, "value": "010203"}]),
+        "{json:#}"
+    );
+    let table = primaryd::control::render::received(&view);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("UNKNOWN ATTRIBUTES"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap().ends_with("200=010203"),
+        "{table}"
+    );
+    h.task.abort();
+}
