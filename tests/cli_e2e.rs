@@ -511,3 +511,49 @@ fn a_flood_of_control_clients_is_refused_and_never_starves_the_checks() {
     let services = ctl_json(&s.socket, &["show", "services", "--json"]);
     assert_eq!(services[0]["state"], "up");
 }
+
+#[test]
+fn a_closed_stdout_is_exit_status_1_not_a_panic() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    // A stand-in daemon: answers every request with an empty list (or a line of text).
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let data = if line.contains("drain") {
+                "\"drained: main\""
+            } else {
+                "[]"
+            };
+            let answer = format!("{{\"version\":1,\"ok\":true,\"data\":{data}}}\n");
+            (&stream).write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    for args in [
+        &["show", "peers"][..],
+        &["show", "peers", "--json"],
+        &["drain", "main"],
+    ] {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let out = Command::new(PRIMARYCTL)
+            .arg("--socket")
+            .arg(&path)
+            .args(args)
+            .stdout(std::process::Stdio::from(write_end))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            "primaryctl: cannot write the answer: Broken pipe (os error 32)",
+            "{args:?}"
+        );
+    }
+    server.join().unwrap();
+}
