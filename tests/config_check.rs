@@ -21,6 +21,14 @@ fn check(path: &Path) -> (bool, String, String) {
     )
 }
 
+/// The 1-based number of the first line of `text` that starts with `start`.
+fn line(text: &str, start: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starts with {start:?}"))
+        + 1
+}
+
 fn example_text() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/primaryd.toml"))
         .unwrap()
@@ -42,34 +50,37 @@ fn check_prints_file_key_and_problem_and_fails() {
     let bad = example
         .replace("hold_time = 9\n", "hold_time = 2\n")
         .replace("rise = 2", "rise = 0\nrsie = 2");
-    std::fs::write(&path, bad).unwrap();
+    std::fs::write(&path, &bad).unwrap();
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     // Unknown keys are reported before semantic validation runs.
     let f = path.display();
+    let l = line(&bad, "rsie");
     assert!(
         stderr.starts_with(&format!(
-            "{f}:75:1: service[0].mysql.rsie: unknown field `rsie`"
+            "{f}:{l}:1: service[0].mysql.rsie: unknown field `rsie`"
         )),
         "{stderr}"
     );
 
-    let example = example_text();
-    std::fs::write(
-        &path,
-        example
-            .replace("hold_time = 9\n", "hold_time = 2\n")
-            .replace("rise = 2", "rise = 0"),
-    )
-    .unwrap();
+    let bad = example_text()
+        .replace("hold_time = 9\n", "hold_time = 2\n")
+        .replace("rise = 2", "rise = 0");
+    std::fs::write(&path, &bad).unwrap();
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines,
         [
-            format!("{f}:12:13: bgp.hold_time: 2 is invalid: must be 0 or 3..=65535 seconds"),
-            format!("{f}:74:8: service[0].mysql.rise: 0 is invalid: must be 1..=1000"),
+            format!(
+                "{f}:{}:13: bgp.hold_time: 2 is invalid: must be 0 or 3..=65535 seconds",
+                line(&bad, "hold_time")
+            ),
+            format!(
+                "{f}:{}:8: service[0].mysql.rise: 0 is invalid: must be 1..=1000",
+                line(&bad, "rise")
+            ),
         ]
     );
 }
@@ -80,20 +91,18 @@ fn missing_password_file_fails_check() {
     let path = dir.path().join("c.toml");
     let example = example_text();
     let missing = dir.path().join("nope.pass");
-    std::fs::write(
-        &path,
-        example.replace(
-            "# password_file = \"/etc/primaryd/mysql.pass\"",
-            &format!("password_file = {:?}", missing.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let text = example.replace(
+        "# password_file = \"/etc/primaryd/mysql.pass\"",
+        &format!("password_file = {:?}", missing.display().to_string()),
+    );
+    std::fs::write(&path, &text).unwrap();
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     assert!(
         stderr.starts_with(&format!(
-            "{}:67:17: service[0].mysql.password_file: cannot read {}",
+            "{}:{}:17: service[0].mysql.password_file: cannot read {}",
             path.display(),
+            line(&text, "password_file"),
             missing.display()
         )),
         "{stderr}"
@@ -113,14 +122,19 @@ fn check_refuses_what_start_up_refuses_or_what_would_fail_for_ever() {
             "# password_file = \"/etc/primaryd/mysql.pass\"",
             "password_file = \"mysql.pass\"",
         );
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, &text).unwrap();
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
+    let second_peer = text.find("name = \"tor2\"").unwrap();
+    let address = line(&text[second_peer..], "address") + line(&text, "name = \"tor2\"") - 1;
     assert_eq!(
         stderr.lines().collect::<Vec<_>>(),
         [
-            format!("{f}:28:11: bgp.peer[1].address: 198.18.1.0 is already the address of peer \"tor1\""),
-            format!("{f}:67:17: service[0].mysql.password_file: \"mysql.pass\" is not an absolute path"),
+            format!("{f}:{address}:11: bgp.peer[1].address: 198.18.1.0 is already the address of peer \"tor1\""),
+            format!(
+                "{f}:{}:17: service[0].mysql.password_file: \"mysql.pass\" is not an absolute path",
+                line(&text, "password_file")
+            ),
         ]
     );
 
@@ -143,20 +157,25 @@ fn check_refuses_what_start_up_refuses_or_what_would_fail_for_ever() {
             "# password_file = \"/etc/primaryd/mysql.pass\"",
             &format!("password_file = {:?}", dir.path().display().to_string()),
         );
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, &text).unwrap();
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     assert_eq!(
         stderr.lines().collect::<Vec<_>>(),
         [
             format!(
-                "{f}:20:21: bgp.peer[0].md5_password_file: the key in {} is 81 bytes: TCP MD5 \
+                "{f}:{}:21: bgp.peer[0].md5_password_file: the key in {} is 81 bytes: TCP MD5 \
                  keys are 1..=80 bytes",
+                line(&text, "md5_password_file"),
                 key.display()
             ),
-            format!("{f}:36:16: control.socket_group: group \"no-such-group-primaryd\" does not exist"),
             format!(
-                "{f}:69:17: service[0].mysql.password_file: refusing {}: is a directory, not a file",
+                "{f}:{}:16: control.socket_group: group \"no-such-group-primaryd\" does not exist",
+                line(&text, "socket_group")
+            ),
+            format!(
+                "{f}:{}:17: service[0].mysql.password_file: refusing {}: is a directory, not a file",
+                line(&text, "password_file"),
                 dir.path().display()
             ),
         ]
