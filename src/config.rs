@@ -1,6 +1,9 @@
 //! Configuration: strict TOML (unknown keys are errors) parsed into raw structs, then validated
 //! into the typed [`Config`] the rest of the daemon uses. Every problem is reported as
-//! `key: problem` so the operator can find it; `--check` prints all of them at once.
+//! `key: problem` with its line and column so the operator can find it; `--check` prints all
+//! of them at once. Reading is bounded (size, and a deadline: `read.rs`), and what the daemon
+//! needs from the host to start (secret files, the socket group, interfaces, local listen
+//! addresses: `host.rs`) is checked by `--check`, start-up and reload alike ([`load_all`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -12,6 +15,20 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
 use crate::bgp::message::{Community, LargeCommunity};
+use crate::blocking::{self, BlockingError, Lane};
+
+mod de;
+mod host;
+mod locate;
+mod read;
+
+pub use locate::Position;
+pub use read::{MAX_CONFIG_LEN, MAX_SECRET_LEN};
+
+/// How long reading the configuration and its secret files may take (start-up, `--check`,
+/// reload): they are small local files, so longer means a FIFO without a writer or a hung
+/// file system.
+pub const READ_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Default BGP hold time in seconds (the FRR "datacenter" profile uses 9/3 as well).
 pub const DEFAULT_HOLD_TIME: u16 = 9;
@@ -22,17 +39,31 @@ pub const DEFAULT_MAX_PREFIXES: u32 = 1000;
 pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/primaryd";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/primaryd/primaryd.sock";
+/// Control clients connected at once; one more is refused with an error.
+pub const DEFAULT_CONTROL_MAX_CLIENTS: usize = 64;
 /// A replica lagging more than this (seconds) is withdrawn, unless `max_lag_s` says otherwise.
 pub const DEFAULT_MAX_LAG_S: u64 = 30;
 /// Global Administrator of the large communities that mark service routes (docs/safety.md).
 pub const DEFAULT_COMMUNITY_ASN: u32 = 4_200_000_000;
 pub const DEFAULT_INITIAL_ROUTES_WAIT: Duration = Duration::from_millis(1000);
 
-/// One problem found in a config file, with the dotted key it concerns.
+/// One problem found in a config file, with the dotted key it concerns and, when the key is
+/// in the file, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
     pub key: String,
     pub problem: String,
+    pub at: Option<Position>,
+}
+
+impl ConfigProblem {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            key: key.into(),
+            problem: problem.into(),
+            at: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigProblem {
@@ -41,7 +72,8 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-/// A config file that could not be loaded; `Display` prints one `FILE: key: problem` per line.
+/// A config file that could not be loaded; `Display` prints one `FILE:LINE:COLUMN: key:
+/// problem` per line (`FILE: key: problem` for a key not in the file).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: cannot read: {source}", path.display())]
@@ -49,6 +81,15 @@ pub enum ConfigError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// Reading did not finish in time (or an earlier attempt is still stuck).
+    #[error(
+        "{}: cannot read: {reason} (a FIFO without a writer, or a hung file system?)",
+        path.display()
+    )]
+    Blocked {
+        path: PathBuf,
+        reason: BlockingError,
     },
     #[error("{}", render_problems(path, problems))]
     Invalid {
@@ -60,7 +101,10 @@ pub enum ConfigError {
 fn render_problems(path: &Path, problems: &[ConfigProblem]) -> String {
     problems
         .iter()
-        .map(|p| format!("{}: {p}", path.display()))
+        .map(|p| match p.at {
+            Some(at) => format!("{}:{at}: {p}", path.display()),
+            None => format!("{}: {p}", path.display()),
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -82,6 +126,8 @@ pub struct ControlConfig {
     /// Group given the socket (mode 0660), so its members may use primaryctl.
     pub socket_group: Option<String>,
     pub state_dir: PathBuf,
+    /// Clients connected at once (fewer when the open-file limit is low).
+    pub max_clients: usize,
 }
 
 impl Default for ControlConfig {
@@ -90,6 +136,7 @@ impl Default for ControlConfig {
             socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             socket_group: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            max_clients: DEFAULT_CONTROL_MAX_CLIENTS,
         }
     }
 }
@@ -146,7 +193,7 @@ impl PeerConfig {
     pub fn read_md5_password(&self) -> Result<Option<String>, std::io::Error> {
         self.md5_password_file
             .as_deref()
-            .map(read_first_line)
+            .map(|p| read::secret_first_line(p, false))
             .transpose()
     }
 }
@@ -284,33 +331,11 @@ impl MysqlConfig {
     /// Reads the password file. Called at start-up so a missing file is an error then, and
     /// so is a file that group or others may read (a password must not be world-readable).
     pub fn read_password(&self) -> Result<Option<String>, std::io::Error> {
-        match &self.password_file {
-            None => Ok(None),
-            Some(p) => {
-                check_private(p)?;
-                read_first_line(p).map(Some)
-            }
-        }
+        self.password_file
+            .as_deref()
+            .map(|p| read::secret_first_line(p, true))
+            .transpose()
     }
-}
-
-/// Refuses a secret file that group or others can read, naming its mode.
-fn check_private(path: &Path) -> Result<(), std::io::Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("mode {mode:04o} gives group or others access (chmod 600 it)"),
-        ));
-    }
-    Ok(())
-}
-
-/// Secrets live in files (not in the config, not on command lines); the first line counts.
-fn read_first_line(path: &Path) -> Result<String, std::io::Error> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 /// Secrets read from the files the config names, in config order.
@@ -327,29 +352,43 @@ impl Config {
     /// like any other config error.
     pub fn read_secrets(&self) -> Result<Secrets, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
-        let mut unreadable = |key: String, path: Option<&Path>, e: std::io::Error| {
+        let unreadable = |key: String, path: Option<&Path>, e: std::io::Error| {
             let path = path.unwrap_or(Path::new(""));
             // Our own refusals (a secret readable by others) carry their text; OS errors not.
             let problem = match e.get_ref() {
                 Some(_) => format!("refusing {}: {e}", path.display()),
                 None => format!("cannot read {}: {e}", path.display()),
             };
-            problems.push(ConfigProblem { key, problem });
-            None
+            ConfigProblem::new(key, problem)
         };
         let mut secrets = Secrets::default();
         for (i, s) in self.services.iter().enumerate() {
+            let key = format!("service[{i}].mysql.password_file");
             let p = s.mysql.read_password().unwrap_or_else(|e| {
-                let key = format!("service[{i}].mysql.password_file");
-                unreadable(key, s.mysql.password_file.as_deref(), e)
+                problems.push(unreadable(key, s.mysql.password_file.as_deref(), e));
+                None
             });
             secrets.mysql.push(p);
         }
         for (i, peer) in self.bgp.peers.iter().enumerate() {
+            let key = format!("bgp.peer[{i}].md5_password_file");
+            let path = peer.md5_password_file.as_deref();
             let p = peer.read_md5_password().unwrap_or_else(|e| {
-                let key = format!("bgp.peer[{i}].md5_password_file");
-                unreadable(key, peer.md5_password_file.as_deref(), e)
+                problems.push(unreadable(key.clone(), path, e));
+                None
             });
+            // The kernel takes 1..=80 bytes; anything else would fail every connect, forever.
+            let max = crate::bgp::socket::MD5_MAX_KEY_LEN;
+            if let (Some(k), Some(path)) = (&p, path) {
+                if k.is_empty() || k.len() > max {
+                    let problem = format!(
+                        "the key in {} is {} bytes: TCP MD5 keys are 1..={max} bytes",
+                        path.display(),
+                        k.len(),
+                    );
+                    problems.push(ConfigProblem::new(key, problem));
+                }
+            }
             secrets.md5.push(p);
         }
         if problems.is_empty() {
@@ -415,6 +454,7 @@ struct RawControl {
     socket: Option<String>,
     socket_group: Option<String>,
     state_dir: Option<String>,
+    max_clients: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -475,46 +515,80 @@ fn yes() -> bool {
     true
 }
 
-/// Loads and validates a config file.
+/// Loads and validates a config file (bounded in size; see [`load_all`] for what start-up
+/// checks besides).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read::config_text(path)?;
     parse(&text).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),
         problems,
     })
 }
 
-/// Parses and validates config text; returns every problem found.
+/// What start-up, `--check` and reload read: the validated config, its secret files, and the
+/// host facts the daemon needs to start (see `host.rs`). Every problem is reported, each with
+/// its position in the file.
+pub fn load_all(path: &Path) -> Result<(Config, Secrets), ConfigError> {
+    let text = read::config_text(path)?;
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let config = parse(&text).map_err(invalid)?;
+    let mut problems = Vec::new();
+    let secrets = config.read_secrets().map_err(|p| problems.extend(p)).ok();
+    problems.extend(host::check(&config));
+    match secrets {
+        Some(secrets) if problems.is_empty() => Ok((config, secrets)),
+        _ => {
+            let mut problems = locate::locate_all(&text, problems);
+            problems.sort_by_key(|p| p.at.map_or((usize::MAX, 0), |a| (a.line, a.column)));
+            Err(invalid(problems))
+        }
+    }
+}
+
+/// [`load_all`] on a thread of its own, given up after `deadline` (for `--check` and
+/// start-up: a FIFO without a writer must not hang them).
+pub fn load_all_within(path: &Path, deadline: Duration) -> Result<(Config, Secrets), ConfigError> {
+    let owned = path.to_path_buf();
+    blocking::run_sync(deadline, move || load_all(&owned)).unwrap_or_else(|reason| {
+        Err(ConfigError::Blocked {
+            path: path.to_path_buf(),
+            reason,
+        })
+    })
+}
+
+/// [`load_all`] off the event loop on `lane` (reload): never blocks the runtime; gives up
+/// after `deadline`, and refuses at once while an earlier read is still stuck.
+pub async fn load_all_on(
+    lane: &Lane,
+    path: &Path,
+    deadline: Duration,
+) -> Result<(Config, Secrets), ConfigError> {
+    let owned = path.to_path_buf();
+    lane.run(deadline, move || load_all(&owned))
+        .await
+        .unwrap_or_else(|reason| {
+            Err(ConfigError::Blocked {
+                path: path.to_path_buf(),
+                reason,
+            })
+        })
+}
+
+/// Parses and validates config text; returns every problem found, with its position.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
-    let de = toml::de::Deserializer::parse(text).map_err(|e| vec![toml_problem("(file)", &e)])?;
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = match e.path().to_string() {
-            p if p == "." => "(file)".to_string(),
-            p => p,
-        };
-        vec![toml_problem(&key, e.inner())]
-    })?;
+    let doc =
+        toml::de::DeTable::parse(text).map_err(|e| vec![de::toml_problem(text, "(file)", &e)])?;
+    let raw: RawConfig = de::deserialize(text, doc)?;
     let mut v = Validator::default();
     let config = v.config(raw);
     if v.problems.is_empty() {
         Ok(config)
     } else {
-        Err(v.problems)
-    }
-}
-
-fn toml_problem(key: &str, e: &toml::de::Error) -> ConfigProblem {
-    // toml's message is one line; its Display adds a source snippet we do not want here.
-    let mut problem = e.message().trim().to_string();
-    if let Some(span) = e.span() {
-        problem.push_str(&format!(" (at byte {})", span.start));
-    }
-    ConfigProblem {
-        key: key.to_string(),
-        problem,
+        Err(locate::locate_all(text, v.problems))
     }
 }
 
@@ -525,10 +599,7 @@ struct Validator {
 
 impl Validator {
     fn bad(&mut self, key: impl Into<String>, problem: impl Into<String>) {
-        self.problems.push(ConfigProblem {
-            key: key.into(),
-            problem: problem.into(),
-        });
+        self.problems.push(ConfigProblem::new(key, problem));
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
@@ -654,6 +725,17 @@ impl Validator {
                 );
             }
             let peer = self.peer(&key, p, hold_time);
+            // Two sessions to one router: each would close the other (Cease), for ever.
+            let same = |q: &&PeerConfig| q.address == peer.address && q.interface == peer.interface;
+            if let Some(other) = peers.iter().find(same) {
+                self.bad(
+                    format!("{key}.address"),
+                    format!(
+                        "{} is already the address of peer {:?}",
+                        peer.address, other.name
+                    ),
+                );
+            }
             if peer.passive && listen.is_empty() {
                 self.bad(
                     format!("{key}.passive"),
@@ -769,7 +851,9 @@ impl Validator {
             port: self.port(&format!("{key}.port"), raw.port, DEFAULT_BGP_PORT),
             hold_time: self.hold_time(&format!("{key}.hold_time"), raw.hold_time, default_hold),
             passive: raw.passive,
-            md5_password_file: raw.md5_password_file.map(PathBuf::from),
+            md5_password_file: raw.md5_password_file.map(|p| {
+                self.absolute_path(&format!("{key}.md5_password_file"), Some(p), PathBuf::new())
+            }),
             ttl_security: raw.ttl_security,
             max_prefixes,
             max_prefixes_restart,
@@ -897,10 +981,22 @@ impl Validator {
         if raw.socket_group.as_deref() == Some("") {
             self.bad("control.socket_group", "must not be empty");
         }
+        let max_clients = match raw.max_clients {
+            None => d.max_clients,
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            Some(n) => {
+                self.bad(
+                    "control.max_clients",
+                    format!("{n} is invalid: must be 1..=10000"),
+                );
+                d.max_clients
+            }
+        };
         ControlConfig {
             socket: self.absolute_path("control.socket", raw.socket, d.socket),
             socket_group: raw.socket_group.filter(|g| !g.is_empty()),
             state_dir: self.absolute_path("control.state_dir", raw.state_dir, d.state_dir),
+            max_clients,
         }
     }
 
@@ -1044,7 +1140,12 @@ impl Validator {
                 if raw.port.is_some() {
                     self.bad(format!("{key}.port"), "port is only valid with host");
                 }
-                MysqlEndpoint::Socket(PathBuf::from(s))
+                let socket = Some(s);
+                MysqlEndpoint::Socket(self.absolute_path(
+                    &format!("{key}.socket"),
+                    socket,
+                    "".into(),
+                ))
             }
             (None, Some(h)) => MysqlEndpoint::Tcp {
                 host: h,
@@ -1127,7 +1228,9 @@ impl Validator {
         MysqlConfig {
             endpoint,
             user: raw.user,
-            password_file: raw.password_file.map(PathBuf::from),
+            password_file: raw.password_file.map(|p| {
+                self.absolute_path(&format!("{key}.password_file"), Some(p), PathBuf::new())
+            }),
             interval,
             timeout,
             rise: self.count(&format!("{key}.rise"), raw.rise, 2),
@@ -1430,6 +1533,95 @@ md5_password_file = "/x""#;
     }
 
     #[test]
+    fn two_peers_at_one_address_and_relative_secret_paths_are_refused() {
+        let second =
+            "[[bgp.peer]]\nname = \"tor2\"\naddress = \"198.18.1.0\"\nremote_asn = 65002\n";
+        let text = GOOD.replace("[[service]]", &format!("{second}\n[[service]]"));
+        assert_eq!(
+            problems(&text),
+            ["bgp.peer[1].address: 198.18.1.0 is already the address of peer \"tor1\""]
+        );
+        // The same link-local address on two links is two routers.
+        let ll = |n: &str, i: &str| {
+            format!("[[bgp.peer]]\nname = \"{n}\"\naddress = \"fe80::1\"\ninterface = \"{i}\"\nremote_asn = 65001\n")
+        };
+        let text = GOOD.replace(
+            "[[service]]",
+            &format!("{}{}\n[[service]]", ll("a", "eth0"), ll("b", "eth1")),
+        );
+        assert!(parse(&text).is_ok());
+
+        let text = GOOD
+            .replace(
+                "remote_asn = 65001",
+                "remote_asn = 65001\nmd5_password_file = \"tor1.key\"",
+            )
+            .replace(
+                "socket = \"/run/mysqld/mysqld.sock\"",
+                "socket = \"mysqld.sock\"\npassword_file = \"mysql.pass\"",
+            );
+        assert_eq!(
+            problems(&text),
+            [
+                "bgp.peer[0].md5_password_file: \"tor1.key\" is not an absolute path",
+                "service[0].mysql.socket: \"mysqld.sock\" is not an absolute path",
+                "service[0].mysql.password_file: \"mysql.pass\" is not an absolute path",
+            ]
+        );
+    }
+
+    #[test]
+    fn md5_keys_the_kernel_would_refuse_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tor1.key");
+        let text = GOOD.replace(
+            "remote_asn = 65001",
+            &format!(
+                "remote_asn = 65001\nmd5_password_file = {:?}",
+                key.display().to_string()
+            ),
+        );
+        let c = parse(&text).unwrap();
+        for (content, len) in [("x".repeat(81), 81), (String::new(), 0)] {
+            std::fs::write(&key, format!("{content}\n")).unwrap();
+            let p = c.read_secrets().unwrap_err();
+            assert_eq!(p[0].key, "bgp.peer[0].md5_password_file");
+            assert_eq!(
+                p[0].problem,
+                format!(
+                    "the key in {} is {len} bytes: TCP MD5 keys are 1..=80 bytes",
+                    key.display()
+                )
+            );
+        }
+        std::fs::write(&key, "x".repeat(80)).unwrap();
+        assert_eq!(
+            c.read_secrets().unwrap().md5[0].as_ref().map(String::len),
+            Some(80)
+        );
+    }
+
+    #[test]
+    fn a_directory_is_not_a_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace(
+            "user = \"primaryd\"",
+            &format!(
+                "user = \"primaryd\"\npassword_file = {:?}",
+                dir.path().display().to_string()
+            ),
+        );
+        let p = parse(&text).unwrap().read_secrets().unwrap_err();
+        assert_eq!(
+            p[0].problem,
+            format!(
+                "refusing {}: is a directory, not a file",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
     fn unreadable_password_file_is_a_problem_of_its_key() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -1488,6 +1680,11 @@ md5_password_file = "/x""#;
         assert_eq!(p, ["control.state_dir: \"rel\" is not an absolute path"]);
         let c = parse(&format!("{GOOD}\n[control]\nsocket_group = \"dba\"\n")).unwrap();
         assert_eq!(c.control.socket_group.as_deref(), Some("dba"));
+        assert_eq!(c.control.max_clients, 64);
+        let c = parse(&format!("{GOOD}\n[control]\nmax_clients = 8\n")).unwrap();
+        assert_eq!(c.control.max_clients, 8);
+        let p = problems(&format!("{GOOD}\n[control]\nmax_clients = 0\n"));
+        assert_eq!(p, ["control.max_clients: 0 is invalid: must be 1..=10000"]);
     }
 
     #[test]
@@ -1684,7 +1881,7 @@ md5_password_file = "/x""#;
         assert_eq!(
             msg,
             format!(
-                "{}: bgp.hold_time: 1 is invalid: must be 0 or 3..=65535 seconds",
+                "{}:5:13: bgp.hold_time: 1 is invalid: must be 0 or 3..=65535 seconds",
                 f.display()
             )
         );

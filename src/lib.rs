@@ -3,10 +3,12 @@
 
 pub mod announcer;
 pub mod bgp;
+pub mod blocking;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod health;
 pub mod metrics;
+pub mod rlimit;
 pub mod safety;
 pub mod statefile;

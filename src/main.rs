@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use primaryd::config::{self, ConfigError};
+use primaryd::config;
 
 /// Announce a MySQL service address over BGP only while the local server is a healthy,
 /// writable primary.
@@ -15,7 +15,8 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Validate the configuration (and that the secret files are readable), then exit.
+    /// Validate the configuration (and what start-up needs from the host: secret files,
+    /// socket group, interfaces, listen addresses), then exit.
     #[arg(long)]
     check: bool,
     /// Log lines as text (for people) or one JSON object each (for log shippers).
@@ -31,13 +32,8 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let loaded = config::load(&args.config).and_then(|c| {
-        let secrets = c.read_secrets().map_err(|problems| ConfigError::Invalid {
-            path: args.config.clone(),
-            problems,
-        })?;
-        Ok((c, secrets))
-    });
+    // The same reading and checks as a reload, bounded in time (a FIFO never hangs us).
+    let loaded = config::load_all_within(&args.config, config::READ_DEADLINE);
     let (config, secrets) = match loaded {
         Ok(v) => v,
         Err(e) => {

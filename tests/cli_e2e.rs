@@ -1,15 +1,21 @@
 //! primaryctl and /metrics against a running daemon in the namespace lab (FRR ToR, MariaDB,
 //! primaryd): the tables and the JSON, a failover seen in both and in the metrics, drain and
-//! undrain, reload (accepted and refused) and SIGHUP, and the errors for a daemon that is not
-//! there or a socket that is not permitted.
+//! undrain, reload (accepted and refused) and SIGHUP, a reload stuck on its file, a flood of
+//! control clients, and the errors for a daemon that is not there, a socket that is not
+//! permitted, or a stdout that is closed.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{run, wait_until, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, SERVICE_PREFIX, STEP};
+use support::{
+    hold_until, run, wait_until, Lab, MariaDbOpts, Primaryd, PrimarydOpts, DB_ADDR, SERVICE_PREFIX,
+    STEP,
+};
 
 const PRIMARYCTL: &str = env!("CARGO_BIN_EXE_primaryctl");
 const METRICS_PORT: u16 = 9479;
@@ -56,13 +62,19 @@ fn metric(page: &str, prefix: &str) -> Option<f64> {
 
 struct Setup {
     lab: Lab,
-    db: std::sync::Arc<support::MariaDb>,
+    db: Arc<support::MariaDb>,
+    daemon: Arc<Primaryd>,
     socket: PathBuf,
     config_path: PathBuf,
     base_config: String,
 }
 
 fn setup() -> Setup {
+    setup_wrapped(&[])
+}
+
+/// The lab with primaryd started through `wrapper` (a command that execs it).
+fn setup_wrapped(wrapper: &[&str]) -> Setup {
     let mut lab = Lab::new();
     let db = lab.add_mariadb(MariaDbOpts::primary());
     let socket = lab.dir().join("ctl.sock");
@@ -72,12 +84,13 @@ fn setup() -> Setup {
         socket.display().to_string(),
         lab.dir().join("state").display().to_string()
     );
-    lab.start_primaryd_with_config(&config);
+    let daemon = lab.start_primaryd_wrapped(&config, wrapper);
     let config_path = lab.dir().join("primaryd0.toml");
     lab.wait_route(SERVICE_PREFIX, STEP);
     Setup {
         lab,
         db,
+        daemon,
         socket,
         config_path,
         base_config: config,
@@ -349,4 +362,198 @@ fn clear_errors_when_the_daemon_is_absent_or_the_socket_not_permitted() {
         "{err}"
     );
     drop(listener);
+}
+
+/// The number of checks the metrics say ran.
+fn checks_run(lab: &Lab) -> f64 {
+    let page = scrape(lab);
+    metric(
+        &page,
+        "primaryd_check_duration_seconds_count{service=\"main\"}",
+    )
+    .unwrap_or_else(|| panic!("no check count in:\n{page}"))
+}
+
+#[test]
+fn a_reload_stuck_on_its_file_blocks_neither_checks_nor_sessions_nor_primaryctl() {
+    let s = setup();
+    let sock = &s.socket;
+    let sessions_before = s.lab.bgp_connections_established();
+    // The config path becomes a FIFO nobody writes to: reading it blocks in open(2), as a
+    // hung NFS or FUSE mount would.
+    std::fs::remove_file(&s.config_path).unwrap();
+    nix::unistd::mkfifo(
+        &s.config_path,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    run(Command::new("kill").args(["-HUP", &s.daemon.pid().to_string()]));
+
+    // While that read hangs: primaryctl answers at once ...
+    let asked = Instant::now();
+    let peers = ctl_json(sock, &["show", "peers", "--json"]);
+    assert_eq!(peers[0]["state"], "Established");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    // ... a demotion is acted on, by an UPDATE on the session that stays up (not by the
+    // ToR's hold timer expiring on a frozen daemon) ...
+    s.db.set_read_only(true);
+    s.lab.wait_no_route(SERVICE_PREFIX, STEP);
+    hold_until(
+        STEP,
+        "the session stays established",
+        || s.lab.bgp_connections_established() == sessions_before,
+        "the read has been given up (logged)",
+        || s.daemon.log().contains("reload refused"),
+    );
+    let peers = ctl_json(sock, &["show", "peers", "--json"]);
+    assert_eq!(peers[0]["state"], "Established");
+    assert_eq!(peers[0]["established_transitions"], 1);
+    // ... and the reload was refused with the reason, the running configuration kept.
+    assert!(
+        s.daemon
+            .log()
+            .contains("cannot read: no answer within 3000 ms (a FIFO without a writer"),
+        "{}",
+        s.daemon.log()
+    );
+    // Another reload while that read is still stuck is refused at once.
+    let out = ctl(sock, &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("configuration not reloaded")
+            && err.contains("the previous attempt has not returned yet"),
+        "{err}"
+    );
+
+    // Unstick the read (a writer that closes at once: the read sees an empty file), put the
+    // file back: the daemon reloads normally and the service comes back when writable.
+    let fifo = s.config_path.clone();
+    let writer = std::thread::spawn(move || {
+        drop(std::fs::OpenOptions::new().write(true).open(fifo));
+    });
+    wait_until(STEP, "the stuck read returned", || writer.is_finished());
+    std::fs::remove_file(&s.config_path).unwrap();
+    std::fs::write(&s.config_path, &s.base_config).unwrap();
+    wait_until(STEP, "a reload is accepted again", || {
+        ctl(sock, &["reload"]).status.success()
+    });
+    let out = ctl_ok(sock, &["reload"]);
+    assert!(out.contains("no changes"), "{out}");
+    s.db.set_read_only(false);
+    s.lab.wait_route(SERVICE_PREFIX, STEP);
+    s.lab.assert_primaryd_alive();
+}
+
+#[test]
+fn a_flood_of_control_clients_is_refused_and_never_starves_the_checks() {
+    // The common default: soft limit 1024, hard limit far above. primaryd raises its own.
+    let s = setup_wrapped(&["prlimit", "--nofile=1024:20000"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.daemon.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["20000", "20000"],
+        "{open_files}"
+    );
+    // This test's own process needs room for the clients too.
+    primaryd::rlimit::raise_nofile().unwrap();
+
+    let mut clients: Vec<(std::os::unix::net::UnixStream, String)> = (0..1100)
+        .map(|i| {
+            let c = std::os::unix::net::UnixStream::connect(&s.socket)
+                .unwrap_or_else(|e| panic!("client {i}: {e}"));
+            c.set_nonblocking(true).unwrap();
+            (c, String::new())
+        })
+        .collect();
+    // Everyone beyond [control] max_clients (64) is told why and closed.
+    let refused = |clients: &mut Vec<(std::os::unix::net::UnixStream, String)>| {
+        use std::io::Read;
+        for (c, text) in clients.iter_mut() {
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = c.read(&mut buf) {
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        clients
+            .iter()
+            .filter(|(_, t)| t.contains("too many control clients: 64 are connected"))
+            .count()
+    };
+    wait_until(STEP, "1036 clients were refused", || {
+        refused(&mut clients) == 1100 - 64
+    });
+    // The 64 held connections take no check's descriptors: checks keep running, the service
+    // stays announced.
+    let before = checks_run(&s.lab);
+    hold_until(
+        STEP,
+        "the service stays announced",
+        || s.lab.tor_kernel_route(SERVICE_PREFIX).is_some(),
+        "20 more checks ran",
+        || checks_run(&s.lab) >= before + 20.0,
+    );
+    let log = s.daemon.log();
+    assert!(!log.contains("cannot list local addresses"), "{log}");
+    assert!(!log.contains("service down"), "{log}");
+    drop(clients);
+    wait_until(STEP, "primaryctl is served again", || {
+        ctl(&s.socket, &["show", "services"]).status.success()
+    });
+    let services = ctl_json(&s.socket, &["show", "services", "--json"]);
+    assert_eq!(services[0]["state"], "up");
+}
+
+#[test]
+fn a_closed_stdout_is_exit_status_1_not_a_panic() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    // A stand-in daemon: answers every request with an empty list (or a line of text).
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let data = if line.contains("drain") {
+                "\"drained: main\""
+            } else {
+                "[]"
+            };
+            let answer = format!("{{\"version\":1,\"ok\":true,\"data\":{data}}}\n");
+            (&stream).write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    for args in [
+        &["show", "peers"][..],
+        &["show", "peers", "--json"],
+        &["drain", "main"],
+    ] {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let out = Command::new(PRIMARYCTL)
+            .arg("--socket")
+            .arg(&path)
+            .args(args)
+            .stdout(std::process::Stdio::from(write_end))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            "primaryctl: cannot write the answer: Broken pipe (os error 32)",
+            "{args:?}"
+        );
+    }
+    server.join().unwrap();
 }

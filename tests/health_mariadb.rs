@@ -888,10 +888,16 @@ fn three_services_on_one_host_fail_independently() {
         );
         let config = config::parse(&text).unwrap();
         let (control, tasks, events) = start_health(&config);
-        assert!(
-            ip("addr show dev lo").contains("inet 192.0.2.23/32"),
-            "manage_addresses added 192.0.2.23 before the checks started"
-        );
+        // c's task adds it (off the event loop) before its first check: c then comes up in
+        // one transition below, never first down for a missing address.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ip("addr show dev lo").contains("inet 192.0.2.23/32") {
+            assert!(
+                Instant::now() < deadline,
+                "manage_addresses never added 192.0.2.23"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut rx: Vec<_> = ["a", "b", "c"]
             .iter()
             .map(|n| control.subscribe(n).unwrap())
@@ -1159,10 +1165,15 @@ fn write_probe_damping_watch_kill_drain_and_disable_file() {
 
         let (control, tasks, events) = start_health(&config);
         let mut main = control.subscribe("main").unwrap();
-        let s = main.borrow().clone();
+        // The task loads the record (off the event loop) before its first check: the state
+        // is born drained, so it never made a transition (an announce would have been one).
+        let (s, _) = wait_status(&mut main, within, "main shows the drain", |s| {
+            s.drained.is_some()
+        })
+        .await;
         assert_eq!(
-            (s.health, s.reason.as_str()),
-            (Health::Down, "drained by operator: test drain"),
+            (s.health, s.reason.as_str(), s.transitions),
+            (Health::Down, "drained by operator: test drain", 0),
             "drained before the first check"
         );
         let (s, _) = wait_status(&mut main, within, "main's checks pass", |s| {

@@ -553,3 +553,121 @@ async fn route_refresh_gets_the_routes_again() {
     assert!(u.withdrawn.is_empty());
     h.task.abort();
 }
+
+/// An OPEN with the given version and optional parameters, as bytes (AS 65001, hold 9).
+fn raw_open(version: u8, params: &[u8]) -> Vec<u8> {
+    let mut body = vec![version, 0xfd, 0xe9, 0, 9, 198, 19, 0, 1, params.len() as u8];
+    body.extend_from_slice(params);
+    let mut frame = vec![0xff; 16];
+    frame.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    frame.push(1);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test]
+async fn a_malformed_open_on_a_connection_the_peer_opened_gets_its_notification() {
+    let h = start_with(&["192.0.2.10/32"], true).await;
+    let four_octet_as = [2, 6, 65, 4, 0, 0, 0xfd, 0xe9];
+    let cases: Vec<(&str, Vec<u8>, (u8, u8))> = vec![
+        ("version 3", raw_open(3, &four_octet_as), (2, 1)),
+        (
+            "capability longer than its parameter",
+            raw_open(4, &[2, 6, 65, 10, 0, 0, 0xfd, 0xe9]),
+            (2, 0),
+        ),
+        (
+            "optional parameter type 3",
+            raw_open(4, &[3, 2, 0, 0]),
+            (2, 4),
+        ),
+        (
+            "parameter length past the end",
+            raw_open(4, &[2, 20, 65, 4]),
+            (2, 0),
+        ),
+        ("random bytes", (0..40).collect(), (1, 1)),
+    ];
+    for (what, bytes, (code, subcode)) in &cases {
+        let mut peer = incoming(&h).await;
+        peer.stream.write_all(bytes).await.unwrap();
+        let n = peer.notification().await;
+        assert_eq!((n.code, n.subcode), (*code, *subcode), "{what}: {n}");
+        // The same answer as on a connection we opened: the codec's.
+        if let Ok(Some(len)) = codec::frame_len(bytes) {
+            let expected = codec::decode(&bytes[..len], CTX).unwrap_err();
+            assert_eq!(n, expected, "{what}");
+        }
+        peer.expect_eof().await;
+    }
+    let mut status = h.status.clone();
+    wait_status(&mut status, |s| {
+        s.counters.malformed_in == cases.len() as u64
+    })
+    .await;
+    let s = status.borrow().clone();
+    let error = s.last_error.unwrap_or_default();
+    assert!(
+        error.starts_with("incoming connection: bad message header: "),
+        "{error}"
+    );
+    assert_eq!(
+        s.last_notification.map(|(sent, n)| (sent, n.code)),
+        Some((true, 1))
+    );
+
+    // The session is still there for a peer that speaks properly.
+    let mut peer = incoming(&h).await;
+    peer.send(&peer_open("198.19.0.1")).await;
+    let Some(Message::Open(_)) = peer.recv().await else {
+        panic!("expected our OPEN")
+    };
+    assert_eq!(peer.recv().await, Some(Message::Keepalive));
+    peer.send(&Message::Keepalive).await;
+    assert_eq!(peer.update().await.nlri, [prefix("192.0.2.10/32")]);
+    h.task.abort();
+}
+
+#[tokio::test]
+async fn unknown_optional_attributes_are_kept_and_shown_in_received_routes() {
+    let h = start(&[]).await;
+    let mut peer = Peer::accept(&h).await;
+    peer.handshake().await;
+    // ORIGIN IGP, AS_PATH 65001, NEXT_HOP, and optional transitive attribute 200.
+    let attrs: Vec<u8> = [
+        &[0x40, 1, 1, 0][..],
+        &[0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9],
+        &[0x40, 3, 4, 198, 18, 1, 0],
+        &[0xc0, 200, 3, 1, 2, 3],
+    ]
+    .concat();
+    peer.stream
+        .write_all(&raw_update(&attrs, attrs.len() as u16))
+        .await
+        .unwrap();
+    let mut status = h.status.clone();
+    wait_status(&mut status, |s| s.rib_in.len() == 1).await;
+    let status = status.borrow().clone();
+    let now = std::time::SystemTime::now();
+    let view = primaryd::control::views::received(&[status], None, now).unwrap();
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(
+        json[0]["attributes"]["unknown"],
+        serde_json::json!([{"type_code": 200, "flags": 0xc0, "value": "010203"}]),
+        "{json:#}"
+    );
+    let table = primaryd::control::render::received(&view);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("UNKNOWN ATTRIBUTES"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap().ends_with("200=010203"),
+        "{table}"
+    );
+    h.task.abort();
+}

@@ -165,6 +165,14 @@ pub enum Input {
     Received(Message, SystemTime),
     /// The codec rejected what the peer sent; the notification says why.
     Malformed(Notification),
+    /// The peer connected to us, but its first message was not a usable OPEN: that
+    /// connection is answered with `notification` and closed; the session is not affected.
+    /// `malformed`: the codec rejected the message (counted like `Malformed`).
+    IncomingInvalid {
+        notification: Notification,
+        reason: String,
+        malformed: bool,
+    },
     TimerExpired(Timer),
     /// What the daemon asks of the session changed.
     Routes(Export),
@@ -393,6 +401,21 @@ impl Fsm {
                         &mut out,
                     );
                 }
+            }
+            Input::IncomingInvalid {
+                notification,
+                reason,
+                malformed,
+            } => {
+                if malformed {
+                    self.counters.malformed_in += 1;
+                }
+                self.last_error = Some(format!("incoming connection: {reason}"));
+                if self.state != State::Established {
+                    // A passive peer's session attempt ended on it: show it like one.
+                    self.last_notification = Some((true, notification.clone()));
+                }
+                out.push(Output::RejectIncoming(notification));
             }
             Input::TimerExpired(t) => self.timer_expired(t, &mut out),
             Input::Routes(export) => self.export_changed(export, &mut out),
@@ -1862,6 +1885,27 @@ pub(crate) mod tests {
             notification(&out).map(|n| (n.code, n.subcode)),
             Some((5, 3))
         );
+    }
+
+    #[test]
+    fn an_invalid_first_message_on_an_incoming_connection_is_answered_and_counted() {
+        let mut f = Fsm::new(cfg());
+        f.process(Input::Start);
+        let state = f.state();
+        let bad = Notification::new(code::OPEN_MESSAGE, subcode::UNSUPPORTED_VERSION, vec![0, 4]);
+        let out = f.process(Input::IncomingInvalid {
+            notification: bad.clone(),
+            reason: "malformed first message".into(),
+            malformed: true,
+        });
+        assert_eq!(out, [Output::RejectIncoming(bad.clone())]);
+        assert_eq!(f.state(), state, "our own attempt goes on");
+        assert_eq!(f.counters().malformed_in, 1);
+        assert_eq!(
+            f.last_error(),
+            Some("incoming connection: malformed first message")
+        );
+        assert_eq!(f.last_notification(), Some(&(true, bad)));
     }
 
     #[test]

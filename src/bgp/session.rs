@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{Family, Message, Open};
+use super::message::{code, Family, Message, Notification, Open};
 use super::socket;
 use super::status::PeerStatus;
 use crate::announcer::Exports;
@@ -37,7 +37,26 @@ const INCOMING_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 const RIB_IN_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
-type IncomingFuture = Pin<Box<dyn Future<Output = (Connection, Result<Open, String>)> + Send>>;
+type IncomingFuture = Pin<Box<dyn Future<Output = (Connection, Result<Open, NoOpen>)> + Send>>;
+
+/// Why a connection the peer opened brought no usable OPEN.
+struct NoOpen {
+    reason: String,
+    /// What to answer with (RFC 4271 §6), when it sent something we can answer.
+    notification: Option<Notification>,
+    /// The codec rejected it (counted as `malformed_in`).
+    malformed: bool,
+}
+
+impl NoOpen {
+    fn silent(reason: String) -> NoOpen {
+        NoOpen {
+            reason,
+            notification: None,
+            malformed: false,
+        }
+    }
+}
 
 struct Connection {
     reader: OwnedReadHalf,
@@ -80,7 +99,7 @@ enum Event {
     Connected(io::Result<TcpStream>),
     Read(io::Result<usize>),
     Accepted(TcpStream),
-    IncomingOpen(Connection, Result<Open, String>),
+    IncomingOpen(Connection, Result<Open, NoOpen>),
     RoutesChanged(Option<Exports>),
     PublishRibIn,
     StopRequested(String),
@@ -265,8 +284,23 @@ impl Session {
                 }
                 Event::IncomingOpen(conn, Err(e)) => {
                     self.incoming_open = None;
-                    info!(peer = %self.peer.name, "incoming connection dropped: {e}");
-                    conn.close().await;
+                    match e.notification {
+                        // Answered like on a connection we opened: the FSM counts it and
+                        // sends the NOTIFICATION on that connection (RejectIncoming).
+                        Some(notification) if self.incoming.is_none() => {
+                            warn!(peer = %self.peer.name, "incoming connection: {}", e.reason);
+                            self.incoming = Some(conn);
+                            self.pending.push_back(Input::IncomingInvalid {
+                                notification,
+                                reason: e.reason,
+                                malformed: e.malformed,
+                            });
+                        }
+                        _ => {
+                            info!(peer = %self.peer.name, "incoming connection dropped: {}", e.reason);
+                            conn.close().await;
+                        }
+                    }
                 }
                 Event::Connected(Err(e)) => {
                     self.connecting = None;
@@ -546,8 +580,15 @@ impl Session {
     }
 }
 
-/// Reads until the first message is complete; it must be an OPEN.
-async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Result<Open, String>) {
+/// Reads until the first message is complete; it must be an OPEN. What is malformed gets
+/// the codec's NOTIFICATION, another message an FSM error (RFC 6608, subcode 0: we have not
+/// sent our OPEN on this connection yet).
+async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Result<Open, NoOpen>) {
+    let malformed = |reason: String, n: Notification| NoOpen {
+        reason: format!("{reason}: {n}"),
+        notification: Some(n),
+        malformed: true,
+    };
     let result = timeout(INCOMING_OPEN_TIMEOUT, async {
         loop {
             match codec::frame_len(&conn.buf) {
@@ -555,27 +596,29 @@ async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Resu
                     let frame: Vec<u8> = conn.buf.drain(..len).collect();
                     return match codec::decode(&frame, ctx) {
                         Ok(Message::Open(open)) => Ok(open),
-                        Ok(other) => Err(format!("first message was {}, not OPEN", other.kind())),
-                        Err(n) => Err(format!("malformed first message: {n}")),
+                        Ok(other) => Err(NoOpen {
+                            reason: format!("first message was {}, not OPEN", other.kind()),
+                            notification: Some(Notification::new(code::FSM, 0, Vec::new())),
+                            malformed: false,
+                        }),
+                        Err(n) => Err(malformed("malformed first message".into(), n)),
                     };
                 }
                 Ok(_) => {}
-                Err(n) => return Err(format!("bad message header: {n}")),
+                Err(n) => return Err(malformed("bad message header".into(), n)),
             }
             conn.buf.reserve(codec::MAX_MESSAGE_LEN);
             match conn.reader.read_buf(&mut conn.buf).await {
-                Ok(0) => return Err("closed before sending OPEN".to_string()),
+                Ok(0) => return Err(NoOpen::silent("closed before sending OPEN".into())),
                 Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(NoOpen::silent(e.to_string())),
             }
         }
     })
     .await
     .unwrap_or_else(|_| {
-        Err(format!(
-            "no OPEN within {} s",
-            INCOMING_OPEN_TIMEOUT.as_secs()
-        ))
+        let secs = INCOMING_OPEN_TIMEOUT.as_secs();
+        Err(NoOpen::silent(format!("no OPEN within {secs} s")))
     });
     (conn, result)
 }

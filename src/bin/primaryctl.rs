@@ -1,4 +1,6 @@
 //! `primaryctl`: the operator's client for a running primaryd, over its control socket.
+//! Exits 0 on success and 1 otherwise, also when its output cannot be written (a closed
+//! stdout or pipe): never a panic.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -103,33 +105,33 @@ fn main() -> ExitCode {
     };
     let response = match call(&cli.socket, &command) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("primaryctl: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
     if !response.ok {
-        eprintln!(
-            "primaryctl: {}",
-            response.error.as_deref().unwrap_or("request failed")
-        );
-        return ExitCode::FAILURE;
+        return fail(response.error.as_deref().unwrap_or("request failed"));
     }
     let data = response.data.unwrap_or(serde_json::Value::Null);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&data).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
-    match print_human(&command, data) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("primaryctl: unexpected answer from primaryd: {e}");
-            ExitCode::FAILURE
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(&data).unwrap_or_default();
+        text.push('\n');
+        text
+    } else {
+        match human(&command, data) {
+            Ok(text) => text,
+            Err(e) => return fail(&format!("unexpected answer from primaryd: {e}")),
         }
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write the answer: {e}")),
     }
+}
+
+/// Says why on stderr (if it is still open) and exits 1.
+fn fail(why: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "primaryctl: {why}");
+    ExitCode::FAILURE
 }
 
 fn call(socket: &PathBuf, command: &Command) -> Result<Response, String> {
@@ -163,34 +165,28 @@ fn call(socket: &PathBuf, command: &Command) -> Result<Response, String> {
     serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from primaryd: {e}"))
 }
 
-fn print_human(command: &Command, data: serde_json::Value) -> Result<(), serde_json::Error> {
-    match command {
+/// The answer as text for a person.
+fn human(command: &Command, data: serde_json::Value) -> Result<String, serde_json::Error> {
+    Ok(match command {
         Command::ShowRoutes => {
             let v: Vec<views::RouteView> = serde_json::from_value(data)?;
-            print!("{}", render::routes(&v));
+            render::routes(&v)
         }
         Command::ShowReceived { .. } => {
             let v: Vec<views::ReceivedView> = serde_json::from_value(data)?;
-            print!("{}", render::received(&v));
+            render::received(&v)
         }
         Command::ShowPeers => {
             let v: Vec<views::PeerView> = serde_json::from_value(data)?;
-            print!("{}", render::peers(&v));
-            println!();
-            print!("{}", render::peer_details(&v));
+            format!("{}\n{}", render::peers(&v), render::peer_details(&v))
         }
         Command::ShowServices => {
             let v: Vec<views::ServiceView> = serde_json::from_value(data)?;
-            print!("{}", render::services(&v));
+            render::services(&v)
         }
         Command::Drain { .. }
         | Command::Undrain { .. }
         | Command::Reload
-        | Command::Confirm { .. } => {
-            if let Some(text) = data.as_str() {
-                println!("{text}");
-            }
-        }
-    }
-    Ok(())
+        | Command::Confirm { .. } => data.as_str().map_or_else(String::new, |t| format!("{t}\n")),
+    })
 }

@@ -1,7 +1,7 @@
 //! primaryctl's human output: aligned tables in the style of `birdc` and `gobgp`, rendered
 //! from the same views `--json` prints.
 
-use super::views::{Attributes, PeerView, ReceivedView, RouteView, ServiceView};
+use super::views::{Attributes, PeerView, ReceivedView, RouteView, ServiceView, UnknownAttribute};
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -56,7 +56,24 @@ pub fn attributes(a: &Attributes) -> String {
             a.large_communities.join(",")
         ));
     }
+    if !a.unknown.is_empty() {
+        parts.push(format!("unknown {}", unknown(&a.unknown)));
+    }
     parts.join(" ")
+}
+
+/// `200=010203,201=0a0b…(300 bytes)`: type code and value, long values cut.
+pub fn unknown(attrs: &[UnknownAttribute]) -> String {
+    const SHOWN: usize = 32;
+    let one = |a: &UnknownAttribute| {
+        if a.value.len() <= SHOWN {
+            format!("{}={}", a.type_code, a.value)
+        } else {
+            let cut = &a.value[..SHOWN];
+            format!("{}={cut}…({} bytes)", a.type_code, a.value.len() / 2)
+        }
+    };
+    attrs.iter().map(one).collect::<Vec<_>>().join(",")
 }
 
 pub fn routes(routes: &[RouteView]) -> String {
@@ -206,6 +223,11 @@ pub fn received(routes: &[ReceivedView]) -> String {
                     communities.join(",")
                 },
                 duration(r.age_seconds),
+                if r.attributes.unknown.is_empty() {
+                    "-".into()
+                } else {
+                    unknown(&r.attributes.unknown)
+                },
             ]
         })
         .collect();
@@ -218,6 +240,7 @@ pub fn received(routes: &[ReceivedView]) -> String {
             "MED",
             "COMMUNITIES",
             "AGE",
+            "UNKNOWN ATTRIBUTES",
         ],
         &rows,
     )
@@ -294,6 +317,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_attributes_show_their_type_and_value() {
+        let short = UnknownAttribute {
+            type_code: 200,
+            flags: 0xc0,
+            value: "010203".into(),
+        };
+        let long = UnknownAttribute {
+            type_code: 201,
+            flags: 0xc0,
+            value: "ab".repeat(300),
+        };
+        assert_eq!(
+            unknown(&[short, long]),
+            format!("200=010203,201={}…(300 bytes)", "ab".repeat(16))
+        );
+    }
+
+    #[test]
     fn attributes_list_only_what_is_present() {
         let a = Attributes {
             origin: "IGP".into(),
@@ -303,6 +344,7 @@ mod tests {
             local_pref: None,
             communities: vec!["65001:100".into()],
             large_communities: vec![],
+            unknown: vec![],
         };
         assert_eq!(
             attributes(&a),

@@ -1,6 +1,8 @@
 //! The control socket: a Unix socket (mode 0660, group configurable) taking JSON-lines
 //! requests. A client that sends garbage, too much, or nothing gets an error (where it can
-//! still read one) and is dropped; the daemon never waits on a client.
+//! still read one) and is dropped; the daemon never waits on a client. At most `max_clients`
+//! are connected at once: one more is told so and closed, so local clients cannot take the
+//! file descriptors the health checks and sessions need.
 
 use std::future::Future;
 use std::io;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
@@ -60,13 +63,21 @@ pub fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Accepts clients until the listener fails.
-pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>) -> io::Error {
+/// Accepts clients until the listener fails, at most `max_clients` at a time.
+pub async fn serve(
+    listener: UnixListener,
+    handler: Arc<dyn Handler>,
+    max_clients: usize,
+) -> io::Error {
+    let slots = Arc::new(Semaphore::new(max_clients));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(client(stream, Arc::clone(&handler)));
-            }
+            Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(client(stream, Arc::clone(&handler), permit));
+                }
+                Err(_) => refuse(stream, max_clients),
+            },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 warn!("control socket: {e}");
@@ -77,7 +88,20 @@ pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>) -> io::Err
     }
 }
 
-async fn client(stream: UnixStream, handler: Arc<dyn Handler>) {
+/// Tells a client beyond the limit why it is closed. Never waits: a fresh socket's buffer
+/// takes the line, and a client that cannot take it loses nothing it could use.
+fn refuse(stream: UnixStream, max_clients: usize) {
+    debug!("control client refused: {max_clients} connected already");
+    let response = Response::error(format!(
+        "too many control clients: {max_clients} are connected ([control] max_clients); \
+         try again later"
+    ));
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    let _ = stream.try_write(&out);
+}
+
+async fn client(stream: UnixStream, handler: Arc<dyn Handler>, _slot: OwnedSemaphorePermit) {
     let (reader, mut writer) = stream.into_split();
     // One byte more than allowed, so an overlong line is detected rather than cut.
     let mut reader = BufReader::new(reader.take(0));
@@ -140,7 +164,7 @@ mod tests {
         let listener = bind(&path, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o660);
-        tokio::spawn(serve(listener, Arc::new(Echo)));
+        tokio::spawn(serve(listener, Arc::new(Echo), 16));
 
         let mut c = UnixStream::connect(&path).await.unwrap();
         let r = roundtrip(&mut c, b"{\"version\":1,\"command\":\"show-peers\"}\n").await;
@@ -164,6 +188,49 @@ mod tests {
         let mut c = UnixStream::connect(&path).await.unwrap();
         let r = roundtrip(&mut c, b"{\"version\":1,\"command\":\"show-routes\"}\n").await;
         assert!(r.unwrap().ok);
+    }
+
+    #[tokio::test]
+    async fn clients_beyond_the_limit_are_told_and_closed_and_a_freed_slot_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("primaryd.sock");
+        tokio::spawn(serve(bind(&path, None).unwrap(), Arc::new(Echo), 2));
+        let show = b"{\"version\":1,\"command\":\"show-peers\"}\n";
+        let mut first = UnixStream::connect(&path).await.unwrap();
+        let mut second = UnixStream::connect(&path).await.unwrap();
+        assert!(roundtrip(&mut first, show).await.unwrap().ok);
+        assert!(roundtrip(&mut second, show).await.unwrap().ok);
+        // Both stay connected: a third is refused with the reason, without sending anything.
+        let mut third = UnixStream::connect(&path).await.unwrap();
+        let mut answer = String::new();
+        timeout(Duration::from_secs(5), third.read_to_string(&mut answer))
+            .await
+            .expect("the refusal comes at once")
+            .unwrap();
+        let r: Response = serde_json::from_str(answer.trim_end()).unwrap();
+        assert!(!r.ok);
+        assert!(
+            r.error
+                .unwrap()
+                .starts_with("too many control clients: 2 are connected"),
+            "{answer}"
+        );
+        // One leaves: the next client is served.
+        drop(first);
+        let served = timeout(Duration::from_secs(5), async {
+            loop {
+                let mut c = UnixStream::connect(&path).await.unwrap();
+                if let Some(r) = roundtrip(&mut c, show).await {
+                    if r.ok {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(served.is_ok(), "a freed slot was never reused");
+        assert!(roundtrip(&mut second, show).await.unwrap().ok);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::bgp::message::{Notification, PathAttributes};
+use crate::bgp::message::{Notification, PathAttributes, RawAttribute};
 use crate::bgp::status::PeerStatus;
 
 /// RFC 3339 UTC, second precision.
@@ -29,6 +29,27 @@ pub struct Attributes {
     pub local_pref: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
+    /// Optional attributes we do not interpret, as received (never sent).
+    #[serde(default)]
+    pub unknown: Vec<UnknownAttribute>,
+}
+
+/// A path attribute kept as received: its type code, flags and value (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownAttribute {
+    pub type_code: u8,
+    pub flags: u8,
+    pub value: String,
+}
+
+impl From<&RawAttribute> for UnknownAttribute {
+    fn from(a: &RawAttribute) -> Self {
+        UnknownAttribute {
+            type_code: a.type_code,
+            flags: a.flags,
+            value: a.value.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
 }
 
 impl From<&PathAttributes> for Attributes {
@@ -50,6 +71,7 @@ impl From<&PathAttributes> for Attributes {
             local_pref: a.local_pref,
             communities: a.communities.iter().map(|c| c.to_string()).collect(),
             large_communities: a.large_communities.iter().map(|c| c.to_string()).collect(),
+            unknown: a.other.iter().map(UnknownAttribute::from).collect(),
         }
     }
 }

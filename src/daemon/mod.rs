@@ -5,6 +5,9 @@
 //! Safety: every way out of this loop ends with routes withdrawn. A signal withdraws and sends
 //! Cease to every peer; a task that dies (panic or otherwise) is an unknown state, so the daemon
 //! withdraws everything the same way and exits with an error for the supervisor to restart it.
+//!
+//! Nothing here waits on a file: a reload's read runs on a thread of its own (`reload.rs`)
+//! while the loop goes on handling health events and sessions.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use tracing::{error, info, warn};
 
 mod control;
 mod observe;
+mod reload;
 mod safety;
 
 use crate::announcer::Exports;
@@ -34,6 +38,7 @@ use crate::health::checker::Health;
 use crate::health::control::HealthControl;
 use crate::health::task::HealthEvent;
 use crate::metrics::{self, CheckLatency, ServiceCounts};
+use crate::rlimit;
 use crate::safety::store::GuardStore;
 use safety::{Decision, Effect, Identity, SafetyState};
 
@@ -176,6 +181,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let config = Arc::new(config);
+    let max_clients = control_clients(&config);
 
     let control_listener = server::bind(
         &config.control.socket,
@@ -248,7 +254,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     let mut aux = JoinSet::new();
     aux.spawn(persist_records(guard_store, persist_rx));
     aux.spawn(async move {
-        let e = server::serve(control_listener, handler).await;
+        let e = server::serve(control_listener, handler, max_clients).await;
         format!("control socket failed: {e}")
     });
     if let Some(l) = metrics_listener {
@@ -270,26 +276,30 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         "primaryd started; nothing is announced before a service passes its checks"
     );
 
+    let mut reading = reload::Reading::default();
     let outcome = loop {
         tokio::select! {
             Some(ev) = events_rx.recv() => d.health_event(ev),
             () = sessions_changed.notified() => d.decide(None),
-            Some((command, reply)) = commands_rx.recv() => {
-                let response = match command {
-                    Command::Reload => d.reload().await,
-                    Command::Confirm { service } => d.confirm(&service),
-                    other => Response::error(format!("{other:?} is not handled by the daemon loop")),
-                };
-                let _ = reply.send(response);
-            }
+            Some((command, reply)) = commands_rx.recv() => match command {
+                Command::Reload => reading.start(&d.path, Some(reply)),
+                Command::Confirm { service } => {
+                    let _ = reply.send(d.confirm(&service));
+                }
+                other => {
+                    let error = format!("{other:?} is not handled by the daemon loop");
+                    let _ = reply.send(Response::error(error));
+                }
+            },
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading {}", d.path.display());
-                let r = d.reload().await;
-                if !r.ok {
-                    error!("reload refused: {}", r.error.unwrap_or_default());
-                }
+                reading.start(&d.path, None);
+            }
+            (read, replies) = reading.done() => {
+                let r = d.reload(read);
+                reload::answer(r, replies);
             }
             Some(res) = d.checks.join_next_with_id() => {
                 if let Some(e) = d.unexpected("health check", res) {
@@ -597,21 +607,13 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the configuration. An invalid one changes nothing; a valid one is applied
-    /// with the least disruption: unchanged sessions and checks keep running.
-    async fn reload(&mut self) -> Response {
-        let new = match config::load(&self.path).and_then(|c| {
-            c.read_secrets()
-                .map(|s| (c, s))
-                .map_err(|problems| config::ConfigError::Invalid {
-                    path: self.path.clone(),
-                    problems,
-                })
-        }) {
+    /// Applies a re-read configuration. An invalid or unreadable one changes nothing; a valid
+    /// one is applied with the least disruption: unchanged sessions and checks keep running.
+    fn reload(&mut self, read: Result<(Config, Secrets), config::ConfigError>) -> Response {
+        let (new, secrets) = match read {
             Ok(v) => v,
             Err(e) => return Response::error(format!("configuration not reloaded:\n{e}")),
         };
-        let (new, secrets) = new;
         if new.control != self.config.control || new.metrics != self.config.metrics {
             return Response::error(
                 "configuration not reloaded: [control] and [metrics] changes need a restart",
@@ -747,6 +749,33 @@ async fn persist_records(
         }
     }
     "safety record writer stopped".into()
+}
+
+/// Raises the open-file limit, and says how many control clients fit beside the reserve the
+/// checks and sessions need.
+fn control_clients(config: &Config) -> usize {
+    let wanted = config.control.max_clients;
+    let (peers, services) = (config.bgp.peers.len(), config.services.len());
+    match rlimit::raise_nofile() {
+        Ok(n) => {
+            let budget = rlimit::control_client_budget(n.soft, wanted, peers, services);
+            if n.soft > n.before {
+                info!("open-file limit raised from {} to {}", n.before, n.soft);
+            }
+            if budget < wanted {
+                warn!(
+                    "open-file limit {} leaves room for {budget} control clients, not {wanted} \
+                     ([control] max_clients)",
+                    n.soft
+                );
+            }
+            budget
+        }
+        Err(e) => {
+            warn!("cannot read or raise the open-file limit: {e}");
+            rlimit::control_client_budget(1024, wanted, peers, services)
+        }
+    }
 }
 
 /// Publishes `desired` to every session if it differs from what they have.

@@ -12,23 +12,27 @@
 //! A drain takes effect (withdraws) before it is persisted, so a full disk never keeps a
 //! service announced that an operator took out; the error then says the drain will not
 //! survive a restart. An undrain is persisted first: if the record cannot be removed the
-//! service stays drained, so the running daemon and the next one agree.
+//! service stays drained, so the running daemon and the next one agree. Drain records are
+//! written and removed on a thread of their own with a deadline (`crate::blocking`): a hung
+//! state dir makes the command fail, never the daemon wait.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
 
-use super::address;
 use super::drain::{DrainInfo, DrainStore};
 use super::fence::FenceError;
 use super::state::{ServiceState, ServiceStatus};
 use super::task::{run_task, Command, HealthEvent, TaskSetup};
+use crate::blocking;
 use crate::config::{Config, ServiceConfig};
+
+/// How long writing or removing a drain record may take before the command fails.
+const DRAIN_IO_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Which services a drain or undrain applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,9 +129,10 @@ impl HealthControl {
             .unwrap_or_default()
     }
 
-    /// Registers a service and returns its health task, for the caller to spawn. Before
-    /// that: adds its addresses to `lo` if `manage_addresses` is set, and loads its persisted
-    /// drain, so a drained service is held down from the very start.
+    /// Registers a service and returns its health task, for the caller to spawn. The task
+    /// first adds the service's addresses to `lo` if `manage_addresses` is set and loads its
+    /// persisted drain (off the event loop), before its first check: a drained service is
+    /// held down from the very start.
     pub fn add(
         &self,
         index: usize,
@@ -135,23 +140,7 @@ impl HealthControl {
         password: Option<String>,
         events: mpsc::Sender<HealthEvent>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        if service.manage_addresses {
-            match address::add_to_lo(&service.prefixes) {
-                Ok(added) if added.is_empty() => {}
-                Ok(added) => {
-                    info!(service = %service.name, ?added, "added service addresses to lo")
-                }
-                // Not fatal: the address check withdraws the service and says why.
-                Err(e) => error!(service = %service.name, "manage_addresses: {e}"),
-            }
-        }
-        let store = &self.inner.store;
-        let drained = store.load(&service.name);
-        if let Some(d) = &drained {
-            warn!(service = %service.name, reason = %d.reason(), file = %store.path(&service.name).display(),
-                  "drained (persisted): not announced until undrained");
-        }
-        let state = ServiceState::new(service, drained.clone(), Instant::now());
+        let state = ServiceState::new(service, None, Instant::now());
         let (status_tx, status_rx) =
             watch::channel(state.status(Instant::now(), SystemTime::now(), false));
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
@@ -159,7 +148,7 @@ impl HealthControl {
             index,
             service: service.clone(),
             password,
-            drained,
+            drains: Some(self.inner.store.clone()),
             events,
             commands: cmd_rx,
             status: status_tx,
@@ -234,7 +223,7 @@ impl HealthControl {
             out.push(set(&h, Some(info.clone())).await?);
             let store = self.inner.store.clone();
             let name = h.name.clone();
-            let saved = tokio::task::spawn_blocking(move || store.save(&name, &info))
+            let saved = blocking::run(DRAIN_IO_DEADLINE, move || store.save(&name, &info))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             if let Err(source) = saved {
@@ -256,7 +245,7 @@ impl HealthControl {
         for h in self.targets(target)? {
             let store = self.inner.store.clone();
             let name = h.name.clone();
-            let removed = tokio::task::spawn_blocking(move || store.remove(&name))
+            let removed = blocking::run(DRAIN_IO_DEADLINE, move || store.remove(&name))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             if let Err(source) = removed {

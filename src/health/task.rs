@@ -7,6 +7,11 @@
 //! even in the middle of a check; so is a fence, on a connection of its own so a hung check
 //! never holds it up. After every change the service's [`ServiceStatus`] is
 //! published on its watch channel.
+//!
+//! What a check looks at besides MySQL (the disable file, the local addresses) and what the
+//! task does before its first check (load the persisted drain, add addresses to `lo`) runs
+//! off the event loop with a deadline (`crate::blocking`); an answer that does not come in
+//! time withdraws with a reason that says so (fail closed).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,12 +22,13 @@ use tracing::{debug, error, info, trace, warn, Instrument};
 use super::address;
 use super::backoff::Backoff;
 use super::checker::{Health, Transition};
-use super::drain::DrainInfo;
+use super::drain::{DrainInfo, DrainStore};
 use super::fence::{self, FenceError};
 use super::mysql::{MysqlProbe, ProbeResult};
 use super::state::{CheckInput, ServiceState, ServiceStatus};
 use super::term::ServerFacts;
 use super::watch::{Watch, WatchEnd};
+use crate::blocking::{self, Lane};
 use crate::config::ServiceConfig;
 
 /// A watch that ended is parked again after this, doubling while it keeps ending ...
@@ -31,6 +37,8 @@ const WATCH_RETRY_MIN: Duration = Duration::from_secs(1);
 const WATCH_RETRY_MAX: Duration = Duration::from_secs(60);
 /// A watch that stayed parked this long has its earlier endings forgotten.
 const WATCH_STABLE: Duration = Duration::from_secs(60);
+/// Bound on loading the drain record and on `ip addr add` before the first check.
+const PREPARE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A service's health changed, or the facts about its server did (sent only then, not on
 /// every check).
@@ -67,9 +75,9 @@ pub(crate) struct TaskSetup {
     pub index: usize,
     pub service: ServiceConfig,
     pub password: Option<String>,
-    /// The persisted drain, loaded before the task starts: a drained service is never
-    /// announced, not even before its first check.
-    pub drained: Option<DrainInfo>,
+    /// Where the service's drain is persisted; loaded before the first check, so a drained
+    /// service is never announced. None: no persisted drains (tests).
+    pub drains: Option<DrainStore>,
     pub events: mpsc::Sender<HealthEvent>,
     pub commands: mpsc::Receiver<Command>,
     pub status: watch::Sender<ServiceStatus>,
@@ -90,7 +98,7 @@ pub async fn run(
         index,
         service,
         password,
-        drained: None,
+        drains: None,
         events,
         commands,
         status,
@@ -229,17 +237,76 @@ impl Fencer {
     }
 }
 
-/// The disable file gate: `Some(reason)` while the file exists (or cannot be checked).
-fn disabled(service: &ServiceConfig) -> Option<String> {
-    let path = service.disable_file.as_ref()?;
-    match path.try_exists() {
-        Ok(false) => None,
-        Ok(true) => Some(format!("disabled by file {}", path.display())),
-        Err(e) => Some(format!(
+/// The disable file gate: `Some(reason)` while the file exists (or cannot be checked in
+/// time).
+async fn disabled(service: &ServiceConfig, lane: &Lane, deadline: Duration) -> Option<String> {
+    let path = service.disable_file.clone()?;
+    let looked = path.clone();
+    match lane.run(deadline, move || looked.try_exists()).await {
+        Ok(Ok(false)) => None,
+        Ok(Ok(true)) => Some(format!("disabled by file {}", path.display())),
+        Ok(Err(e)) => Some(format!(
             "disable file {} cannot be checked: {e}",
             path.display()
         )),
+        Err(e) => Some(format!(
+            "disable file {} cannot be checked: {e} (hung file system?)",
+            path.display()
+        )),
     }
+}
+
+/// The address gate: `Some(reason)` while a prefix address is not configured locally (or
+/// the addresses cannot be listed in time).
+async fn addresses(service: &ServiceConfig, lane: &Lane, deadline: Duration) -> Option<String> {
+    let prefixes = service.prefixes.clone();
+    lane.run(deadline, move || address::check(&prefixes))
+        .await
+        .unwrap_or_else(|e| Some(format!("cannot list local addresses: {e}")))
+}
+
+/// The lanes a check's host facts run on: one stuck job holds up only its own kind.
+#[derive(Default)]
+struct HostLanes {
+    disable_file: Lane,
+    addresses: Lane,
+}
+
+/// Before the first check: `manage_addresses`, then the persisted drain. A drain record that
+/// cannot be read in time drains (as an unreadable one does).
+async fn prepare(
+    service: &ServiceConfig,
+    drains: Option<DrainStore>,
+    deadline: Duration,
+) -> Option<DrainInfo> {
+    let name = service.name.as_str();
+    if service.manage_addresses {
+        let prefixes = service.prefixes.clone();
+        match blocking::run(deadline, move || address::add_to_lo(&prefixes)).await {
+            Ok(Ok(added)) if added.is_empty() => {}
+            Ok(Ok(added)) => info!(service = %name, ?added, "added service addresses to lo"),
+            // Not fatal: the address check withdraws the service and says why.
+            Ok(Err(e)) => tracing::error!(service = %name, "manage_addresses: {e}"),
+            Err(e) => tracing::error!(service = %name, "manage_addresses: `ip addr add`: {e}"),
+        }
+    }
+    let store = drains?;
+    let file = store.path(name);
+    let owned = (store.clone(), name.to_string());
+    let drained = blocking::run(deadline, move || owned.0.load(&owned.1))
+        .await
+        .unwrap_or_else(|e| {
+            let note = format!(
+                "drain record {} unreadable ({e}); treated as drained",
+                file.display()
+            );
+            Some(DrainInfo::new(SystemTime::now(), Some(note)))
+        });
+    if let Some(d) = &drained {
+        warn!(service = %name, reason = %d.reason(), file = %file.display(),
+              "drained (persisted): not announced until undrained");
+    }
+    drained
 }
 
 async fn watch_end(watch: &mut Option<Watch>) -> WatchEnd {
@@ -254,11 +321,16 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         index,
         service,
         password,
-        drained,
+        drains,
         events,
         mut commands,
         status,
     } = setup;
+    let drained = tokio::select! {
+        biased;
+        _ = events.closed() => return,
+        d = prepare(&service, drains, PREPARE_DEADLINE) => d,
+    };
     let name = service.name.as_str();
     let cfg = &service.mysql;
     let out = Outlet {
@@ -275,6 +347,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
     };
     // The facts last sent to the daemon.
     let mut sent_facts: Option<ServerFacts> = None;
+    let lanes = HostLanes::default();
     let mut state = ServiceState::new(&service, drained, Instant::now());
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -341,14 +414,20 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             _ = ticker.tick() => false,
         };
 
-        // The check. Commands are applied while it runs; it is never cancelled except when
-        // the daemon is gone.
+        // The check, with the host facts beside it. Commands are applied while it runs; it is
+        // never cancelled except when the daemon is gone.
         let started = Instant::now();
         if let Some(above) = confirm.take() {
             probe.confirm_term_above(above);
         }
-        let result = {
-            let check = probe.probe();
+        let (result, (disabled, address)) = {
+            let facts = async {
+                tokio::join!(
+                    disabled(&service, &lanes.disable_file, cfg.timeout),
+                    addresses(&service, &lanes.addresses, cfg.timeout)
+                )
+            };
+            let check = async { tokio::join!(probe.probe(), facts) };
             tokio::pin!(check);
             loop {
                 tokio::select! {
@@ -383,8 +462,8 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         let check = CheckInput {
             result,
             latency,
-            disabled: disabled(&service),
-            address: address::check(&service.prefixes),
+            disabled,
+            address,
         };
         let transition = state.observe(check, Instant::now());
         state.set_facts(probe.facts().cloned());
@@ -426,6 +505,63 @@ mod tests {
             manage_addresses: false,
             policy: Default::default(),
         }
+    }
+
+    /// A drain record that cannot be read in time (a FIFO without a writer here; a hung
+    /// state dir in life) drains, and says why; a busy disable-file lane withdraws.
+    #[tokio::test]
+    async fn host_facts_that_do_not_answer_in_time_withdraw() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DrainStore::new(dir.path());
+        let svc = service(MysqlEndpoint::Socket(dir.path().join("none.sock")));
+        nix::unistd::mkfifo(
+            &store.path("main"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let d = prepare(&svc, Some(store.clone()), Duration::from_millis(50))
+            .await
+            .expect("an unreadable drain record drains");
+        assert_eq!(
+            d.reason(),
+            format!(
+                "drained by operator: drain record {} unreadable (no answer within 50 ms); \
+                 treated as drained",
+                store.path("main").display()
+            )
+        );
+        // Let the stuck read go (open for writing, close).
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(store.path("main")),
+        );
+
+        let mut svc = svc;
+        svc.disable_file = Some(dir.path().join("disabled"));
+        let lane = Lane::new();
+        let deadline = Duration::from_secs(5);
+        assert_eq!(disabled(&svc, &lane, deadline).await, None);
+        std::fs::write(dir.path().join("disabled"), "").unwrap();
+        assert_eq!(
+            disabled(&svc, &lane, deadline).await,
+            Some(format!(
+                "disabled by file {}",
+                dir.path().join("disabled").display()
+            ))
+        );
+        // The previous look at the file has not returned: fail closed, saying so.
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let blocked = lane.run(Duration::from_millis(10), move || stuck.recv().is_ok());
+        assert!(blocked.await.is_err());
+        let reason = disabled(&svc, &lane, deadline).await.unwrap();
+        assert!(
+            reason.ends_with(
+                "cannot be checked: the previous attempt has not returned yet (hung file system?)"
+            ),
+            "{reason}"
+        );
+        release.send(()).unwrap();
     }
 
     /// Against a missing socket the first check fails: one Down event, then silence

@@ -745,8 +745,20 @@ impl Lab {
 
     /// Starts primaryd with a config written by the test.
     pub fn start_primaryd_with_config(&mut self, config: &str) -> Arc<Primaryd> {
+        self.start_primaryd_wrapped(config, &[])
+    }
+
+    /// Starts primaryd with a config written by the test, through `wrapper`, a command that
+    /// execs it (e.g. `["prlimit", "--nofile=1024:20000"]`).
+    pub fn start_primaryd_wrapped(&mut self, config: &str, wrapper: &[&str]) -> Arc<Primaryd> {
         let n = self.daemons.len();
-        let p = Arc::new(Primaryd::start(&self.dir_path, &self.db_ns, n, config));
+        let p = Arc::new(Primaryd::start(
+            &self.dir_path,
+            &self.db_ns,
+            n,
+            config,
+            wrapper,
+        ));
         self.daemons.push(p.clone());
         p
     }

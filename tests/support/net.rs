@@ -510,7 +510,7 @@ impl Net {
     /// Starts primaryd in the DB namespace with `config`; the daemon's `--check` must accept it.
     pub fn start_primaryd(&mut self, config: &str) -> Arc<Primaryd> {
         let n = self.daemons.len();
-        let p = Arc::new(Primaryd::start(&self.dir_path, &self.db_ns, n, config));
+        let p = Arc::new(Primaryd::start(&self.dir_path, &self.db_ns, n, config, &[]));
         self.daemons.push(p.clone());
         p
     }

@@ -102,7 +102,15 @@ impl Primaryd {
         lab_dir.join(format!("primaryd{n}.sock"))
     }
 
-    pub(super) fn start(lab_dir: &Path, ns: &str, n: usize, config_text: &str) -> Primaryd {
+    /// Starts primaryd in `ns`; `wrapper` is a command that execs it (e.g. `prlimit
+    /// --nofile=1024:20000`), so the PID stays primaryd's.
+    pub(super) fn start(
+        lab_dir: &Path,
+        ns: &str,
+        n: usize,
+        config_text: &str,
+        wrapper: &[&str],
+    ) -> Primaryd {
         let config = lab_dir.join(format!("primaryd{n}.toml"));
         // Every daemon gets its own control socket and state dir (the defaults under /run and
         // /var/lib are shared by the whole machine), unless the test chose them.
@@ -119,7 +127,9 @@ impl Primaryd {
         };
         fs::write(&config, config_text).unwrap();
         // A config the daemon rejects fails here, with its own words, not as a missing route.
-        let check = run(Command::new(BIN)
+        // In the namespace: --check looks at its interfaces and addresses.
+        let check = run(Command::new("ip")
+            .args(["netns", "exec", ns, BIN])
             .arg("--config")
             .arg(&config)
             .arg("--check"));
@@ -135,14 +145,9 @@ impl Primaryd {
         // `ip netns exec` and `env` both exec, so the child's PID is primaryd's own: signals
         // reach the daemon and the exit status is its.
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "env",
-                "RUST_LOG=primaryd=debug,info",
-                BIN,
-            ])
+            .args(["netns", "exec", ns, "env", "RUST_LOG=primaryd=debug,info"])
+            .args(wrapper)
+            .arg(BIN)
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())
