@@ -131,6 +131,8 @@ pub struct PeerConfig {
     /// Next hops for families other than the session's own (and overrides for it).
     pub next_hop_ipv4: Option<Ipv4Addr>,
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// BFD on the session's path (RFC 5880/5881); None: off.
+    pub bfd: Option<crate::bfd::config::BfdConfig>,
 }
 
 impl PeerConfig {
@@ -282,7 +284,7 @@ impl MysqlConfig {
 }
 
 /// Refuses a secret file that group or others can read, naming its mode.
-fn check_private(path: &Path) -> Result<(), std::io::Error> {
+pub(crate) fn check_private(path: &Path) -> Result<(), std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
@@ -295,7 +297,7 @@ fn check_private(path: &Path) -> Result<(), std::io::Error> {
 }
 
 /// Secrets live in files (not in the config, not on command lines); the first line counts.
-fn read_first_line(path: &Path) -> Result<String, std::io::Error> {
+pub(crate) fn read_first_line(path: &Path) -> Result<String, std::io::Error> {
     let text = std::fs::read_to_string(path)?;
     Ok(text.lines().next().unwrap_or("").to_string())
 }
@@ -307,6 +309,8 @@ pub struct Secrets {
     pub mysql: Vec<Option<String>>,
     /// Per peer: the TCP MD5 key.
     pub md5: Vec<Option<String>>,
+    /// Per peer: the BFD authentication key.
+    pub bfd_keys: Vec<Option<crate::bfd::auth::AuthKey>>,
 }
 
 impl Config {
@@ -338,6 +342,17 @@ impl Config {
                 unreadable(key, peer.md5_password_file.as_deref(), e)
             });
             secrets.md5.push(p);
+            let auth = peer.bfd.as_ref().and_then(|b| b.auth.as_ref());
+            let k = match auth.map(|a| (a, a.read_key())) {
+                Some((_, Ok(k))) => Some(k),
+                Some((a, Err(e))) => {
+                    let key = format!("bgp.peer[{i}].bfd_auth_key_file");
+                    unreadable(key, Some(&a.key_file), e);
+                    None
+                }
+                None => None,
+            };
+            secrets.bfd_keys.push(k);
         }
         if problems.is_empty() {
             Ok(secrets)
@@ -392,6 +407,14 @@ struct RawPeer {
     max_prefixes_restart_s: Option<i64>,
     next_hop_ipv4: Option<String>,
     next_hop_ipv6: Option<String>,
+    #[serde(default)]
+    bfd: bool,
+    bfd_min_tx_ms: Option<i64>,
+    bfd_min_rx_ms: Option<i64>,
+    bfd_multiplier: Option<i64>,
+    bfd_auth: Option<String>,
+    bfd_auth_key_id: Option<i64>,
+    bfd_auth_key_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -737,6 +760,19 @@ impl Validator {
                 DEFAULT_MAX_PREFIXES_RESTART
             }
         };
+        let (bfd, bfd_problems) = crate::bfd::config::validate(
+            key,
+            crate::bfd::config::RawPeerBfd {
+                bfd: raw.bfd,
+                min_tx_ms: raw.bfd_min_tx_ms,
+                min_rx_ms: raw.bfd_min_rx_ms,
+                multiplier: raw.bfd_multiplier,
+                auth: raw.bfd_auth,
+                auth_key_id: raw.bfd_auth_key_id,
+                auth_key_file: raw.bfd_auth_key_file,
+            },
+        );
+        self.problems.extend(bfd_problems);
         PeerConfig {
             name: raw.name,
             address,
@@ -758,6 +794,7 @@ impl Validator {
                 &format!("{key}.next_hop_ipv6"),
                 raw.next_hop_ipv6.as_deref(),
             ),
+            bfd,
         }
     }
 

@@ -70,6 +70,7 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         max_prefixes_restart: Duration::from_secs(60),
         next_hop_ipv4: None,
         next_hop_ipv6: None,
+        bfd: None,
     };
     let cfg = FsmConfig {
         local_asn: LOCAL_ASN,

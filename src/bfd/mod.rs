@@ -3,5 +3,6 @@
 //! that runs every session on a thread of its own.
 
 pub mod auth;
+pub mod config;
 pub mod fsm;
 pub mod packet;
