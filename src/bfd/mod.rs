@@ -4,5 +4,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine;
 pub mod fsm;
 pub mod packet;
+pub mod socket;
+pub mod status;
