@@ -69,6 +69,24 @@ impl BfdAuthConfig {
     }
 }
 
+/// When `new` differs from `old` in its BFD intervals alone (BFD on in both), the new
+/// intervals: a running session takes them with a Poll Sequence (RFC 5880 §6.8.3) instead of
+/// being restarted.
+pub fn intervals_only_change(
+    old: &crate::config::PeerConfig,
+    new: &crate::config::PeerConfig,
+) -> Option<Intervals> {
+    let (Some(a), Some(b)) = (&old.bfd, &new.bfd) else {
+        return None;
+    };
+    if a == b || a.auth != b.auth {
+        return None;
+    }
+    let mut same = new.clone();
+    same.bfd = old.bfd.clone();
+    (same == *old).then(|| b.intervals())
+}
+
 /// A peer's BFD keys as written in the file.
 #[derive(Debug, Default)]
 pub(crate) struct RawPeerBfd {
@@ -303,6 +321,25 @@ mod tests {
             p,
             ["bgp.peer[0].bfd_multiplier: set, but bfd is not enabled (bfd = true)"]
         );
+    }
+
+    #[test]
+    fn only_interval_changes_are_applied_in_place() {
+        let peer = |keys: &str| {
+            crate::config::test_config(&format!("{keys}\n{SERVICE}"))
+                .bgp
+                .peers[0]
+                .clone()
+        };
+        let old = peer("bfd = true");
+        let faster = peer("bfd = true\nbfd_min_tx_ms = 50\nbfd_multiplier = 4");
+        let i = intervals_only_change(&old, &faster).unwrap();
+        assert_eq!(i.desired_min_tx, Duration::from_millis(50));
+        assert_eq!(i.detect_mult, 4);
+        assert_eq!(intervals_only_change(&old, &old), None, "nothing changed");
+        let other = peer("bfd = true\nbfd_min_tx_ms = 50\nhold_time = 30");
+        assert_eq!(intervals_only_change(&old, &other), None, "more than BFD");
+        assert_eq!(intervals_only_change(&old, &peer("")), None, "BFD off");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod fsm;
+pub mod metrics;
 pub mod packet;
 pub mod socket;
 pub mod status;
+pub mod view;

@@ -14,7 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
@@ -22,6 +22,8 @@ use super::message::{Message, Open};
 use super::socket;
 use super::status::PeerStatus;
 use crate::announcer::DesiredRoutes;
+use crate::bfd::engine::BfdLink;
+use crate::bfd::status::BfdStatus;
 use crate::config::PeerConfig;
 
 /// A write that cannot complete this long means the peer stopped reading: drop the session.
@@ -82,6 +84,8 @@ enum Event {
     RoutesChanged(Option<DesiredRoutes>),
     PublishRibIn,
     StopRequested(String),
+    /// The BFD session's state changed; None: its engine is gone.
+    Bfd(Option<BfdStatus>),
 }
 
 #[derive(Default)]
@@ -121,6 +125,11 @@ pub struct Session {
     /// What the Adj-RIB-In in the status reflects (UPDATEs received, sessions established).
     rib_in_published: (u64, u64),
     rib_in_published_at: Instant,
+    /// BFD on the path to the peer: the session lives as long as this one.
+    bfd: Option<BfdLink>,
+    bfd_rx: Option<watch::Receiver<BfdStatus>>,
+    /// Whether BFD lets the session run, as last told to the machine.
+    bfd_allows: bool,
 }
 
 impl Session {
@@ -143,8 +152,41 @@ impl Session {
             status,
             rib_in_published: (0, 0),
             rib_in_published_at: Instant::now(),
+            bfd: None,
+            bfd_rx: None,
+            bfd_allows: true,
         };
         (session, status_rx)
+    }
+
+    /// Runs the session under BFD: it starts only once BFD is up and ends the moment BFD
+    /// goes down (RFC 5882 §4.3). The BFD session ends with this one.
+    pub fn with_bfd(mut self, link: BfdLink) -> Self {
+        let status = link.status();
+        self.status.send_modify(|s| s.bfd = Some(status.clone()));
+        self.bfd_rx = Some(status);
+        self.bfd = Some(link);
+        self
+    }
+
+    /// Tells the machine when BFD's verdict changes.
+    fn bfd_changed(&mut self, status: &BfdStatus) {
+        let allows = status.verdict().allows_session();
+        if allows == self.bfd_allows {
+            return;
+        }
+        self.bfd_allows = allows;
+        let peer = &self.peer.name;
+        if allows {
+            info!(peer = %peer, "BFD: path up ({:?}), BGP may run", status.verdict());
+            self.pending.push_back(Input::BfdUp);
+        } else {
+            let reason = status.down_reason();
+            if self.fsm.state() != State::Idle {
+                warn!(peer = %peer, "{reason}: closing the BGP session");
+            }
+            self.pending.push_back(Input::BfdDown { reason });
+        }
     }
 
     fn rib_in_version(&self) -> (u64, u64) {
@@ -186,6 +228,15 @@ impl Session {
     ) {
         let initial = routes.borrow_and_update().clone();
         self.pending.push_back(Input::Routes(initial));
+        if let Some(rx) = self.bfd_rx.as_mut() {
+            let status = rx.borrow_and_update().clone();
+            // Held until BFD is up: the machine starts without BFD's consent otherwise.
+            self.bfd_allows = true;
+            if !status.verdict().allows_session() {
+                info!(peer = %self.peer.name, "waiting for BFD before connecting");
+            }
+            self.bfd_changed(&status);
+        }
         self.pending.push_back(Input::Start);
         let mut stopping = false;
         loop {
@@ -256,6 +307,16 @@ impl Session {
                     stopping = true;
                     self.pending.push_back(Input::Stop { message });
                 }
+                Event::Bfd(Some(status)) => self.bfd_changed(&status),
+                Event::Bfd(None) => {
+                    // BFD's engine died: its verdict is unknown, so the session goes (and
+                    // the daemon, seeing this task end, withdraws everything and exits).
+                    self.bfd_rx = None;
+                    stopping = true;
+                    let message = "primaryd BFD engine stopped".to_string();
+                    error!(peer = %self.peer.name, "{message}");
+                    self.pending.push_back(Input::Stop { message });
+                }
             }
         }
     }
@@ -272,6 +333,16 @@ impl Session {
         let connecting = &mut self.connecting;
         let incoming_open = &mut self.incoming_open;
         let conn = &mut self.conn;
+        let bfd_rx = &mut self.bfd_rx;
+        let bfd = async {
+            match bfd_rx.as_mut() {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(rx.borrow_and_update().clone()),
+                    Err(_) => None,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let timer = async {
             match next_timer {
                 Some((t, at)) => {
@@ -311,6 +382,7 @@ impl Session {
             }
         };
         tokio::select! {
+            b = bfd, if !stopping => Event::Bfd(b),
             t = timer => Event::Timer(t),
             () = publish => Event::PublishRibIn,
             r = connect => Event::Connected(r),

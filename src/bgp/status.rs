@@ -38,6 +38,8 @@ pub struct PeerStatus {
     /// May lag the session by up to a second (copying a large table on every UPDATE would
     /// cost more than the freshness is worth).
     pub rib_in: AdjRibIn,
+    /// The BFD session's live status, when the peer has `bfd = true`.
+    pub bfd: Option<tokio::sync::watch::Receiver<crate::bfd::status::BfdStatus>>,
 }
 
 impl PeerStatus {
@@ -60,6 +62,7 @@ impl PeerStatus {
             rib_out: Arc::default(),
             advertised_since: BTreeMap::new(),
             rib_in: AdjRibIn::default(),
+            bfd: None,
         }
     }
 

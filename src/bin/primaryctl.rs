@@ -171,6 +171,14 @@ fn print_human(command: &Command, data: serde_json::Value) -> Result<(), serde_j
             print!("{}", render::peers(&v));
             println!();
             print!("{}", render::peer_details(&v));
+            let bfd: Vec<(String, primaryd::bfd::view::BfdView)> = v
+                .iter()
+                .filter_map(|p| p.bfd.clone().map(|b| (p.name.clone(), b)))
+                .collect();
+            if !bfd.is_empty() {
+                println!();
+                print!("{}", primaryd::bfd::view::render(&bfd));
+            }
         }
         Command::ShowServices => {
             let v: Vec<views::ServiceView> = serde_json::from_value(data)?;
