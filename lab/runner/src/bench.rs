@@ -627,6 +627,9 @@ pub fn scenario_title(s: Scenario) -> &'static str {
         }
         Scenario::Isolate => "isolate: the primary's uplink down",
         Scenario::DaemonCrash => "daemon-crash: SIGKILL the speaker (primaryd or ExaBGP)",
+        Scenario::HostFreeze => {
+            "host-freeze: every process of the primary's host stopped, links up"
+        }
     }
 }
 
