@@ -946,6 +946,13 @@ pub fn targets(files: &[BenchFile]) -> String {
             "withdrawn_tor",
             true,
         ),
+        (
+            Scenario::HostFreeze,
+            "fault -> route gone at the ToR (BFD 3 x 100 + 50)",
+            350.0,
+            "withdrawn_tor",
+            false,
+        ),
     ];
     for (sc, what, bar, metric, parts) in withdrawal {
         if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {
