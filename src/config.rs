@@ -20,7 +20,7 @@ use crate::blocking::{self, BlockingError, Lane};
 mod de;
 mod host;
 mod locate;
-mod read;
+pub(crate) mod read;
 
 pub use locate::Position;
 pub use read::{MAX_CONFIG_LEN, MAX_SECRET_LEN};
@@ -186,6 +186,8 @@ pub struct PeerConfig {
     pub next_hop_ipv6: Option<Ipv6Addr>,
     /// How long to wait for the peer's End-of-RIB before announcing on a new session anyway.
     pub initial_routes_wait: Duration,
+    /// BFD on the session's path (RFC 5880/5881); None: off.
+    pub bfd: Option<crate::bfd::config::BfdConfig>,
 }
 
 impl PeerConfig {
@@ -345,6 +347,8 @@ pub struct Secrets {
     pub mysql: Vec<Option<String>>,
     /// Per peer: the TCP MD5 key.
     pub md5: Vec<Option<String>>,
+    /// Per peer: the BFD authentication key.
+    pub bfd_keys: Vec<Option<crate::bfd::auth::AuthKey>>,
 }
 
 impl Config {
@@ -390,6 +394,17 @@ impl Config {
                 }
             }
             secrets.md5.push(p);
+            let auth = peer.bfd.as_ref().and_then(|b| b.auth.as_ref());
+            let k = match auth.map(|a| (a, a.read_key())) {
+                Some((_, Ok(k))) => Some(k),
+                Some((a, Err(e))) => {
+                    let key = format!("bgp.peer[{i}].bfd_auth_key_file");
+                    unreadable(key, Some(&a.key_file), e);
+                    None
+                }
+                None => None,
+            };
+            secrets.bfd_keys.push(k);
         }
         if problems.is_empty() {
             Ok(secrets)
@@ -446,6 +461,14 @@ struct RawPeer {
     next_hop_ipv4: Option<String>,
     next_hop_ipv6: Option<String>,
     initial_routes_wait_ms: Option<i64>,
+    #[serde(default)]
+    bfd: bool,
+    bfd_min_tx_ms: Option<i64>,
+    bfd_min_rx_ms: Option<i64>,
+    bfd_multiplier: Option<i64>,
+    bfd_auth: Option<String>,
+    bfd_auth_key_id: Option<i64>,
+    bfd_auth_key_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -842,6 +865,19 @@ impl Validator {
                 DEFAULT_MAX_PREFIXES_RESTART
             }
         };
+        let (bfd, bfd_problems) = crate::bfd::config::validate(
+            key,
+            crate::bfd::config::RawPeerBfd {
+                bfd: raw.bfd,
+                min_tx_ms: raw.bfd_min_tx_ms,
+                min_rx_ms: raw.bfd_min_rx_ms,
+                multiplier: raw.bfd_multiplier,
+                auth: raw.bfd_auth,
+                auth_key_id: raw.bfd_auth_key_id,
+                auth_key_file: raw.bfd_auth_key_file,
+            },
+        );
+        self.problems.extend(bfd_problems);
         PeerConfig {
             name: raw.name,
             address,
@@ -866,6 +902,7 @@ impl Validator {
                 raw.next_hop_ipv6.as_deref(),
             ),
             initial_routes_wait: self.initial_routes_wait(key, raw.initial_routes_wait_ms),
+            bfd,
         }
     }
 

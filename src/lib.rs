@@ -2,6 +2,7 @@
 //! healthy, writable primary. See docs/architecture.md for the data flow.
 
 pub mod announcer;
+pub mod bfd;
 pub mod bgp;
 pub mod blocking;
 pub mod config;

@@ -271,6 +271,8 @@ pub fn render(s: &Snapshot<'_>) -> String {
         last_subcode.get_or_create(&l).set(f64::from(sub));
     }
 
+    crate::bfd::metrics::register(&mut r, s.peers);
+
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = encode(&mut out, &r);

@@ -74,6 +74,7 @@ async fn start_with(initial: &[&str], passive: bool) -> Harness {
         next_hop_ipv4: None,
         next_hop_ipv6: None,
         initial_routes_wait: Duration::from_millis(200),
+        bfd: None,
     };
     let cfg = FsmConfig {
         local_asn: LOCAL_ASN,

@@ -176,6 +176,13 @@ pub enum Input {
     TimerExpired(Timer),
     /// What the daemon asks of the session changed.
     Routes(Export),
+    /// BFD says the path to the peer is down (or not up yet): end the session at once with
+    /// Cease/BFD Down (RFC 9384), and start none until `BfdUp` (RFC 5882 §4.3).
+    BfdDown {
+        reason: String,
+    },
+    /// BFD says the path is usable again.
+    BfdUp,
 }
 
 // Outputs live for one `process` call; boxing the messages would cost more than it saves.
@@ -262,6 +269,10 @@ pub struct Fsm {
     /// In Idle after a session failed (not merely a connect attempt): the peer is damped, so
     /// its connections are refused too until the idle hold ends.
     damped: bool,
+    /// BFD reports the path down: no session (see `Input::BfdDown`).
+    bfd_down: bool,
+    /// A connect (or wait for the peer) was held back by BFD: `BfdUp` starts it.
+    held_by_bfd: bool,
 }
 
 impl Fsm {
@@ -288,6 +299,8 @@ impl Fsm {
             last_notification: None,
             warned_unroutable: BTreeSet::new(),
             damped: false,
+            bfd_down: false,
+            held_by_bfd: false,
         }
     }
 
@@ -419,6 +432,8 @@ impl Fsm {
             }
             Input::TimerExpired(t) => self.timer_expired(t, &mut out),
             Input::Routes(export) => self.export_changed(export, &mut out),
+            Input::BfdDown { reason } => self.bfd_down(reason, &mut out),
+            Input::BfdUp => self.bfd_up(&mut out),
         }
         out
     }
@@ -481,6 +496,10 @@ impl Fsm {
 
     fn connect_or_wait(&mut self, out: &mut Vec<Output>) {
         self.damped = false;
+        if self.bfd_down {
+            self.held_by_bfd = true;
+            return;
+        }
         if self.cfg.passive {
             self.transition(State::Active, "waiting for the peer to connect", out);
             return;
@@ -665,7 +684,7 @@ impl Fsm {
             )
         };
         match self.state {
-            _ if self.stopped => {
+            _ if self.stopped || self.bfd_down => {
                 let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
                 out.push(Output::RejectIncoming(n));
                 return;
@@ -703,6 +722,41 @@ impl Fsm {
         out.push(Output::AdoptIncoming);
         self.open_sent(local, iface, "peer connected, OPEN sent", out);
         self.open_received(open, out);
+    }
+
+    /// BFD declared the path down: the session ends now, whatever it was doing.
+    fn bfd_down(&mut self, reason: String, out: &mut Vec<Output>) {
+        self.bfd_down = true;
+        if self.stopped {
+            return;
+        }
+        match self.state {
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                let n = Notification::new(code::CEASE, subcode::BFD_DOWN, vec![]);
+                self.send(Message::Notification(n), out);
+                out.push(Output::Close);
+                self.stop_session_timers(out);
+                self.reset_session();
+                self.last_error = Some(reason.clone());
+            }
+            State::Connect => {
+                out.push(Output::Close);
+                out.push(Output::StopTimer(Timer::ConnectRetry));
+            }
+            // An idle hold still running ends in `connect_or_wait`, which holds.
+            State::Idle => return,
+            State::Active => {}
+        }
+        self.held_by_bfd = true;
+        self.transition(State::Idle, reason, out);
+    }
+
+    fn bfd_up(&mut self, out: &mut Vec<Output>) {
+        self.bfd_down = false;
+        if self.held_by_bfd && !self.stopped && self.state == State::Idle {
+            self.held_by_bfd = false;
+            self.connect_or_wait(out);
+        }
     }
 
     fn timer_expired(&mut self, timer: Timer, out: &mut Vec<Output>) {
@@ -1073,6 +1127,9 @@ fn group_updates(
     }
     updates
 }
+
+#[cfg(test)]
+mod bfd_tests;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -374,6 +374,8 @@ pub mod subcode {
     pub const OTHER_CONFIGURATION_CHANGE: u8 = 6;
     pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
     pub const OUT_OF_RESOURCES: u8 = 8;
+    /// Cease: the BFD session to the peer went down (RFC 9384).
+    pub const BFD_DOWN: u8 = 10;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

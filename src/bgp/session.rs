@@ -16,7 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep_until, timeout, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
@@ -24,6 +24,8 @@ use super::message::{code, Family, Message, Notification, Open};
 use super::socket;
 use super::status::PeerStatus;
 use crate::announcer::Exports;
+use crate::bfd::engine::BfdLink;
+use crate::bfd::status::BfdStatus;
 use crate::config::PeerConfig;
 
 /// A write that cannot complete this long means the peer stopped reading: drop the session.
@@ -103,6 +105,8 @@ enum Event {
     RoutesChanged(Option<Exports>),
     PublishRibIn,
     StopRequested(String),
+    /// The BFD session's state changed; None: its engine is gone.
+    Bfd(Option<BfdStatus>),
 }
 
 #[derive(Default)]
@@ -146,6 +150,11 @@ pub struct Session {
     /// initial routes are in, the session number.
     daemon: Option<Arc<Notify>>,
     notified: (u64, bool, u64),
+    /// BFD on the path to the peer: the session lives as long as this one.
+    bfd: Option<BfdLink>,
+    bfd_rx: Option<watch::Receiver<BfdStatus>>,
+    /// Whether BFD lets the session run, as last told to the machine.
+    bfd_allows: bool,
 }
 
 impl Session {
@@ -170,6 +179,9 @@ impl Session {
             rib_in_published_at: Instant::now(),
             daemon: None,
             notified: (0, false, 0),
+            bfd: None,
+            bfd_rx: None,
+            bfd_allows: true,
         };
         (session, status_rx)
     }
@@ -179,6 +191,36 @@ impl Session {
     pub fn notify(mut self, daemon: Arc<Notify>) -> Self {
         self.daemon = Some(daemon);
         self
+    }
+
+    /// Runs the session under BFD: it starts only once BFD is up and ends the moment BFD
+    /// goes down (RFC 5882 §4.3). The BFD session ends with this one.
+    pub fn with_bfd(mut self, link: BfdLink) -> Self {
+        let status = link.status();
+        self.status.send_modify(|s| s.bfd = Some(status.clone()));
+        self.bfd_rx = Some(status);
+        self.bfd = Some(link);
+        self
+    }
+
+    /// Tells the machine when BFD's verdict changes.
+    fn bfd_changed(&mut self, status: &BfdStatus) {
+        let allows = status.verdict().allows_session();
+        if allows == self.bfd_allows {
+            return;
+        }
+        self.bfd_allows = allows;
+        let peer = &self.peer.name;
+        if allows {
+            info!(peer = %peer, "BFD: path up ({:?}), BGP may run", status.verdict());
+            self.pending.push_back(Input::BfdUp);
+        } else {
+            let reason = status.down_reason();
+            if self.fsm.state() != State::Idle {
+                warn!(peer = %peer, "{reason}: closing the BGP session");
+            }
+            self.pending.push_back(Input::BfdDown { reason });
+        }
     }
 
     fn rib_in_version(&self) -> (u64, u64) {
@@ -235,6 +277,15 @@ impl Session {
     ) {
         let initial = routes.borrow_and_update().for_peer(&self.peer.name);
         self.pending.push_back(Input::Routes(initial));
+        if let Some(rx) = self.bfd_rx.as_mut() {
+            let status = rx.borrow_and_update().clone();
+            // Held until BFD is up: the machine starts without BFD's consent otherwise.
+            self.bfd_allows = true;
+            if !status.verdict().allows_session() {
+                info!(peer = %self.peer.name, "waiting for BFD before connecting");
+            }
+            self.bfd_changed(&status);
+        }
         self.pending.push_back(Input::Start);
         let mut stopping = false;
         loop {
@@ -323,6 +374,16 @@ impl Session {
                     stopping = true;
                     self.pending.push_back(Input::Stop { message });
                 }
+                Event::Bfd(Some(status)) => self.bfd_changed(&status),
+                Event::Bfd(None) => {
+                    // BFD's engine died: its verdict is unknown, so the session goes (and
+                    // the daemon, seeing this task end, withdraws everything and exits).
+                    self.bfd_rx = None;
+                    stopping = true;
+                    let message = "primaryd BFD engine stopped".to_string();
+                    error!(peer = %self.peer.name, "{message}");
+                    self.pending.push_back(Input::Stop { message });
+                }
             }
         }
     }
@@ -339,6 +400,16 @@ impl Session {
         let connecting = &mut self.connecting;
         let incoming_open = &mut self.incoming_open;
         let conn = &mut self.conn;
+        let bfd_rx = &mut self.bfd_rx;
+        let bfd = async {
+            match bfd_rx.as_mut() {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(rx.borrow_and_update().clone()),
+                    Err(_) => None,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let timer = async {
             match next_timer {
                 Some((t, at)) => {
@@ -378,6 +449,7 @@ impl Session {
             }
         };
         tokio::select! {
+            b = bfd, if !stopping => Event::Bfd(b),
             t = timer => Event::Timer(t),
             () = publish => Event::PublishRibIn,
             r = connect => Event::Connected(r),

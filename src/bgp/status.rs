@@ -43,6 +43,8 @@ pub struct PeerStatus {
     pub sightings: AdjRibIn,
     /// Established, and the peer's initial routes are in (End-of-RIB or the wait ended).
     pub initial_routes_done: bool,
+    /// The BFD session's live status, when the peer has `bfd = true`.
+    pub bfd: Option<tokio::sync::watch::Receiver<crate::bfd::status::BfdStatus>>,
 }
 
 impl PeerStatus {
@@ -67,6 +69,7 @@ impl PeerStatus {
             rib_in: AdjRibIn::default(),
             sightings: AdjRibIn::default(),
             initial_routes_done: false,
+            bfd: None,
         }
     }
 

@@ -178,7 +178,16 @@ fn human(command: &Command, data: serde_json::Value) -> Result<String, serde_jso
         }
         Command::ShowPeers => {
             let v: Vec<views::PeerView> = serde_json::from_value(data)?;
-            format!("{}\n{}", render::peers(&v), render::peer_details(&v))
+            let bfd: Vec<(String, primaryd::bfd::view::BfdView)> = v
+                .iter()
+                .filter_map(|p| p.bfd.clone().map(|b| (p.name.clone(), b)))
+                .collect();
+            let mut text = format!("{}\n{}", render::peers(&v), render::peer_details(&v));
+            if !bfd.is_empty() {
+                text.push('\n');
+                text.push_str(&primaryd::bfd::view::render(&bfd));
+            }
+            text
         }
         Command::ShowServices => {
             let v: Vec<views::ServiceView> = serde_json::from_value(data)?;

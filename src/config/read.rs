@@ -46,7 +46,7 @@ fn refuse(why: String) -> io::Error {
 
 /// The first line of a secret file (secrets live in files, not in the config or on command
 /// lines). `private`: refuse a file that group or others can access, naming its mode.
-pub(super) fn secret_first_line(path: &Path, private: bool) -> io::Result<String> {
+pub(crate) fn secret_first_line(path: &Path, private: bool) -> io::Result<String> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         return Err(refuse("is a directory, not a file".into()));

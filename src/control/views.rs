@@ -122,6 +122,9 @@ pub struct PeerView {
     pub established_transitions: u64,
     pub last_error: Option<String>,
     pub last_notification: Option<LastNotification>,
+    /// The BFD session, when the peer has `bfd = true`.
+    #[serde(default)]
+    pub bfd: Option<crate::bfd::view::BfdView>,
 }
 
 pub fn peers(status: &[PeerStatus], now: SystemTime) -> Vec<PeerView> {
@@ -154,6 +157,10 @@ pub fn peers(status: &[PeerStatus], now: SystemTime) -> Vec<PeerView> {
                 .last_notification
                 .as_ref()
                 .map(|(sent, n)| LastNotification::new(*sent, n)),
+            bfd: p
+                .bfd
+                .as_ref()
+                .map(|b| crate::bfd::view::BfdView::new(&b.borrow(), now)),
         })
         .collect()
 }

@@ -26,6 +26,8 @@ mod reload;
 mod safety;
 
 use crate::announcer::Exports;
+use crate::bfd::auth::AuthKey;
+use crate::bfd::engine::{BfdControl, Engine as BfdEngine, EngineOptions, SessionSpec};
 use crate::bgp::fsm::FsmConfig;
 use crate::bgp::listener::{self, PeerInbox};
 use crate::bgp::session::Session;
@@ -131,6 +133,9 @@ struct PeerHandle {
     inbox: mpsc::Sender<TcpStream>,
     scope: Option<u32>,
     task: AbortHandle,
+    bfd_key: Option<AuthKey>,
+    /// Changes the BFD session's intervals in place (reload).
+    bfd: Option<BfdControl>,
 }
 
 #[derive(PartialEq)]
@@ -173,6 +178,8 @@ struct Daemon {
     retired: HashSet<Id>,
     published: watch::Sender<Published>,
     next_index: usize,
+    /// The BFD thread, started with the first peer that has `bfd = true`.
+    bfd: Option<BfdEngine>,
 }
 
 /// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err). `path` is re-read on reload.
@@ -231,6 +238,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         retired: HashSet::new(),
         published,
         next_index: 0,
+        bfd: None,
     };
     let sessions_changed = Arc::clone(&d.sessions_changed);
     d.bind_listeners(&config, &secrets)
@@ -239,8 +247,14 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     for (service, password) in config.services.iter().zip(&secrets.mysql) {
         d.start_service(service, password.clone());
     }
-    for (peer, key) in config.bgp.peers.iter().zip(&secrets.md5) {
-        d.start_peer(&config, peer, key.clone())?;
+    for ((peer, key), bfd_key) in config
+        .bgp
+        .peers
+        .iter()
+        .zip(&secrets.md5)
+        .zip(&secrets.bfd_keys)
+    {
+        d.start_peer(&config, peer, key.clone(), bfd_key.clone())?;
     }
     d.publish();
 
@@ -381,6 +395,7 @@ impl Daemon {
         config: &Config,
         peer: &PeerConfig,
         md5: Option<String>,
+        bfd_key: Option<AuthKey>,
     ) -> Result<(), DaemonError> {
         let scope = match &peer.interface {
             Some(ifname) => {
@@ -395,7 +410,19 @@ impl Daemon {
         };
         let (inbox, accepted) = mpsc::channel(1);
         let (stop, stop_rx) = watch::channel(None);
-        let (session, status) = Session::new(peer.clone(), fsm_config(config, peer), md5.clone());
+        let (mut session, status) =
+            Session::new(peer.clone(), fsm_config(config, peer), md5.clone());
+        let mut bfd = None;
+        if let Some(b) = &peer.bfd {
+            let link = self
+                .bfd_session(peer, b.intervals(), bfd_key.clone())
+                .map_err(|source| DaemonError::Peer {
+                    peer: peer.name.clone(),
+                    source,
+                })?;
+            bfd = Some(link.control());
+            session = session.with_bfd(link);
+        }
         let session = session.notify(Arc::clone(&self.sessions_changed));
         let span = tracing::info_span!("peer", name = %peer.name, address = %peer.address);
         let fut = session.run(self.routes.subscribe(), stop_rx, accepted);
@@ -416,10 +443,33 @@ impl Daemon {
                 inbox,
                 scope,
                 task,
+                bfd_key,
+                bfd,
             },
         );
         self.update_inboxes();
         Ok(())
+    }
+
+    /// A BFD session to `peer`, on the BFD thread (started on first use).
+    fn bfd_session(
+        &mut self,
+        peer: &PeerConfig,
+        intervals: crate::bfd::fsm::Intervals,
+        auth: Option<AuthKey>,
+    ) -> std::io::Result<crate::bfd::engine::BfdLink> {
+        let engine = match &mut self.bfd {
+            Some(e) => e,
+            None => self.bfd.insert(BfdEngine::start(EngineOptions::default())?),
+        };
+        engine.add(SessionSpec {
+            name: peer.name.clone(),
+            peer: peer.address,
+            interface: peer.interface.clone(),
+            local: peer.local_address,
+            intervals,
+            auth,
+        })
     }
 
     /// Ends a session gracefully: withdraw, Cease with `message`, close. Its task then ends
@@ -669,19 +719,36 @@ impl Daemon {
             asn: new.bgp.asn,
             router_id: new.bgp.router_id,
         };
-        let wanted: BTreeMap<&str, (&PeerConfig, &Option<String>)> = new
+        type Wanted<'a> = (&'a PeerConfig, &'a Option<String>, &'a Option<AuthKey>);
+        let wanted: BTreeMap<&str, Wanted> = new
             .bgp
             .peers
             .iter()
             .zip(&secrets.md5)
-            .map(|(p, k)| (p.name.as_str(), (p, k)))
+            .zip(&secrets.bfd_keys)
+            .map(|((p, k), b)| (p.name.as_str(), (p, k, b)))
             .collect();
         let current: Vec<String> = self.peers.keys().cloned().collect();
         for name in current {
-            let keep = wanted.get(name.as_str()).is_some_and(|(cfg, md5)| {
-                let p = &self.peers[&name];
-                p.config == **cfg && p.md5 == **md5 && p.fsm == key
-            });
+            // New BFD intervals alone keep the session: a Poll Sequence carries them.
+            let mut retime = None;
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|(cfg, md5, bfd_key)| {
+                    let p = &self.peers[&name];
+                    retime = crate::bfd::config::intervals_only_change(&p.config, cfg);
+                    (p.config == **cfg || retime.is_some())
+                        && p.md5 == **md5
+                        && p.bfd_key == **bfd_key
+                        && p.fsm == key
+                });
+            if let (true, Some(i), Some(p)) = (keep, retime, self.peers.get_mut(&name)) {
+                if let (Some(c), Some((cfg, ..))) = (&p.bfd, wanted.get(name.as_str())) {
+                    c.set_intervals(i);
+                    p.config = (*cfg).clone();
+                    changes.push(format!("peer {name}: BFD intervals changed"));
+                }
+            }
             if !keep {
                 let why = if wanted.contains_key(name.as_str()) {
                     "peer configuration changed"
@@ -706,9 +773,9 @@ impl Daemon {
                 changes.push(format!("listeners not rebound: {e}"));
             }
         }
-        for (name, (cfg, md5)) in &wanted {
+        for (name, (cfg, md5, bfd_key)) in &wanted {
             if !self.peers.contains_key(*name) {
-                if let Err(e) = self.start_peer(&new, cfg, (*md5).clone()) {
+                if let Err(e) = self.start_peer(&new, cfg, (*md5).clone(), (*bfd_key).clone()) {
                     error!("reload: {e}");
                     changes.push(format!("peer {name} not started: {e}"));
                 } else {

@@ -29,6 +29,22 @@ pub struct BirdConfig {
     /// Channels: `ipv4 { … }`, `ipv6 { … }`.
     pub ipv4: bool,
     pub ipv6: bool,
+    /// A `protocol bfd` on the link and `bfd on` in the session.
+    pub bfd: Option<BirdBfd>,
+    /// More statements of `protocol bgp`, e.g. `error wait time 1, 5`.
+    pub options: Vec<String>,
+}
+
+/// BIRD's BFD on the ToR's link to the DB host.
+#[derive(Debug, Clone)]
+pub struct BirdBfd {
+    /// The ToR's interface towards the DB host.
+    pub interface: String,
+    /// `interval` (both min rx and min tx), ms.
+    pub interval_ms: u32,
+    pub multiplier: u32,
+    /// (`keyed sha1` or `meticulous keyed sha1`, key id, password).
+    pub auth: Option<(String, u8, String)>,
 }
 
 impl BirdConfig {
@@ -56,10 +72,34 @@ impl BirdConfig {
             let _ = writeln!(s, "}}");
         }
         let _ = writeln!(s);
+        if let Some(b) = &self.bfd {
+            let _ = writeln!(
+                s,
+                "# BFD towards the DB host: {} ms x {}, the session's `bfd on` uses it.",
+                b.interval_ms, b.multiplier
+            );
+            let _ = writeln!(s, "protocol bfd {{");
+            let _ = writeln!(s, "  interface \"{}\" {{", b.interface);
+            let _ = writeln!(s, "    interval {} ms;", b.interval_ms);
+            let _ = writeln!(s, "    multiplier {};", b.multiplier);
+            if let Some((kind, id, password)) = &b.auth {
+                let _ = writeln!(s, "    authentication {kind};");
+                let _ = writeln!(s, "    password \"{password}\" {{ id {id}; }};");
+            }
+            let _ = writeln!(s, "  }};");
+            let _ = writeln!(s, "}}");
+            let _ = writeln!(s);
+        }
         let _ = writeln!(s, "protocol bgp {} {{", self.protocol);
         let _ = writeln!(s, "  description \"primaryd\";");
         let _ = writeln!(s, "  local {} as {};", self.local_address, self.local_asn);
         let _ = writeln!(s, "  neighbor {} as {};", self.neighbor, self.neighbor_asn);
+        if self.bfd.is_some() {
+            let _ = writeln!(s, "  bfd on;");
+        }
+        for o in &self.options {
+            let _ = writeln!(s, "  {o};");
+        }
         for (family, on) in [("ipv4", self.ipv4), ("ipv6", self.ipv6)] {
             if on {
                 // A ToR would filter to the service range here (e.g. 192.0.2.0/24{32,32}).
@@ -283,9 +323,19 @@ impl Bird {
             .filter(|r| r.contains("proto bird"))
     }
 
+    /// The state of BIRD's BFD session with `peer` (`show bfd sessions`), e.g. "Up", "Down",
+    /// "Init"; None when it has none.
+    pub fn bfd_state(&self, peer: &str) -> Option<String> {
+        let text = self.try_birdc("show bfd sessions").ok()?;
+        text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(peer)).then(|| w.nth(1).map(str::to_string))?
+        })
+    }
+
     pub fn diagnostics(&self) -> String {
         let mut out = String::new();
-        for cmd in ["show protocols all", "show route all"] {
+        for cmd in ["show protocols all", "show route all", "show bfd sessions"] {
             let _ = writeln!(out, "----- {}: birdc {cmd} -----", self.name);
             out.push_str(&self.try_birdc(cmd).unwrap_or_else(|e| e));
         }

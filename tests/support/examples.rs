@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use super::{
-    BirdConfig, FrrConfig, FrrNeighbor, GobgpConfig, GobgpNeighbor, Link, PdConfig, PdMysql,
-    PdPeer, PdService, PrimarydOpts, DB_ASN,
+    BirdBfd, BirdConfig, FrrBfdProfile, FrrConfig, FrrNeighbor, GobgpConfig, GobgpNeighbor, Link,
+    PdBfd, PdConfig, PdMysql, PdPeer, PdService, PrimarydOpts, DB_ASN,
 };
 
 /// A ToR's ASN in the lab: 65000 + link number (DESIGN.md: tors 65001, 65002).
@@ -188,7 +188,114 @@ pub fn bird_ebgp(link: &Link, ipv6_session: bool) -> BirdConfig {
         neighbor_asn: DB_ASN,
         ipv4: true,
         ipv6: true,
+        bfd: None,
+        options: Vec::new(),
     }
+}
+
+/// The BFD key of the BIRD example (first line of the file `bfd_auth_key_file` names).
+pub const BFD_KEY: &str = "example-bfd-key";
+
+/// The BFD profile of the FRR example: 100 ms x 3, primaryd's defaults.
+pub fn frr_bfd_profile() -> FrrBfdProfile {
+    FrrBfdProfile {
+        name: "primaryd".into(),
+        transmit_ms: 100,
+        receive_ms: 100,
+        multiplier: 3,
+    }
+}
+
+/// FRR with BFD (bfdd) on the session: 100 ms x 3, so a frozen DB host loses its routes in
+/// about 300 ms instead of at the hold timer.
+pub fn frr_ebgp_bfd(link: &Link) -> FrrConfig {
+    let peer = pd_bfd_peer(link, None);
+    let mut c = FrrConfig::new(&format!("tor{}", link.n), tor_asn(link), &link.router_id);
+    c.comment = vec![
+        "FRR 8.4 ToR with BFD (RFC 5880/5881) on the session with primaryd: bfdd must run".into(),
+        "beside zebra and bgpd (bfdd=yes in /etc/frr/daemons). 100 ms x 3: the routes of a DB"
+            .into(),
+        "host that froze or went mute are gone about 300 ms later. FRR 8.4 re-creates its BFD"
+            .into(),
+        "session once the first BGP session is up (it then knows the source address): the".into(),
+        "DB host sees BFD go down and restarts BGP once, about a second later.".into(),
+        primaryd_side(&peer),
+        "  bfd = true   (defaults bfd_min_tx_ms = 100, bfd_min_rx_ms = 100, bfd_multiplier = 3)"
+            .into(),
+        "FRR 8.4's bfdd has no BFD authentication; see bird-bfd.conf for SHA1.".into(),
+        "Tested by tests/bfd_interop.rs.".into(),
+        RENDERED_BY.into(),
+    ];
+    c.bfd_profiles = vec![frr_bfd_profile()];
+    c.neighbor(FrrNeighbor {
+        description: Some("db1-primaryd".into()),
+        bfd_profile: Some("primaryd".into()),
+        ..FrrNeighbor::new(&link.db_v4, DB_ASN)
+    })
+}
+
+/// primaryd's peer with BFD on: the defaults, optionally with Meticulous Keyed SHA1 using
+/// the key in `key_file`.
+pub fn pd_bfd_peer(link: &Link, key_file: Option<PathBuf>) -> PdPeer {
+    let auth = key_file.is_some();
+    PdPeer {
+        bfd: Some(PdBfd {
+            auth: auth.then(|| "meticulous-keyed-sha1".into()),
+            auth_key_id: auth.then_some(1),
+            auth_key_file: key_file,
+            ..PdBfd::default()
+        }),
+        ..pd_ebgp_peer(link)
+    }
+}
+
+/// BIRD 2 with BFD on the session, authenticated with Meticulous Keyed SHA1.
+pub fn bird_ebgp_bfd(link: &Link) -> BirdConfig {
+    let peer = pd_bfd_peer(link, Some("/etc/primaryd/tor-bfd.key".into()));
+    let mut c = bird_ebgp(link, false);
+    c.comment = vec![
+        format!(
+            "BIRD 2.0 ToR (AS {}) with BFD on the session with primaryd: 100 ms x 3, Meticulous",
+            tor_asn(link)
+        ),
+        "Keyed SHA1 (RFC 5880 6.7.4).".into(),
+        primaryd_side(&peer),
+        "  bfd = true, bfd_auth = \"meticulous-keyed-sha1\", bfd_auth_key_id = 1,".into(),
+        format!("  bfd_auth_key_file = \"/etc/primaryd/tor-bfd.key\" (first line: {BFD_KEY})"),
+        "Tested by tests/bfd_interop.rs.".into(),
+        RENDERED_BY.into(),
+    ];
+    c.bfd = Some(BirdBfd {
+        interface: link.router_if.clone(),
+        interval_ms: 100,
+        multiplier: 3,
+        auth: Some(("meticulous keyed sha1".into(), 1, BFD_KEY.into())),
+    });
+    // After BFD took the session down, take it back within seconds once BFD is up again
+    // (BIRD's defaults wait 60 s before accepting the peer and 120 s before connecting).
+    c.options = vec!["connect retry time 1".into(), "error wait time 1, 5".into()];
+    c
+}
+
+/// primaryd's side of the BFD examples: `tor1` FRR ([`frr_ebgp_bfd`]) and `tor2` BIRD
+/// ([`bird_ebgp_bfd`], authenticated).
+pub fn primaryd_bfd(link1: &Link, link2: &Link, key_file: PathBuf) -> PdConfig {
+    let mut c = PdConfig::new();
+    c.comment = vec![
+        "primaryd with BFD to both ToRs: frr-ebgp-bfd.conf (tor1) and bird-bfd.conf (tor2,".into(),
+        "Meticulous Keyed SHA1). A session starts only once its BFD session is Up and ends".into(),
+        "the moment BFD goes down. Tested by tests/bfd_interop.rs.".into(),
+        RENDERED_BY.into(),
+    ];
+    c.hold_time = Some(3);
+    let mut c = c
+        .peer(pd_bfd_peer(link1, None))
+        .peer(pd_bfd_peer(link2, Some(key_file)));
+    c.services = vec![PdService::new(
+        "main",
+        &["192.0.2.10/32", "2001:db8::10/128"],
+    )];
+    c
 }
 
 /// GoBGP as a route collector for primaryd's routes, both families.
@@ -287,6 +394,12 @@ pub fn documented() -> Vec<(&'static str, String)> {
         (
             "primaryd.toml",
             primaryd_attributes(&l(1), &l(2)).render(&doc_mysql()),
+        ),
+        ("frr-ebgp-bfd.conf", frr_ebgp_bfd(&l(1)).render()),
+        ("bird-bfd.conf", bird_ebgp_bfd(&l(2)).render()),
+        (
+            "primaryd-bfd.toml",
+            primaryd_bfd(&l(1), &l(2), "/etc/primaryd/tor-bfd.key".into()).render(&doc_mysql()),
         ),
     ]
 }

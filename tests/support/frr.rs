@@ -174,6 +174,9 @@ pub struct FrrNeighbor {
     pub connect_timer: Option<u16>,
     /// `passive`: FRR only accepts, primaryd must connect.
     pub passive: bool,
+    /// `bfd` and `bfd profile NAME` (a profile of [`FrrConfig::bfd_profiles`]): bfdd runs a
+    /// BFD session with the DB host and bgpd drops the session when it goes down.
+    pub bfd_profile: Option<String>,
 }
 
 impl FrrNeighbor {
@@ -191,8 +194,18 @@ impl FrrNeighbor {
             timers: None,
             connect_timer: None,
             passive: false,
+            bfd_profile: None,
         }
     }
+}
+
+/// A `bfd` / `profile NAME` block of bfdd: the intervals of the sessions that use it.
+#[derive(Debug, Clone)]
+pub struct FrrBfdProfile {
+    pub name: String,
+    pub transmit_ms: u32,
+    pub receive_ms: u32,
+    pub multiplier: u32,
 }
 
 /// A ToR's bgpd config: `router bgp` with neighbours and, for tests of received routes,
@@ -207,6 +220,8 @@ pub struct FrrConfig {
     pub neighbors: Vec<FrrNeighbor>,
     /// `network P` lines (no import check: they need not be in the ToR's RIB).
     pub networks: Vec<String>,
+    /// bfdd profiles (rendered as a `bfd` block; the lab gives it to bfdd).
+    pub bfd_profiles: Vec<FrrBfdProfile>,
 }
 
 impl FrrConfig {
@@ -218,6 +233,7 @@ impl FrrConfig {
             router_id: router_id.to_string(),
             neighbors: Vec::new(),
             networks: Vec::new(),
+            bfd_profiles: Vec::new(),
         }
     }
 
@@ -235,6 +251,18 @@ impl FrrConfig {
         let _ = writeln!(s, "frr defaults datacenter");
         let _ = writeln!(s, "hostname {}", self.hostname);
         let _ = writeln!(s, "!");
+        if !self.bfd_profiles.is_empty() {
+            let _ = writeln!(s, "bfd");
+            for p in &self.bfd_profiles {
+                let _ = writeln!(s, " profile {}", p.name);
+                let _ = writeln!(s, "  transmit-interval {}", p.transmit_ms);
+                let _ = writeln!(s, "  receive-interval {}", p.receive_ms);
+                let _ = writeln!(s, "  detect-multiplier {}", p.multiplier);
+                let _ = writeln!(s, " exit");
+            }
+            let _ = writeln!(s, "exit");
+            let _ = writeln!(s, "!");
+        }
         let _ = writeln!(s, "router bgp {}", self.asn);
         let _ = writeln!(s, " bgp router-id {}", self.router_id);
         // FRR 8 drops eBGP routes without an import policy (RFC 8212); a ToR would normally
@@ -268,6 +296,10 @@ impl FrrConfig {
             }
             if n.passive {
                 let _ = writeln!(s, " neighbor {a} passive");
+            }
+            if let Some(p) = &n.bfd_profile {
+                let _ = writeln!(s, " neighbor {a} bfd");
+                let _ = writeln!(s, " neighbor {a} bfd profile {p}");
             }
         }
         for family in ["ipv4", "ipv6"] {
@@ -345,6 +377,9 @@ impl Frr {
             "{}\ndebug bgp neighbor-events\ndebug bgp updates in",
             log("bgpd")
         );
+        // The `bfd` block is bfdd's (bgpd refuses it, and every line after it).
+        let (bgpd_conf, bfd_block) = split_bfd_block(bgpd_conf);
+        let with_bfd = !bfd_block.is_empty() || bgpd_conf.contains(" bfd");
         let mut lines: Vec<String> = bgpd_conf.lines().map(str::to_string).collect();
         let at = lines
             .iter()
@@ -352,7 +387,14 @@ impl Frr {
             .map_or(0, |i| i + 1);
         lines.insert(at, lab_lines);
         fs::write(dir.join("bgpd.conf"), lines.join("\n") + "\n").unwrap();
-        for f in ["zebra.log", "bgpd.log"] {
+        if with_bfd {
+            let bfdd = format!(
+                "frr defaults datacenter\nhostname {name}\n{}\ndebug bfd peer\n{bfd_block}",
+                log("bfdd")
+            );
+            fs::write(dir.join("bfdd.conf"), bfdd).unwrap();
+        }
+        for f in ["zebra.log", "bgpd.log", "bfdd.log"] {
             fs::write(dir.join(f), "").unwrap();
         }
         run_ok(Command::new("chown").arg("-R").arg("frr:frr").arg(&dir));
@@ -379,8 +421,30 @@ impl Frr {
             frr.check_alive();
             zserv.exists()
         });
+        if with_bfd {
+            frr.spawn("bfdd");
+            wait_until(STEP, &format!("{name}: bfdd answers vtysh"), || {
+                frr.check_alive();
+                frr.try_vtysh("show bfd peers").is_ok()
+            });
+        }
         frr.start_bgpd();
         frr
+    }
+
+    /// bfdd's session with `peer` (`show bfd peers json`), if it has one.
+    pub fn bfd_peer(&self, peer: &str) -> Option<Value> {
+        let v = self.try_vtysh_json("show bfd peers json").ok()?;
+        v.as_array()?
+            .iter()
+            .find(|p| p["peer"].as_str() == Some(peer))
+            .cloned()
+    }
+
+    /// The state of bfdd's session with `peer`: "up", "down", "init" or "shutdown".
+    pub fn bfd_status(&self, peer: &str) -> Option<String> {
+        self.bfd_peer(peer)
+            .and_then(|p| p["status"].as_str().map(str::to_string))
     }
 
     /// Starts bgpd (again, after [`Frr::kill_bgpd`]) and waits until it answers.
@@ -603,6 +667,12 @@ impl Frr {
         out.push_str(&tail(&self.dir.join("bgpd.log"), 150));
         let _ = writeln!(out, "----- {}: zebra log -----", self.name);
         out.push_str(&tail(&self.dir.join("zebra.log"), 30));
+        if self.dir.join("bfdd.conf").exists() {
+            let _ = writeln!(out, "----- {}: vtysh show bfd peers -----", self.name);
+            out.push_str(&self.try_vtysh("show bfd peers").unwrap_or_else(|e| e));
+            let _ = writeln!(out, "----- {}: bfdd log -----", self.name);
+            out.push_str(&tail(&self.dir.join("bfdd.log"), 60));
+        }
         out
     }
 
@@ -846,4 +916,23 @@ pub fn withdrawn_before_notification(log: &str, from: &str, prefix: &str) -> Res
             lines[announced_at..=cease_at].join("\n")
         ))
     }
+}
+
+/// Splits FRR config text into what bgpd reads and the `bfd` block (up to its `exit` at
+/// column 0), which is bfdd's.
+fn split_bfd_block(conf: &str) -> (String, String) {
+    let (mut rest, mut bfd) = (String::new(), String::new());
+    let mut inside = false;
+    for line in conf.lines() {
+        if line == "bfd" {
+            inside = true;
+        }
+        let target = if inside { &mut bfd } else { &mut rest };
+        target.push_str(line);
+        target.push('\n');
+        if inside && line == "exit" {
+            inside = false;
+        }
+    }
+    (rest, bfd)
 }

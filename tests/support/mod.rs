@@ -19,21 +19,23 @@
 mod bird;
 mod checks;
 pub mod examples;
+mod faults;
 mod frr;
 mod gobgp;
 mod mariadb;
 mod net;
 mod primaryd;
 
-pub use bird::{Bird, BirdConfig, BirdRoute};
+pub use bird::{Bird, BirdBfd, BirdConfig, BirdRoute};
 pub use checks::Checks;
+pub use faults::Drop as PacketDrop;
 pub use frr::{
-    withdrawn_before_notification, BgpPath, Frr, FrrConfig, FrrNeighbor, LastNotification,
-    QUIET_INTERVALS, QUIET_MIN_CHECKS,
+    withdrawn_before_notification, BgpPath, Frr, FrrBfdProfile, FrrConfig, FrrNeighbor,
+    LastNotification, QUIET_INTERVALS, QUIET_MIN_CHECKS,
 };
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GobgpPath};
 pub use mariadb::{MariaDb, MariaDbOpts};
-pub use net::{Link, Net, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
+pub use net::{Link, Net, PdBfd, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
 pub use primaryd::{Primaryd, PrimarydOpts};
 
 use std::fs;

@@ -115,6 +115,20 @@ pub struct PdPeer {
     pub max_prefixes_restart_s: Option<u32>,
     pub next_hop_ipv4: Option<String>,
     pub next_hop_ipv6: Option<String>,
+    /// `bfd = true` with these keys (each None: not written, the default).
+    pub bfd: Option<PdBfd>,
+}
+
+/// A peer's BFD keys in primaryd's config.
+#[derive(Debug, Clone, Default)]
+pub struct PdBfd {
+    pub min_tx_ms: Option<u32>,
+    pub min_rx_ms: Option<u32>,
+    pub multiplier: Option<u8>,
+    /// `keyed-sha1` or `meticulous-keyed-sha1`.
+    pub auth: Option<String>,
+    pub auth_key_id: Option<u8>,
+    pub auth_key_file: Option<PathBuf>,
 }
 
 impl PdPeer {
@@ -133,6 +147,7 @@ impl PdPeer {
             max_prefixes_restart_s: None,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
+            bfd: None,
         }
     }
 }
@@ -263,6 +278,21 @@ impl PdConfig {
             }
             opt(&mut s, "next_hop_ipv4", &p.next_hop_ipv4);
             opt(&mut s, "next_hop_ipv6", &p.next_hop_ipv6);
+            if let Some(b) = &p.bfd {
+                let _ = writeln!(s, "bfd = true");
+                let num = |s: &mut String, k: &str, v: Option<u32>| {
+                    if let Some(v) = v {
+                        let _ = writeln!(s, "{k} = {v}");
+                    }
+                };
+                num(&mut s, "bfd_min_tx_ms", b.min_tx_ms);
+                num(&mut s, "bfd_min_rx_ms", b.min_rx_ms);
+                num(&mut s, "bfd_multiplier", b.multiplier.map(u32::from));
+                opt(&mut s, "bfd_auth", &b.auth);
+                num(&mut s, "bfd_auth_key_id", b.auth_key_id.map(u32::from));
+                let f = b.auth_key_file.as_ref().map(|f| f.display().to_string());
+                opt(&mut s, "bfd_auth_key_file", &f);
+            }
         }
         for svc in &self.services {
             let _ = writeln!(s, "\n[[service]]");

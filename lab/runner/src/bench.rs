@@ -627,6 +627,9 @@ pub fn scenario_title(s: Scenario) -> &'static str {
         }
         Scenario::Isolate => "isolate: the primary's uplink down",
         Scenario::DaemonCrash => "daemon-crash: SIGKILL the speaker (primaryd or ExaBGP)",
+        Scenario::HostFreeze => {
+            "host-freeze: every process of the primary's host stopped, links up"
+        }
     }
 }
 
@@ -942,6 +945,13 @@ pub fn targets(files: &[BenchFile]) -> String {
             interval + 50.0,
             "withdrawn_tor",
             true,
+        ),
+        (
+            Scenario::HostFreeze,
+            "fault -> route gone at the ToR (BFD 3 x 100 + 50)",
+            350.0,
+            "withdrawn_tor",
+            false,
         ),
     ];
     for (sc, what, bar, metric, parts) in withdrawal {

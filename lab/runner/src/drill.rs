@@ -37,6 +37,9 @@ pub enum Scenario {
     Isolate,
     /// SIGKILL primaryd on the primary (MariaDB keeps running).
     DaemonCrash,
+    /// SIGSTOP every process of the primary's host, links up (hostloss.rs): nobody sends a
+    /// withdraw; BFD (or the hold timer) finds the host silent.
+    HostFreeze,
 }
 
 impl Scenario {
@@ -48,18 +51,19 @@ impl Scenario {
             Scenario::Switchover => "switchover",
             Scenario::Isolate => "isolate",
             Scenario::DaemonCrash => "daemon-crash",
+            Scenario::HostFreeze => "host-freeze",
         }
     }
 
     /// Whether the old primary's MariaDB still answers (over its socket) after the fault.
     fn old_primary_answers(self) -> bool {
-        !matches!(self, Scenario::Kill | Scenario::Hang)
+        !matches!(self, Scenario::Kill | Scenario::Hang | Scenario::HostFreeze)
     }
 
     /// Whether the fault can cut the client off from a write the old primary committed: its
     /// uplinks go down between the commit and the answer.
     fn answers_can_be_cut_off(self) -> bool {
-        self == Scenario::Isolate
+        matches!(self, Scenario::Isolate | Scenario::HostFreeze)
     }
 }
 
@@ -465,6 +469,10 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
             }
             format!("uplinks down: {}", ifaces.join(", "))
         }
+        Scenario::HostFreeze => {
+            ctx.t0 = now_ms();
+            crate::hostloss::freeze(lab, &old)?
+        }
     };
     let t0 = ctx.t0;
     ctx.at("fault_injected", Some(t0), Some(&old), detail);
@@ -786,6 +794,9 @@ fn daemon_events(
         Scenario::Isolate => {
             ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
         }
+        Scenario::HostFreeze => {
+            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session when BFD (or the hold timer) finds it silent");
+        }
         _ => {
             ctx.logged(
                 "check_failed",
@@ -871,6 +882,9 @@ fn exabgp_events(
         }
         Scenario::Isolate => {
             ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
+        }
+        Scenario::HostFreeze => {
+            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session at its hold timer (ExaBGP has no BFD)");
         }
         _ => {
             let check = old_log

@@ -505,6 +505,14 @@ impl Lab {
             })
             .ok_or_else(|| fail(&format!("every BGP session of {} is Established", r.name)))?;
         }
+        if crate::hostloss::bfd_expected(self) {
+            for r in self.topo.nodes.iter().filter(|n| n.role.is_router()) {
+                wait_for(left(), Duration::from_millis(200), || {
+                    crate::hostloss::router_bfd_up(self, &r.name).then_some(())
+                })
+                .ok_or_else(|| fail(&format!("every BFD session of {} is up", r.name)))?;
+            }
+        }
         if let [p] = primaries.as_slice() {
             let prefixes = self.service_prefixes();
             for r in self.topo.nodes.iter().filter(|n| n.role.is_router()) {

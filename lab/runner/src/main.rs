@@ -4,6 +4,7 @@
 mod bench;
 mod cost;
 mod drill;
+mod hostloss;
 mod lab;
 mod logparse;
 mod plot;

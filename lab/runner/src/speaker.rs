@@ -50,6 +50,9 @@ pub enum SpeakerKind {
     /// ExaBGP + exabgp-healthcheck with its defaults (interval 5 s, fast-interval 1 s, rise 3,
     /// fall 3, timeout 5 s), --withdraw-on-down.
     ExabgpDefault,
+    /// primaryd with the lab's config but BFD off: a dead host is found by the BGP hold timer
+    /// alone (the benchmark's "host loss" comparison).
+    PrimarydNoBfd,
 }
 
 impl SpeakerKind {
@@ -58,11 +61,12 @@ impl SpeakerKind {
             SpeakerKind::Primaryd => "primaryd",
             SpeakerKind::ExabgpDefault => "exabgp-default",
             SpeakerKind::ExabgpFast => "exabgp-fast",
+            SpeakerKind::PrimarydNoBfd => "primaryd-no-bfd",
         }
     }
 
     pub fn is_exabgp(self) -> bool {
-        self != SpeakerKind::Primaryd
+        matches!(self, SpeakerKind::ExabgpFast | SpeakerKind::ExabgpDefault)
     }
 }
 
@@ -183,7 +187,7 @@ pub fn apply(topo: &mut Topology, files: &Path, sp: &Speaker) -> Result<CheckSet
     if sp.services == 0 || sp.services > 200 {
         bail!("--services: 1..=200");
     }
-    if sp.services > 1 && sp.kind != SpeakerKind::Primaryd {
+    if sp.services > 1 && sp.kind.is_exabgp() {
         bail!("more than one service is set up for primaryd only");
     }
     if sp.kind == SpeakerKind::ExabgpDefault
@@ -233,7 +237,10 @@ pub fn apply(topo: &mut Topology, files: &Path, sp: &Speaker) -> Result<CheckSet
         let dir = files.join(name);
         fs::create_dir_all(&dir)?;
         let s = match sp.kind {
-            SpeakerKind::Primaryd => {
+            SpeakerKind::Primaryd | SpeakerKind::PrimarydNoBfd => {
+                if sp.kind == SpeakerKind::PrimarydNoBfd {
+                    crate::hostloss::without_bfd(&mut cfg);
+                }
                 let services = cfg
                     .get_mut("service")
                     .and_then(toml::Value::as_array_mut)
@@ -344,6 +351,10 @@ pub fn apply(topo: &mut Topology, files: &Path, sp: &Speaker) -> Result<CheckSet
                 s
             }
         };
+        let mut s = s;
+        if !sp.kind.is_exabgp() {
+            s.description.push_str(&crate::hostloss::bfd_note(&cfg));
+        }
         settings.get_or_insert(s);
     }
     settings.context("the topology has no DB node")

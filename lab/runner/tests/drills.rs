@@ -356,6 +356,20 @@ fn drill_daemon_crash() {
 }
 
 #[test]
+fn drill_host_freeze() {
+    let lab = Lab::new();
+    lab.up();
+    let r = lab.drill("host-freeze");
+    assert_failover(&r, "host-freeze");
+    // Nobody withdrew: the frozen host's ToR found it silent by BFD (100 ms x 3), well before
+    // its 3 s hold timer. The bound is generous (CI runs labs side by side); the figures are
+    // the benchmark's (docs/benchmarks.md, "host loss").
+    assert!(t_of(&r, "withdraw_sent", Some("db1")).is_none());
+    let gone = t_of(&r, "route_gone", Some("tor1")).expect("route gone at tor1");
+    assert!(gone < 1500.0, "route gone at tor1 after {gone} ms");
+}
+
+#[test]
 fn down_cleans_up_after_a_runner_killed_during_up() {
     let lab = Lab::new();
     let mut up = runner(&lab.id)
