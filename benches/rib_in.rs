@@ -17,6 +17,8 @@ use primaryd::bgp::message::{
 const CTX: CodecContext = CodecContext {
     four_octet_asn: true,
     ibgp: false,
+    add_path_ipv4: false,
+    add_path_ipv6: false,
 };
 
 fn status_kib(field: &str) -> u64 {

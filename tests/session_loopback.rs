@@ -24,6 +24,8 @@ const PEER_ASN: u32 = 65001;
 const CTX: CodecContext = CodecContext {
     four_octet_asn: true,
     ibgp: false,
+    add_path_ipv4: false,
+    add_path_ipv6: false,
 };
 /// Generous bound for any single step on a loaded CI machine.
 const STEP: Duration = Duration::from_secs(10);

@@ -1949,7 +1949,7 @@ mod tests {
                     let inputs: Vec<Input> = match s {
                         Step::Bytes(b) => {
                             buf.extend_from_slice(&b);
-                            let ctx = CodecContext { four_octet_asn: true, ibgp: false };
+                            let ctx = CodecContext { four_octet_asn: true, ibgp: false, add_path_ipv4: false, add_path_ipv6: false };
                             let mut inputs = Vec::new();
                             loop {
                                 match codec::frame_len(&buf) {
@@ -1957,13 +1957,13 @@ mod tests {
                                         let frame: Vec<u8> = buf.drain(..len).collect();
                                         inputs.push(match codec::decode(&frame, ctx) {
                                             Ok(m) => recv(m),
-                                            Err(n) => Input::Malformed(n),
+                                            Err(n) => Input::Malformed(n.into()),
                                         });
                                     }
                                     Ok(_) => break,
                                     Err(n) => {
                                         buf.clear();
-                                        inputs.push(Input::Malformed(n));
+                                        inputs.push(Input::Malformed(n.into()));
                                         break;
                                     }
                                 }

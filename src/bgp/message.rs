@@ -124,6 +124,15 @@ pub struct GracefulRestart {
     pub families: Vec<(u16, u8, u8)>,
 }
 
+impl GracefulRestart {
+    /// Restart State (R) in `flags`: the speaker has restarted (RFC 4724 §3).
+    pub const RESTART_STATE: u8 = 0x8;
+    /// Graceful Notification (N) in `flags` (RFC 8538).
+    pub const NOTIFICATION: u8 = 0x4;
+    /// Forwarding State (F) in a family's flags (RFC 4724 §3).
+    pub const FORWARDING_STATE: u8 = 0x80;
+}
+
 impl Capabilities {
     /// Whether the speaker takes routes of `family`: advertised explicitly, or (IPv4 unicast
     /// only) implied by a speaker that sends no multiprotocol capability at all (RFC 4760 §8).
@@ -376,6 +385,12 @@ pub mod subcode {
     pub const OUT_OF_RESOURCES: u8 = 8;
 }
 
+mod error_codes;
+pub use error_codes::{
+    CeaseSubcode, ErrorCode, FsmSubcode, HeaderSubcode, NotificationKind, OpenSubcode,
+    UpdateSubcode,
+};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub code: u8,
@@ -390,6 +405,16 @@ impl Notification {
             subcode,
             data,
         }
+    }
+
+    /// A NOTIFICATION of `kind` carrying `data`.
+    pub fn of(kind: NotificationKind, data: Vec<u8>) -> Self {
+        Notification::new(kind.code().into(), kind.subcode(), data)
+    }
+
+    /// The typed code and subcode, when they are ones we know.
+    pub fn kind(&self) -> Option<NotificationKind> {
+        NotificationKind::from_codes(self.code, self.subcode)
     }
 
     /// Cease / Administrative Shutdown carrying an RFC 8203/9003 shutdown communication: one

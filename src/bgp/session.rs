@@ -173,6 +173,8 @@ impl Session {
         CodecContext {
             four_octet_asn: self.fsm.negotiated().is_none_or(|n| n.four_octet_asn),
             ibgp: self.peer.remote_asn == self.fsm.config().local_asn,
+            add_path_ipv4: false,
+            add_path_ipv6: false,
         }
     }
 
@@ -365,7 +367,7 @@ impl Session {
                         }
                         Err(n) => {
                             warn!(peer = %self.peer.name, "malformed {len}-byte message: {n}");
-                            self.pending.push_back(Input::Malformed(n));
+                            self.pending.push_back(Input::Malformed(n.into()));
                             break;
                         }
                     }
@@ -373,7 +375,7 @@ impl Session {
                 Ok(_) => break,
                 Err(n) => {
                     warn!(peer = %self.peer.name, "bad message header: {n}");
-                    self.pending.push_back(Input::Malformed(n));
+                    self.pending.push_back(Input::Malformed(n.into()));
                     break;
                 }
             }
