@@ -1,7 +1,9 @@
 //! RFC 7911 path identifiers in UPDATEs, and End-of-RIB markers (RFC 4724 §2).
 
+use std::net::Ipv4Addr;
+
 use super::*;
-use crate::bgp::message::Family;
+use crate::bgp::message::{AddPath, Capabilities, Family, GracefulRestart, Open};
 
 const ADD_PATH_V4: CodecContext = CodecContext {
     add_path_ipv4: true,
@@ -37,9 +39,184 @@ fn mp_unreach(afi: u16, withdrawn: &[u8]) -> Vec<u8> {
     attribute(0x80, 15, &value)
 }
 
-/// The ADD-PATH captures of the capture table (none yet).
+/// An ADD-PATH capture's OPEN: the ToR's, as FRR (AS 65001) or BIRD (AS 65002) sends it.
+fn tor_open(asn: u32, router_id: [u8; 4], send_receive: u8, gr_flags: u8, other: &[u8]) -> Message {
+    let add_path = |afi| AddPath {
+        afi,
+        safi: 1,
+        send_receive,
+    };
+    Message::Open(Open {
+        asn,
+        hold_time: 3,
+        router_id: router_id.into(),
+        capabilities: Capabilities {
+            four_octet_asn: Some(asn),
+            multiprotocol: vec![(1, 1), (2, 1)],
+            route_refresh: true,
+            add_path: vec![add_path(1), add_path(2)],
+            graceful_restart: Some(GracefulRestart {
+                flags: gr_flags,
+                restart_time: 120,
+                families: Vec::new(),
+            }),
+            other: other.to_vec(),
+        },
+    })
+}
+
+/// One path to `prefix` learnt from DB host `host` (1 or 2, AS 420000001x), as the ToR of AS
+/// `tor_asn` sends it with path identifier `id`.
+fn path(prefix: &str, tor_asn: u32, host: u32, id: u32, next_hop: NextHop) -> Message {
+    let as_path = AsPath::sequence(vec![tor_asn, 4_200_000_010 + host]);
+    Message::Update(Update {
+        attributes: Some(PathAttributes::new(Origin::Igp, as_path, next_hop)),
+        nlri: nets(&[prefix]),
+        nlri_path_ids: vec![id],
+        ..Update::default()
+    })
+}
+
+fn withdrawal(prefix: &str, id: u32) -> Message {
+    Message::Update(Update {
+        withdrawn: nets(&[prefix]),
+        withdrawn_path_ids: vec![id],
+        ..Update::default()
+    })
+}
+
+fn end_of_rib(family: Family) -> Message {
+    Message::Update(Update {
+        end_of_rib: Some(family),
+        ..Update::default()
+    })
+}
+
+/// DB host `host`'s IPv4 address, its next hop.
+fn v4(host: u8) -> NextHop {
+    NextHop {
+        ipv4: Some(Ipv4Addr::new(198, 18, 1, 2 + host)),
+        ..NextHop::default()
+    }
+}
+
+fn v6(global: &str, link_local: Option<&str>) -> NextHop {
+    NextHop {
+        ipv6: Some(global.parse().unwrap()),
+        ipv6_link_local: link_local.map(|l| l.parse().unwrap()),
+        ..NextHop::default()
+    }
+}
+
+/// The ADD-PATH captures of the capture table: FRR 8.4 ('addpath-tx-all-paths') and BIRD 2
+/// ('add paths tx') each send two paths for 192.0.2.10/32 and 2001:db8::10/128 (one per DB
+/// host), End-of-RIB for both families, then withdraw the paths one host after the other.
+/// FRR keeps the DB hosts' IPv4 next hops (same link) and puts its own IPv6 ones; BIRD keeps
+/// both.
 pub(super) fn captures() -> Vec<(&'static str, CodecContext, Message)> {
-    Vec::new()
+    let (v4p, v6p) = ("192.0.2.10/32", "2001:db8::10/128");
+    let frr6 = v6("2001:db8:1::2", Some("fe80::2"));
+    let frr_other = [128, 70, 6, 73, 71];
+    let c = ADD_PATH_BOTH;
+    vec![
+        (
+            "frr-8.4-addpath-open.hex",
+            FOUR,
+            tor_open(65001, [198, 19, 0, 1], 3, 0xc, &frr_other),
+        ),
+        (
+            "frr-8.4-addpath-ipv4-update-1.hex",
+            c,
+            path(v4p, 65001, 1, 2, v4(1)),
+        ),
+        (
+            "frr-8.4-addpath-ipv4-update-2.hex",
+            c,
+            path(v4p, 65001, 2, 3, v4(2)),
+        ),
+        (
+            "frr-8.4-addpath-ipv6-update-1.hex",
+            c,
+            path(v6p, 65001, 1, 2, frr6.clone()),
+        ),
+        (
+            "frr-8.4-addpath-ipv6-update-2.hex",
+            c,
+            path(v6p, 65001, 2, 3, frr6),
+        ),
+        (
+            "frr-8.4-addpath-eor-ipv4.hex",
+            c,
+            end_of_rib(Family::Ipv4Unicast),
+        ),
+        (
+            "frr-8.4-addpath-eor-ipv6.hex",
+            c,
+            end_of_rib(Family::Ipv6Unicast),
+        ),
+        ("frr-8.4-addpath-ipv4-withdraw-1.hex", c, withdrawal(v4p, 2)),
+        ("frr-8.4-addpath-ipv4-withdraw-2.hex", c, withdrawal(v4p, 3)),
+        ("frr-8.4-addpath-ipv6-withdraw-1.hex", c, withdrawal(v6p, 2)),
+        ("frr-8.4-addpath-ipv6-withdraw-2.hex", c, withdrawal(v6p, 3)),
+        (
+            "bird-2-addpath-open.hex",
+            FOUR,
+            tor_open(65002, [198, 19, 0, 2], 2, 0, &[70, 71]),
+        ),
+        (
+            "bird-2-addpath-ipv4-update-1.hex",
+            c,
+            path(v4p, 65002, 1, 4, v4(1)),
+        ),
+        (
+            "bird-2-addpath-ipv4-update-2.hex",
+            c,
+            path(v4p, 65002, 2, 5, v4(2)),
+        ),
+        (
+            "bird-2-addpath-ipv6-update-1.hex",
+            c,
+            path(v6p, 65002, 1, 4, v6("2001:db8:1::3", None)),
+        ),
+        (
+            "bird-2-addpath-ipv6-update-2.hex",
+            c,
+            path(v6p, 65002, 2, 5, v6("2001:db8:1::4", None)),
+        ),
+        (
+            "bird-2-addpath-eor-ipv4.hex",
+            c,
+            end_of_rib(Family::Ipv4Unicast),
+        ),
+        (
+            "bird-2-addpath-eor-ipv6.hex",
+            c,
+            end_of_rib(Family::Ipv6Unicast),
+        ),
+        ("bird-2-addpath-ipv4-withdraw-1.hex", c, withdrawal(v4p, 4)),
+        ("bird-2-addpath-ipv4-withdraw-2.hex", c, withdrawal(v4p, 5)),
+        ("bird-2-addpath-ipv6-withdraw-1.hex", c, withdrawal(v6p, 4)),
+        ("bird-2-addpath-ipv6-withdraw-2.hex", c, withdrawal(v6p, 5)),
+    ]
+}
+
+/// Without the negotiated ADD-PATH context the same bytes are unusable: the session resets
+/// rather than reading path identifiers as prefixes.
+#[test]
+fn addpath_captures_need_the_addpath_context() {
+    for file in [
+        "frr-8.4-addpath-ipv4-update-1.hex",
+        "bird-2-addpath-ipv4-withdraw-1.hex",
+    ] {
+        assert_notification(&capture(file), FOUR, 3, 10, &[]);
+    }
+    for file in [
+        "frr-8.4-addpath-ipv6-update-1.hex",
+        "bird-2-addpath-ipv6-withdraw-1.hex",
+    ] {
+        let bytes = capture(file);
+        assert!(decode_guarded(bytes, FOUR).is_err(), "{file}");
+    }
 }
 
 /// Seeds for the mutation proptest: ADD-PATH UPDATEs in the contexts they were made for.
@@ -60,6 +237,13 @@ pub(super) fn seeds() -> Vec<(Vec<u8>, CodecContext)> {
             ADD_PATH_BOTH,
         ),
     ]
+    .into_iter()
+    .chain(
+        captures()
+            .into_iter()
+            .map(|(file, ctx, _)| (capture(file), ctx)),
+    )
+    .collect()
 }
 
 #[test]
