@@ -1,5 +1,5 @@
 //! BGP messages as the session machine sees them: plain data, no wire format. The codec
-//! (`codec.rs`) turns bytes into these and back; the FSM (`fsm.rs`) never touches bytes.
+//! (`codec/`) turns bytes into these and back; the FSM (`fsm.rs`) never touches bytes.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
