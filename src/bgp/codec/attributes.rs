@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::error::{DecodeError, UpdateError};
+use super::error::{DecodeError, Treatment, UpdateError};
 use super::nlri::{self, Prefixes};
 use super::reader::{u32_value, Reader};
 use super::CodecContext;
@@ -105,7 +105,7 @@ impl Walk {
 
     /// Keeps a finding; a session reset ends the walk.
     pub(super) fn record(&mut self, e: UpdateError) -> Result<(), DecodeError> {
-        if e.treatment == super::Treatment::SessionReset {
+        if e.treatment == Treatment::SessionReset {
             return Err(e.into());
         }
         self.findings.push(e);

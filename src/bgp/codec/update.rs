@@ -3,7 +3,7 @@
 //! End-of-RIB markers (RFC 4724 §2).
 
 use super::attributes::{self, code, MpReach, MpUnreach, Walk};
-use super::error::{DecodeError, UpdateError};
+use super::error::{DecodeError, Treatment, UpdateError};
 use super::nlri::{self, Prefixes};
 use super::reader::Reader;
 use super::CodecContext;
@@ -45,7 +45,7 @@ pub(super) fn decode_update(body: &[u8], ctx: CodecContext) -> Result<Update, De
     } else if let Some(e) = walk
         .findings
         .iter()
-        .find(|f| f.treatment == super::Treatment::TreatAsWithdraw)
+        .find(|f| f.treatment == Treatment::TreatAsWithdraw)
     {
         // RFC 7606 §5.2: an UPDATE with attributes but no reachable NLRI has nothing to
         // treat as withdrawn, so its errors fall back to a session reset.
@@ -128,7 +128,7 @@ fn assemble(
     let treat_as_withdraw = walk
         .findings
         .iter()
-        .any(|f| f.treatment == super::Treatment::TreatAsWithdraw);
+        .any(|f| f.treatment == Treatment::TreatAsWithdraw);
     let errors = std::mem::take(&mut walk.findings)
         .iter()
         .map(ToString::to_string)
