@@ -596,7 +596,7 @@ async fn a_malformed_open_on_a_connection_the_peer_opened_gets_its_notification(
         assert_eq!((n.code, n.subcode), (*code, *subcode), "{what}: {n}");
         // The same answer as on a connection we opened: the codec's.
         if let Ok(Some(len)) = codec::frame_len(bytes) {
-            let expected = codec::decode(&bytes[..len], CTX).unwrap_err();
+            let expected: Notification = codec::decode(&bytes[..len], CTX).unwrap_err().into();
             assert_eq!(n, expected, "{what}");
         }
         peer.expect_eof().await;

@@ -1,16 +1,15 @@
 //! Fuzzes `primaryd::bgp::codec::decode`. Input: one flags byte (bit 0: 4-octet ASNs; bit 1:
-//! use the rest verbatim as a byte stream, header included; bit 2: iBGP session), then either a
-//! message type and
-//! a body that gets a valid header (so the fuzzer spends its time past the marker), or raw
-//! frames. cargo-fuzz builds with panic=abort, so any zettabgp panic the validation lets
-//! through is a crash here rather than a caught 3/1.
+//! use the rest verbatim as a byte stream, header included; bit 2: iBGP session; bit 3:
+//! ADD-PATH for IPv4 unicast; bit 4: ADD-PATH for IPv6 unicast), then either a message type
+//! and a body that gets a valid header (so the fuzzer spends its time past the marker), or raw
+//! frames. Whatever decodes is re-encoded, which drives zettabgp's encoder (its only role) with
+//! every value the decoder can produce; cargo-fuzz builds with panic=abort, so a panic in
+//! either is a crash.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use primaryd::bgp::codec::{
-    decode, encode, encode_update, frame_len, zettabgp_disagreements, CodecContext,
-};
-use primaryd::bgp::message::Message;
+use primaryd::bgp::codec::{decode, encode, encode_update, frame_len, CodecContext};
+use primaryd::bgp::message::{Family, Message, Notification};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
@@ -19,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
     let ctx = CodecContext {
         four_octet_asn: flags & 1 != 0,
         ibgp: flags & 4 != 0,
+        add_path_ipv4: flags & 8 != 0,
+        add_path_ipv6: flags & 16 != 0,
     };
     if flags & 2 != 0 {
         let mut stream = rest;
@@ -44,27 +45,44 @@ fuzz_target!(|data: &[u8]| {
     check(&frame, ctx);
 });
 
-/// Decodes; whatever decodes must encode again without error, and an UPDATE's frames must
-/// decode back without RFC 7606 errors. zettabgp must never disagree with the validation.
+/// Decodes; an error must convert to a NOTIFICATION; whatever decodes must encode again
+/// without error, and an UPDATE's frames must decode back (without ADD-PATH: we never send
+/// path identifiers) without RFC 7606 errors. Path identifiers must be index-aligned.
 fn check(frame: &[u8], ctx: CodecContext) {
-    let decoded = decode(frame, ctx);
-    assert_eq!(
-        zettabgp_disagreements(),
-        0,
-        "zettabgp and the validation disagree"
-    );
-    match decoded {
+    let plain = CodecContext {
+        add_path_ipv4: false,
+        add_path_ipv6: false,
+        ..ctx
+    };
+    match decode(frame, ctx) {
         Ok(Message::Update(u)) => {
+            check_path_ids(&u, ctx);
             for f in encode_update(&u, ctx).expect("a decoded UPDATE re-encodes") {
-                match decode(&f, ctx) {
+                match decode(&f, plain) {
                     Ok(Message::Update(back)) => assert!(back.errors.is_empty(), "{back:?}"),
                     other => panic!("a re-encoded UPDATE decodes to {other:?}"),
                 }
             }
         }
-        Ok(Message::Open(_)) | Err(_) => {}
+        Ok(Message::Open(_)) => {}
+        Err(e) => {
+            let n = Notification::from(e);
+            assert!((1..=3).contains(&n.code), "{n:?}");
+        }
         Ok(other) => {
             encode(&other, ctx).expect("a decoded message re-encodes");
         }
+    }
+}
+
+fn check_path_ids(u: &primaryd::bgp::message::Update, ctx: CodecContext) {
+    let carried = !u.withdrawn_path_ids.is_empty() || !u.nlri_path_ids.is_empty();
+    if carried {
+        assert_eq!(u.withdrawn_path_ids.len(), u.withdrawn.len(), "{u:?}");
+        assert_eq!(u.nlri_path_ids.len(), u.nlri.len(), "{u:?}");
+    }
+    let all = u.withdrawn.iter().zip(&u.withdrawn_path_ids);
+    for (prefix, &id) in all.chain(u.nlri.iter().zip(&u.nlri_path_ids)) {
+        assert!(ctx.add_path(Family::of(prefix)) || id == 0, "{u:?}");
     }
 }

@@ -63,6 +63,8 @@ fuzz_target!(|data: &[u8]| {
     let ctx = CodecContext {
         four_octet_asn: true,
         ibgp: false,
+        add_path_ipv4: false,
+        add_path_ipv6: false,
     };
     let mut rest = stream;
     let mut step = 0usize;
@@ -92,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(Some(len)) if rest.len() >= len => len,
             Ok(_) => break,
             Err(n) => {
-                f.process(Input::Malformed(n));
+                f.process(Input::Malformed(n.into()));
                 check(&f);
                 break;
             }
@@ -101,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
         let input = match decode(frame, ctx) {
             Ok(m) => Input::Received(m, SystemTime::UNIX_EPOCH),
-            Err(n) => Input::Malformed(n),
+            Err(n) => Input::Malformed(n.into()),
         };
         f.process(input);
         check(&f);

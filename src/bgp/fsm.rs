@@ -2214,13 +2214,13 @@ pub(crate) mod tests {
                                         let frame: Vec<u8> = buf.drain(..len).collect();
                                         inputs.push(match codec::decode(&frame, ctx) {
                                             Ok(m) => recv(m),
-                                            Err(n) => Input::Malformed(n),
+                                            Err(n) => Input::Malformed(n.into()),
                                         });
                                     }
                                     Ok(_) => break,
                                     Err(n) => {
                                         buf.clear();
-                                        inputs.push(Input::Malformed(n));
+                                        inputs.push(Input::Malformed(n.into()));
                                         break;
                                     }
                                 }

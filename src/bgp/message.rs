@@ -1,5 +1,5 @@
 //! BGP messages as the session machine sees them: plain data, no wire format. The codec
-//! (`codec.rs`) turns bytes into these and back; the FSM (`fsm.rs`) never touches bytes.
+//! (`codec/`) turns bytes into these and back; the FSM (`fsm.rs`) never touches bytes.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -122,6 +122,15 @@ pub struct GracefulRestart {
     pub restart_time: u16,
     /// (AFI, SAFI, flags) for families whose forwarding state the speaker preserves.
     pub families: Vec<(u16, u8, u8)>,
+}
+
+impl GracefulRestart {
+    /// Restart State (R) in `flags`: the speaker has restarted (RFC 4724 §3).
+    pub const RESTART_STATE: u8 = 0x8;
+    /// Graceful Notification (N) in `flags` (RFC 8538).
+    pub const NOTIFICATION: u8 = 0x4;
+    /// Forwarding State (F) in a family's flags (RFC 4724 §3).
+    pub const FORWARDING_STATE: u8 = 0x80;
 }
 
 impl Capabilities {
@@ -378,6 +387,12 @@ pub mod subcode {
     pub const BFD_DOWN: u8 = 10;
 }
 
+mod error_codes;
+pub use error_codes::{
+    CeaseSubcode, ErrorCode, FsmSubcode, HeaderSubcode, NotificationKind, OpenSubcode,
+    UpdateSubcode,
+};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub code: u8,
@@ -392,6 +407,16 @@ impl Notification {
             subcode,
             data,
         }
+    }
+
+    /// A NOTIFICATION of `kind` carrying `data`.
+    pub fn of(kind: NotificationKind, data: Vec<u8>) -> Self {
+        Notification::new(kind.code().into(), kind.subcode(), data)
+    }
+
+    /// The typed code and subcode, when they are ones we know.
+    pub fn kind(&self) -> Option<NotificationKind> {
+        NotificationKind::from_codes(self.code, self.subcode)
     }
 
     /// Cease / Administrative Shutdown carrying an RFC 8203/9003 shutdown communication: one

@@ -1,5 +1,5 @@
-//! The BGP speaker: message types, wire codec (zettabgp behind guards), the pure session
-//! state machine, and the tokio driver that runs it on a socket.
+//! The BGP speaker: message types, wire codec (ours; zettabgp writes what we send), the pure
+//! session state machine, and the tokio driver that runs it on a socket.
 
 pub mod codec;
 pub mod fsm;

@@ -504,7 +504,7 @@ impl Session {
                         }
                         Err(n) => {
                             warn!(peer = %self.peer.name, "malformed {len}-byte message: {n}");
-                            self.pending.push_back(Input::Malformed(n));
+                            self.pending.push_back(Input::Malformed(n.into()));
                             break;
                         }
                     }
@@ -512,7 +512,7 @@ impl Session {
                 Ok(_) => break,
                 Err(n) => {
                     warn!(peer = %self.peer.name, "bad message header: {n}");
-                    self.pending.push_back(Input::Malformed(n));
+                    self.pending.push_back(Input::Malformed(n.into()));
                     break;
                 }
             }
@@ -673,11 +673,11 @@ async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Resu
                             notification: Some(Notification::new(code::FSM, 0, Vec::new())),
                             malformed: false,
                         }),
-                        Err(n) => Err(malformed("malformed first message".into(), n)),
+                        Err(n) => Err(malformed("malformed first message".into(), n.into())),
                     };
                 }
                 Ok(_) => {}
-                Err(n) => return Err(malformed("bad message header".into(), n)),
+                Err(n) => return Err(malformed("bad message header".into(), n.into())),
             }
             conn.buf.reserve(codec::MAX_MESSAGE_LEN);
             match conn.reader.read_buf(&mut conn.buf).await {

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Passive BGP peer used to capture FRR's wire bytes (see capture-frr.sh).
 
-Usage: capture-frr.py ADDR OUT [SECONDS [FAMILIES]]
+Usage: capture-frr.py ADDR OUT [SECONDS [FAMILIES [EXTRAS]]]
 
 Listens on ADDR:179 (IPv4, IPv6, or link-local with a scope such as fe80::1%eth0), accepts
 one connection, records the peer's OPEN, answers with an OPEN (AS 4200000001 via AS_TRANS +
 4-octet capability, MP capabilities for FAMILIES, a comma-separated list of ipv4 and ipv6,
-default ipv4; route refresh) and a KEEPALIVE, then records every message the peer sends for
+default ipv4; route refresh; EXTRAS, a comma-separated list: addpath = ADD-PATH receive for
+FAMILIES, gr = graceful restart with no families and restart time 0, which asks for End-of-RIB
+markers and nothing else) and a KEEPALIVE, then records every message the peer sends for
 SECONDS. Each message is written as one hex line, prefixed by its type name, to OUT. Used for
 FRR (capture-frr.sh, capture-frr-ipv6.sh) and BIRD (capture-bird.sh).
 """
@@ -17,6 +19,7 @@ import time
 ADDR, OUT = sys.argv[1], sys.argv[2]
 SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 6.0
 FAMILIES = sys.argv[4].split(",") if len(sys.argv) > 4 else ["ipv4"]
+EXTRAS = sys.argv[5].split(",") if len(sys.argv) > 5 else []
 AFI = {"ipv4": 1, "ipv6": 2}
 TYPES = {1: "OPEN", 2: "UPDATE", 3: "NOTIFICATION", 4: "KEEPALIVE", 5: "ROUTE-REFRESH"}
 
@@ -28,6 +31,11 @@ def frame(msg_type, body):
 def our_open():
     caps = [bytes([1, 4, 0, AFI[f], 0, 1]) for f in FAMILIES]
     caps += [bytes([2, 0]), bytes([65, 4]) + (4200000001).to_bytes(4, "big")]
+    if "addpath" in EXTRAS:
+        tuples = b"".join(bytes([0, AFI[f], 1, 1]) for f in FAMILIES)
+        caps.append(bytes([69, len(tuples)]) + tuples)
+    if "gr" in EXTRAS:
+        caps.append(bytes([64, 2, 0, 0]))
     params = b"".join(bytes([2, len(c)]) + c for c in caps)
     body = bytes([4]) + (23456).to_bytes(2, "big") + (9).to_bytes(2, "big")
     body += socket.inet_aton("198.18.1.1") + bytes([len(params)]) + params
