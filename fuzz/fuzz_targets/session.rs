@@ -4,12 +4,14 @@
 //! broken invariant (routes kept outside Established, Established without negotiation).
 #![no_main]
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use primaryd::announcer::DesiredRoutes;
 use primaryd::bgp::codec::{decode, frame_len, CodecContext};
-use primaryd::bgp::fsm::{Fsm, FsmConfig, Input, InterfaceAddresses, State, Timer};
+use primaryd::bgp::fsm::{Export, Fsm, FsmConfig, Input, InterfaceAddresses, State, Timer};
+use primaryd::bgp::message::Family;
 use primaryd::config::RouteAttributes;
 
 fn fsm() -> Fsm {
@@ -28,6 +30,7 @@ fn fsm() -> Fsm {
         next_hop_ipv4: None,
         next_hop_ipv6: None,
         jitter_seed: 1,
+        initial_routes_wait: Duration::from_secs(1),
     });
     f.process(Input::Start);
     f
@@ -49,7 +52,10 @@ fn check(f: &Fsm) {
         assert!(f.negotiated().is_some());
     }
     if s != State::Established {
-        assert!(f.rib_out().is_empty() && f.rib_in().is_empty());
+        assert!(f.rib_out().is_empty() && f.rib_in().is_empty() && f.sightings().is_empty());
+    }
+    if !f.initial_routes_done() {
+        assert!(f.rib_out().is_empty(), "announced before the initial routes");
     }
 }
 
@@ -60,18 +66,12 @@ fuzz_target!(|data: &[u8]| {
     let mut f = fsm();
     f.process(connected());
     check(&f);
-    let ctx = CodecContext {
-        four_octet_asn: true,
-        ibgp: false,
-        add_path_ipv4: false,
-        add_path_ipv6: false,
-    };
     let mut rest = stream;
     let mut step = 0usize;
     loop {
         if let Some(c) = control.get(step) {
             let input = match c % 6 {
-                0 => Input::TimerExpired(Timer::ALL[usize::from(c / 6) % 4]),
+                0 => Input::TimerExpired(Timer::ALL[usize::from(c / 6) % Timer::ALL.len()]),
                 1 => {
                     let mut r = DesiredRoutes::new();
                     if c & 0x40 != 0 {
@@ -80,7 +80,17 @@ fuzz_target!(|data: &[u8]| {
                     if c & 0x80 != 0 {
                         r.insert("2001:db8::10/128".parse().unwrap(), RouteAttributes::default());
                     }
-                    Input::Routes(r)
+                    // Watch both prefixes; release the current session unless bit 5 says no.
+                    let watched = ["192.0.2.10/32", "2001:db8::10/128"]
+                        .iter()
+                        .map(|p| p.parse().unwrap())
+                        .collect();
+                    let released = (c & 0x20 == 0).then(|| f.counters().established_transitions);
+                    Input::Routes(Export {
+                        routes: r,
+                        watched: Arc::new(watched),
+                        released,
+                    })
                 }
                 2 => Input::TcpClosed { error: "x".into() },
                 3 => connected(),
@@ -98,6 +108,15 @@ fuzz_target!(|data: &[u8]| {
                 check(&f);
                 break;
             }
+        };
+        // The codec reads path identifiers where the session negotiated them, as the driver
+        // does.
+        let add_path = |fam| f.negotiated().is_some_and(|n| n.add_path_rx.contains(&fam));
+        let ctx = CodecContext {
+            four_octet_asn: true,
+            ibgp: false,
+            add_path_ipv4: add_path(Family::Ipv4Unicast),
+            add_path_ipv6: add_path(Family::Ipv6Unicast),
         };
         let (frame, tail) = rest.split_at(len);
         rest = tail;
