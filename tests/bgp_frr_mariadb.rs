@@ -5,7 +5,9 @@
 
 mod support;
 
-use support::{wait_for, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, DB_ASN, SERVICE_PREFIX, STEP};
+use support::{
+    wait_for, wait_until, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, DB_ASN, SERVICE_PREFIX, STEP,
+};
 
 /// The route is in the ToR's kernel table as zebra installs BGP routes, via the DB host.
 #[track_caller]
@@ -80,19 +82,34 @@ fn read_only_withdraws_and_writable_announces_again() {
 }
 
 #[test]
-fn kill_9_of_mariadb_withdraws_and_restart_announces_again() {
+fn kill_9_withdraws_and_the_restarted_server_is_held_until_an_operator_confirms() {
     let mut lab = Lab::new();
     let db = lab.add_mariadb(MariaDbOpts::primary());
-    let pd = lab.start_primaryd(&db, PrimarydOpts::default());
+    let opts = PrimarydOpts::default();
+    let pd = lab.start_primaryd(&db, opts);
     assert_route_via_db(&lab);
+    db.wait_uptime(3);
 
     db.kill9();
     let gone = lab.wait_no_route(SERVICE_PREFIX, STEP);
     eprintln!("mariadbd killed: route gone from the ToR after {gone:.3?}");
 
-    // Same data dir: crash recovery, then a writable primary again.
+    // Same data dir: crash recovery, then a writable primary again (MariaDB's default). A
+    // promotion may have happened elsewhere meanwhile: held, not announced (docs/safety.md).
     db.start();
     assert!(!db.read_only());
+    wait_until(STEP, "the service is held after the restart", || {
+        pd.service_state("main").0 == "held"
+    });
+    let (_, reason) = pd.service_state("main");
+    assert!(
+        reason.contains("restarted") && reason.contains("primaryctl confirm"),
+        "{reason}"
+    );
+    lab.assert_no_route_while_checking(Some(&db), opts.interval(), "restarted server held");
+
+    let answer = pd.confirm("main");
+    assert!(answer.contains("announced"), "{answer}");
     assert_route_via_db(&lab);
     assert_eq!(lab.bgp_connections_established(), 1);
     pd.assert_running();

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use support::examples;
 use support::{
-    Bird, Checks, Gobgp, MariaDbOpts, Net, PdConfig, PdService, PrimarydOpts, DB_ASN, STEP,
+    Bird, Checks, Gobgp, MariaDbOpts, Net, PdConfig, PdService, PrimarydOpts, DB_ASN,
+    PRIMARY_MARKS, STEP,
 };
 
 const V4: &str = "192.0.2.10/32";
@@ -128,7 +129,12 @@ fn bird_installs_the_routes_with_the_configured_attributes_over_ipv4_and_ipv6_se
                 c.eq(
                     format!("{at} BGP.large_community"),
                     r.attr("BGP.large_community"),
-                    main.then_some("(4200000001, 1, 2)"),
+                    // The service's own, then our marks (docs/safety.md), as sent.
+                    Some(if main {
+                        "(4200000001, 1, 2) (4200000000, 1, 0) (4200000000, 3, 3323133963)"
+                    } else {
+                        "(4200000000, 1, 0) (4200000000, 3, 3323133963)"
+                    }),
                 );
                 // BIRD gives eBGP routes without LOCAL_PREF its default 100; the service's
                 // 200 showing here would mean primaryd sent the iBGP-only attribute.
@@ -320,7 +326,8 @@ fn gobgp_collects_the_routes_with_exactly_the_configured_attributes_and_next_hop
         2,
     );
     let comms = ["65001:100", "65001:200"];
-    let large = ["4200000001:1:2"];
+    // The service's own, then our marks (docs/safety.md), as sent.
+    let large = ["4200000001:1:2", PRIMARY_MARKS[0], PRIMARY_MARKS[1]];
     let check_all = |c: &mut Checks| {
         // eBGP: ORIGIN, AS_PATH, NEXT_HOP or MP_REACH, and only what the service sets; never
         // LOCAL_PREF (5).
@@ -355,12 +362,12 @@ fn gobgp_collects_the_routes_with_exactly_the_configured_attributes_and_next_hop
             g,
             PLAIN_V4,
             &Want {
-                types: &[1, 2, 3],
+                types: &[1, 2, 3, 32],
                 as_path: vec![u64::from(DB_ASN)],
                 next_hop: addr,
                 med: None,
                 communities: &[],
-                large: &[],
+                large: &PRIMARY_MARKS,
             },
         );
         check_gobgp_path(
@@ -368,12 +375,12 @@ fn gobgp_collects_the_routes_with_exactly_the_configured_attributes_and_next_hop
             g,
             PLAIN_V6,
             &Want {
-                types: &[1, 2, 14],
+                types: &[1, 2, 14, 32],
                 as_path: vec![u64::from(DB_ASN)],
                 next_hop: "2001:db8:ff::11",
                 med: None,
                 communities: &[],
-                large: &[],
+                large: &PRIMARY_MARKS,
             },
         );
         check_gobgp_path(
@@ -381,12 +388,12 @@ fn gobgp_collects_the_routes_with_exactly_the_configured_attributes_and_next_hop
             g,
             "192.0.2.12/32",
             &Want {
-                types: &[1, 2, 3],
+                types: &[1, 2, 3, 32],
                 as_path: vec![u64::from(DB_ASN)],
                 next_hop: "198.19.0.12",
                 med: None,
                 communities: &[],
-                large: &[],
+                large: &PRIMARY_MARKS,
             },
         );
         check_gobgp_path(
@@ -394,12 +401,12 @@ fn gobgp_collects_the_routes_with_exactly_the_configured_attributes_and_next_hop
             g,
             "2001:db8::12/128",
             &Want {
-                types: &[1, 2, 14],
+                types: &[1, 2, 14, 32],
                 as_path: vec![u64::from(DB_ASN)],
                 next_hop: "2001:db8:ff::12",
                 med: None,
                 communities: &[],
-                large: &[],
+                large: &PRIMARY_MARKS,
             },
         );
     };

@@ -12,7 +12,7 @@ use std::time::Instant;
 use support::examples::{self, tor_asn};
 use support::{
     withdrawn_before_notification, Checks, Frr, Link, MariaDbOpts, Net, PdConfig, PdService,
-    PrimarydOpts, DB_ASN, STEP,
+    PrimarydOpts, DB_ASN, PRIMARY_MARKS, STEP,
 };
 
 const V4: &str = "192.0.2.10/32";
@@ -260,7 +260,8 @@ fn frr_shows_the_configured_attributes_on_ebgp_and_ibgp_and_gets_them_again_on_r
 
     let mut c = Checks::new();
     let comms = ["65001:100", "65001:200"];
-    let large = ["4200000001:1:2"];
+    // FRR lists large communities sorted: our marks, then the service's own.
+    let large = [PRIMARY_MARKS[0], PRIMARY_MARKS[1], "4200000001:1:2"];
     let check_all = |c: &mut Checks| {
         // eBGP: our ASN once plus two prepends, as one AS_SEQUENCE; no LOCAL_PREF.
         for (prefix, hop, scope) in [
@@ -287,7 +288,7 @@ fn frr_shows_the_configured_attributes_on_ebgp_and_ibgp_and_gets_them_again_on_r
                 med: None,
                 local_pref: None,
                 communities: &[],
-                large_communities: &[],
+                large_communities: &PRIMARY_MARKS,
                 next_hops: vec![(hop, scope)],
                 peer_type: "external",
             };
@@ -318,7 +319,7 @@ fn frr_shows_the_configured_attributes_on_ebgp_and_ibgp_and_gets_them_again_on_r
                 med: None,
                 local_pref: Some(100),
                 communities: &[],
-                large_communities: &[],
+                large_communities: &PRIMARY_MARKS,
                 next_hops: vec![(hop, scope)],
                 peer_type: "internal",
             };

@@ -50,6 +50,7 @@ fn killed_mariadb_is_withdrawn_long_before_the_next_check() {
             == 1
     });
 
+    db.wait_uptime(3);
     let killed = Instant::now();
     db.kill9();
     let gone = lab.wait_no_route(SERVICE_PREFIX, STEP);
@@ -67,7 +68,12 @@ fn killed_mariadb_is_withdrawn_long_before_the_next_check() {
         pd.log()
     );
 
+    // A restarted server is held until an operator confirms it (docs/safety.md).
     db.start();
+    wait_until(STEP, "the restarted server is held", || {
+        pd.service_state("main").0 == "held"
+    });
+    pd.confirm("main");
     lab.wait_route(SERVICE_PREFIX, STEP);
     pd.assert_running();
 }

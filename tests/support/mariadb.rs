@@ -388,6 +388,14 @@ impl MariaDb {
 
     /// Status `Uptime`, in seconds.
     #[track_caller]
+    /// Waits (bounded) until the server has been up `secs` seconds, so that a restart is
+    /// told from a start time read a second apart (primaryd allows 2 s).
+    pub fn wait_uptime(&self, secs: u64) {
+        super::wait_until(super::STEP, &format!("{} up {secs} s", self.name), || {
+            self.uptime() >= secs
+        });
+    }
+
     pub fn uptime(&self) -> u64 {
         self.query("SHOW GLOBAL STATUS LIKE 'Uptime'")
             .first()

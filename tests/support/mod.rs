@@ -51,6 +51,9 @@ pub const TOR_ROUTER_ID: &str = "198.19.0.1";
 pub const TOR_ADDR: &str = "198.18.1.0";
 pub const DB_ASN: u32 = 4_200_000_001;
 pub const DB_ROUTER_ID: &str = "198.19.0.11";
+/// The marks primaryd puts on a primary service's routes (docs/safety.md): term 0 (these labs
+/// have no term table) and the announcer's router id, 198.19.0.11 as a number.
+pub const PRIMARY_MARKS: [&str; 2] = ["4200000000:1:0", "4200000000:3:3323133963"];
 pub const DB_ADDR: &str = "198.18.1.1";
 pub const SERVICE_PREFIX: &str = "192.0.2.10/32";
 

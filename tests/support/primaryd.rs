@@ -114,8 +114,15 @@ impl Primaryd {
         let config = lab_dir.join(format!("primaryd{n}.toml"));
         // Every daemon gets its own control socket and state dir (the defaults under /run and
         // /var/lib are shared by the whole machine), unless the test chose them.
-        let control_socket =
-            (!config_text.contains("[control]")).then(|| Self::control_socket_path(lab_dir, n));
+        let control_socket = match config_text.split_once("[control]") {
+            None => Some(Self::control_socket_path(lab_dir, n)),
+            // The test's own: `socket = "…"` in its [control] table.
+            Some((_, control)) => control
+                .lines()
+                .take_while(|l| !l.trim_start().starts_with('['))
+                .find_map(|l| l.trim().strip_prefix("socket = "))
+                .map(|v| PathBuf::from(v.trim_matches('"'))),
+        };
         let config_text = &if config_text.contains("[control]") {
             config_text.to_string()
         } else {
@@ -201,6 +208,39 @@ impl Primaryd {
         );
         serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("primaryctl {args:?}: not JSON ({e}): {stdout}"))
+    }
+
+    /// `show services`' state and reason of `service`.
+    #[track_caller]
+    pub fn service_state(&self, service: &str) -> (String, String) {
+        let all = self.ctl_json(&["show", "services"]);
+        let s = all
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == service))
+            .unwrap_or_else(|| panic!("no service {service} in {all}"));
+        let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+        (text("state"), text("reason"))
+    }
+
+    /// `primaryctl confirm SERVICE`: its answer.
+    #[track_caller]
+    pub fn confirm(&self, service: &str) -> String {
+        let socket = self
+            .control_socket
+            .as_ref()
+            .expect("the harness chose the control socket");
+        let out = run(Command::new(CTL_BIN)
+            .arg("--socket")
+            .arg(socket)
+            .args(["confirm", service]));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "primaryctl confirm {service} failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
     }
 
     /// Log lines about peer `peer` (its tracing span) that contain `needle`.
