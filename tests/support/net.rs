@@ -164,6 +164,8 @@ pub struct PdService {
     pub as_path_prepend: Option<u8>,
     pub next_hop_ipv4: Option<String>,
     pub next_hop_ipv6: Option<String>,
+    /// `fallback`: off unless a test is about it, so "no route" means withdrawn.
+    pub fallback: bool,
 }
 
 impl PdService {
@@ -320,6 +322,7 @@ impl PdConfig {
             if let Some(n) = &svc.next_hop_ipv6 {
                 let _ = writeln!(s, "next_hop_ipv6 = {n:?}");
             }
+            let _ = writeln!(s, "fallback = {}", svc.fallback || mysql.opts.fallback);
             let o = &mysql.opts;
             let _ = writeln!(s, "[service.mysql]");
             let _ = writeln!(s, "socket = {:?}", mysql.socket);
