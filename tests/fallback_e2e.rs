@@ -77,7 +77,11 @@ fn connect_until_accepted(pair: &Pair, ip: &str) -> (TcpStream, u32) {
 #[track_caller]
 fn assert_refused_at_once(pair: &Pair, ip: &str) -> Duration {
     let (r, took) = tcp_connect(&pair.client_ns, service(ip), PATIENCE);
-    assert_eq!(r.err(), Some(ErrorKind::ConnectionRefused), "{ip}: after {took:?}");
+    assert_eq!(
+        r.err(),
+        Some(ErrorKind::ConnectionRefused),
+        "{ip}: after {took:?}"
+    );
     assert!(took < AT_ONCE, "{ip}: refused after {took:?}");
     took
 }
@@ -131,7 +135,11 @@ fn seen(pair: &Pair, kind: PairRouter, ip: &str) -> Seen {
             ps.iter()
                 .map(|x| {
                     let len = x.segments.iter().map(|(_, a)| a.len()).sum();
-                    (x.peer.clone().unwrap_or_default(), len, fallback_mark(&x.large_communities))
+                    (
+                        x.peer.clone().unwrap_or_default(),
+                        len,
+                        fallback_mark(&x.large_communities),
+                    )
                 })
                 .collect()
         }
@@ -192,9 +200,10 @@ fn failover(kind: PairRouter) {
 
     // db1 is the primary: its route wins at the router over db2's fallback, for both families.
     for ip in [V4, V6] {
-        pair.wait_for(&format!("{ip}: db1's route is the only one used, db2's fallback beside it"), || {
-            only_primary_of(&pair, kind, ip, 1).then_some(())
-        });
+        pair.wait_for(
+            &format!("{ip}: db1's route is the only one used, db2's fallback beside it"),
+            || only_primary_of(&pair, kind, ip, 1).then_some(()),
+        );
         eprintln!("{kind:?} {ip}: {:?}", seen(&pair, kind, ip));
     }
     if kind == PairRouter::Frr {
@@ -205,9 +214,24 @@ fn failover(kind: PairRouter) {
             .into_iter()
             .find(|p| !p.best)
             .filter(|p| p.communities.iter().any(|c| c == "gracefulShutdown"))
-            .unwrap_or_else(|| panic!("the fallback carries GRACEFUL_SHUTDOWN: {:#?}", pair.frr().paths(&prefix(V4))));
+            .unwrap_or_else(|| {
+                panic!(
+                    "the fallback carries GRACEFUL_SHUTDOWN: {:#?}",
+                    pair.frr().paths(&prefix(V4))
+                )
+            });
         eprintln!("FRR: the fallback path: {fb:?}");
         assert_eq!(fb.local_pref, Some(0), "{fb:?}");
+    }
+    if kind == PairRouter::Bird {
+        // BIRD leaves LOCAL_PREF alone; the documented filter sets 0 on GRACEFUL_SHUTDOWN.
+        let fb = pair
+            .bird()
+            .routes()
+            .into_iter()
+            .find(|r| r.prefix == prefix(V4) && r.protocol == "db2")
+            .expect("db2's fallback");
+        assert_eq!(fb.attr("BGP.local_pref"), Some("0"), "{fb:?}");
     }
     // Clients reach db1 (writable, open); the fallback host refuses.
     let (mut pooled4, _) = connect_until_accepted(&pair, V4);
@@ -216,7 +240,9 @@ fn failover(kind: PairRouter) {
         // From db2 itself (lo is never refused) the server answers; refusal is for the network.
         let _ = TcpStream::connect_timeout(&service(V4), PATIENCE).expect("local client on db2");
     });
-    assert!(!pd2.log().contains("event=\"conflict\"") && !pd2.log().contains("withdrawn: conflict"));
+    assert!(
+        !pd2.log().contains("event=\"conflict\"") && !pd2.log().contains("withdrawn: conflict")
+    );
 
     // db1 fails (read_only): its pooled connections are reset at once, and every SYN is
     // refused at once while only fallbacks are announced.
@@ -224,7 +250,9 @@ fn failover(kind: PairRouter) {
     db1.set_read_only(true);
     let r4 = assert_reset(&mut pooled4, V4);
     let r6 = assert_reset(&mut pooled6, V6);
-    eprintln!("{kind:?}: read_only on db1: pooled connections reset after {r4:?} (v4), {r6:?} (v6)");
+    eprintln!(
+        "{kind:?}: read_only on db1: pooled connections reset after {r4:?} (v4), {r6:?} (v6)"
+    );
     for ip in [V4, V6] {
         pair.wait_for(&format!("{ip}: only fallbacks"), || {
             only_fallbacks(&pair, kind, ip).then_some(())
@@ -232,7 +260,10 @@ fn failover(kind: PairRouter) {
         let took = assert_refused_at_once(&pair, ip);
         eprintln!("{kind:?} {ip}: SYN with only fallbacks announced: RST after {took:?}");
     }
-    eprintln!("{kind:?}: fallbacks only {:?} after the fault", failed.elapsed());
+    eprintln!(
+        "{kind:?}: fallbacks only {:?} after the fault",
+        failed.elapsed()
+    );
     let m1 = metrics(&pair.db_ns[0].clone(), 9100);
     let resets = metric(&m1, "primaryd_connections_reset_total{service=\"main\"}").unwrap_or(0.0);
     assert!(resets >= 2.0, "db1 reset {resets} connections:\n{m1}");
@@ -249,11 +280,27 @@ fn failover(kind: PairRouter) {
         eprintln!("{kind:?} {ip}: db2 accepts (after {refused} refused attempts)");
     }
     let m2 = metrics(&pair.db_ns[1].clone(), 9200);
-    assert_eq!(metric(&m2, "primaryd_conflict{service=\"main\"}"), Some(0.0), "{m2}");
-    assert_eq!(metric(&m2, "primaryd_service_refused{service=\"main\"}"), Some(0.0), "{m2}");
+    assert_eq!(
+        metric(&m2, "primaryd_conflict{service=\"main\"}"),
+        Some(0.0),
+        "{m2}"
+    );
+    assert_eq!(
+        metric(&m2, "primaryd_service_refused{service=\"main\"}"),
+        Some(0.0),
+        "{m2}"
+    );
     let m1 = metrics(&pair.db_ns[0].clone(), 9100);
-    assert_eq!(metric(&m1, "primaryd_service_fallback{service=\"main\"}"), Some(1.0), "{m1}");
-    assert_eq!(metric(&m1, "primaryd_conflict{service=\"main\"}"), Some(0.0), "{m1}");
+    assert_eq!(
+        metric(&m1, "primaryd_service_fallback{service=\"main\"}"),
+        Some(1.0),
+        "{m1}"
+    );
+    assert_eq!(
+        metric(&m1, "primaryd_conflict{service=\"main\"}"),
+        Some(0.0),
+        "{m1}"
+    );
     pd1.assert_running();
     pd2.assert_running();
 }

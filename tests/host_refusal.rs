@@ -130,10 +130,23 @@ fn refused_addresses_answer_every_packet_with_a_reset_and_reset_cuts_established
     let link = net.add_link();
     let (db, client) = (net.db_ns.clone(), link.router_ns.clone());
     run_ok(std::process::Command::new("ip").args([
-        "-n", &client, "route", "add", &format!("{V4}/32"), "via", &link.db_v4,
+        "-n",
+        &client,
+        "route",
+        "add",
+        &format!("{V4}/32"),
+        "via",
+        &link.db_v4,
     ]));
     run_ok(std::process::Command::new("ip").args([
-        "-n", &client, "-6", "route", "add", &format!("{V6}/128"), "via", &link.db_v6,
+        "-n",
+        &client,
+        "-6",
+        "route",
+        "add",
+        &format!("{V6}/128"),
+        "via",
+        &link.db_v6,
     ]));
     let server = Server::start(&db);
     let refuser = Refuser::new(&format!("pdtest{}", std::process::id()));
@@ -150,7 +163,7 @@ fn refused_addresses_answer_every_packet_with_a_reset_and_reset_cuts_established
     in_ns(&db, || refuser.install(&addrs)).expect("install");
     assert_eq!(in_ns(&db, || refuser.refused()).unwrap(), addrs);
     for ip in [V4, V6] {
-        let (kind, took) = connect(&client, ip).err().expect("refused");
+        let (kind, took) = connect(&client, ip).expect_err("refused");
         eprintln!("{ip}: SYN while refused: {kind:?} after {took:?}");
         assert_eq!(kind, ErrorKind::ConnectionRefused, "{ip}");
         assert!(took < AT_ONCE, "{ip}: {took:?}");

@@ -34,10 +34,19 @@ mod tests {
         let (interval, timeout) = (100 * MS, 300 * MS);
         // The previous check answered at t; this one starts a cycle later: 200 ms are left,
         // so a server that hung right after t is failed at t + 300 ms, not t + 400 ms.
-        assert_eq!(check_budget(interval, timeout, Some(t), t + 100 * MS), 200 * MS);
+        assert_eq!(
+            check_budget(interval, timeout, Some(t), t + 100 * MS),
+            200 * MS
+        );
         // Whatever the phase: a check that starts late gets what is left, down to nothing.
-        assert_eq!(check_budget(interval, timeout, Some(t), t + 250 * MS), 50 * MS);
-        assert_eq!(check_budget(interval, timeout, Some(t), t + 400 * MS), Duration::ZERO);
+        assert_eq!(
+            check_budget(interval, timeout, Some(t), t + 250 * MS),
+            50 * MS
+        );
+        assert_eq!(
+            check_budget(interval, timeout, Some(t), t + 400 * MS),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -430,7 +430,8 @@ pub(crate) async fn run_task(setup: TaskSetup) {
                     addresses(&service, &lanes.addresses, cfg.timeout)
                 )
             };
-            let budget = super::deadline::check_budget(cfg.interval, cfg.timeout, last_healthy, started);
+            let budget =
+                super::deadline::check_budget(cfg.interval, cfg.timeout, last_healthy, started);
             let check = async { tokio::join!(probe.probe_within(budget), facts) };
             tokio::pin!(check);
             loop {

@@ -46,7 +46,10 @@ pub enum Refusal {
     Installed,
     Open,
     /// The last job failed: the state is unknown.
-    Failed { reason: String, at: Instant },
+    Failed {
+        reason: String,
+        at: Instant,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -216,7 +219,10 @@ mod tests {
     use super::*;
 
     fn addrs() -> Vec<IpAddr> {
-        vec!["192.0.2.10".parse().unwrap(), "2001:db8::10".parse().unwrap()]
+        vec![
+            "192.0.2.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ]
     }
 
     fn inp(primary: bool, advertised: bool, now: Instant) -> Inputs {
@@ -232,7 +238,10 @@ mod tests {
     fn a_refused_host_exports_a_fallback_and_opens_only_once_its_route_is_out() {
         let t = Instant::now();
         let mut g = Gate::new(addrs(), Refusal::Installed);
-        assert_eq!(g.step(inp(false, false, t)), (Export::Fallback, Step::default()));
+        assert_eq!(
+            g.step(inp(false, false, t)),
+            (Export::Fallback, Step::default())
+        );
         // Primary: the route goes out at once, the refusal stays until it is advertised.
         let (e, s) = g.step(inp(true, false, t));
         assert_eq!((e, s.job), (Export::Primary, None));
@@ -244,7 +253,10 @@ mod tests {
         assert_eq!(g.step(inp(true, true, t)).1.job, None);
         g.done(job.seq, JobKind::Open, Ok(()), t);
         assert_eq!(g.refusal(), &Refusal::Open);
-        assert_eq!(g.step(inp(true, true, t)), (Export::Primary, Step::default()));
+        assert_eq!(
+            g.step(inp(true, true, t)),
+            (Export::Primary, Step::default())
+        );
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub fn fallback_attributes(
     router_id: Ipv4Addr,
 ) -> RouteAttributes {
     let mut a = service.attributes.clone();
-    a.as_path_prepend = a
-        .as_path_prepend
-        .saturating_add(service.fallback.prepend);
+    a.as_path_prepend = a.as_path_prepend.saturating_add(service.fallback.prepend);
     a.local_pref = Some(FALLBACK_LOCAL_PREF);
     if !a.communities.contains(&GRACEFUL_SHUTDOWN) {
         a.communities.push(GRACEFUL_SHUTDOWN);
@@ -92,7 +90,10 @@ user = "u"
         );
         assert_eq!(
             addresses(&s),
-            ["192.0.2.10".parse::<IpAddr>().unwrap(), "2001:db8::10".parse().unwrap()]
+            [
+                "192.0.2.10".parse::<IpAddr>().unwrap(),
+                "2001:db8::10".parse().unwrap()
+            ]
         );
         s.fallback.prepend = 255;
         assert_eq!(fallback_attributes(&s, 1, rid).as_path_prepend, 255);

@@ -221,7 +221,10 @@ mod tests {
         ));
         assert!(s.contains("add element inet pdtest refused_v4 { 192.0.2.10 }\n"));
         assert!(s.contains("add element inet pdtest refused_v6 { 2001:db8::10 }\n"));
-        assert!(!s.contains("flush set"), "a change keeps the other refusals");
+        assert!(
+            !s.contains("flush set"),
+            "a change keeps the other refusals"
+        );
         assert!(!s.contains("delete"));
         // The lo exemption comes before the refusals.
         assert!(s.find("iif \"lo\" return").unwrap() < s.find("reject").unwrap());

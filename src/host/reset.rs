@@ -57,9 +57,7 @@ fn states() -> StateFlags {
 /// Whether `local` is one of `addrs`, an IPv4 address also in its IPv4-mapped IPv6 form.
 pub fn matches(local: IpAddr, addrs: &[IpAddr]) -> bool {
     let local = match local {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
     addrs.contains(&local)
@@ -267,11 +265,19 @@ mod tests {
 
     #[test]
     fn ipv4_addresses_match_their_mapped_form_and_nothing_else() {
-        let addrs: Vec<IpAddr> = vec!["192.0.2.10".parse().unwrap(), "2001:db8::10".parse().unwrap()];
+        let addrs: Vec<IpAddr> = vec![
+            "192.0.2.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ];
         for yes in ["192.0.2.10", "::ffff:192.0.2.10", "2001:db8::10"] {
             assert!(matches(yes.parse().unwrap(), &addrs), "{yes}");
         }
-        for no in ["192.0.2.11", "::ffff:192.0.2.11", "2001:db8::11", "::192.0.2.10"] {
+        for no in [
+            "192.0.2.11",
+            "::ffff:192.0.2.11",
+            "2001:db8::11",
+            "::192.0.2.10",
+        ] {
             assert!(!matches(no.parse().unwrap(), &addrs), "{no}");
         }
     }

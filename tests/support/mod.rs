@@ -36,8 +36,8 @@ pub use frr::{
 };
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GobgpPath};
 pub use mariadb::{MariaDb, MariaDbOpts};
-pub use pair::{in_ns, tcp_connect, Pair, PairRouter};
 pub use net::{Link, Net, PdBfd, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
+pub use pair::{in_ns, tcp_connect, Pair, PairRouter};
 pub use primaryd::{Primaryd, PrimarydOpts};
 
 use std::fs;
@@ -467,8 +467,7 @@ fn lab_name_of(name: &str) -> Option<(String, u32)> {
     let db_n = suffix
         .strip_prefix("db")
         .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    (suffix == "tor" || suffix == "db" || suffix == "cl" || router || db_n)
-        .then_some((prefix, pid))
+    (suffix == "tor" || suffix == "db" || suffix == "cl" || router || db_n).then_some((prefix, pid))
 }
 
 fn destroy_prefix(prefix: &str) {

@@ -159,7 +159,9 @@ impl Pair {
                 "link add eth{n} netns {r} type veth peer name eth1 netns {ns}"
             ));
             for (side, dev, host) in [(&r, format!("eth{n}"), 0), (ns, "eth1".to_string(), 1)] {
-                ip_line(&format!("-n {side} addr add 198.18.{n}.{host}/31 dev {dev}"));
+                ip_line(&format!(
+                    "-n {side} addr add 198.18.{n}.{host}/31 dev {dev}"
+                ));
                 let v6 = if host == 0 {
                     format!("2001:db8:{n}::")
                 } else {
@@ -198,10 +200,16 @@ impl Pair {
         let _ = writeln!(s, "router id 198.19.0.1;");
         let _ = writeln!(s, "protocol device {{ }}");
         for family in ["ipv4", "ipv6"] {
-            let _ = writeln!(s, "protocol kernel {{ {family} {{ export all; }}; merge paths on; }}");
+            let _ = writeln!(
+                s,
+                "protocol kernel {{ {family} {{ export all; }}; merge paths on; }}"
+            );
         }
         let _ = writeln!(s, "filter from_db {{");
-        let _ = writeln!(s, "  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;");
+        let _ = writeln!(
+            s,
+            "  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;"
+        );
         let _ = writeln!(s, "  accept;");
         let _ = writeln!(s, "}}");
         for n in 1..=2 {
@@ -239,7 +247,12 @@ impl Pair {
             ..MariaDbOpts::primary()
         };
         let name = format!("db{}", i + 1);
-        let db = Arc::new(MariaDb::install(&self.dir_path, &self.db_ns[i], &name, opts));
+        let db = Arc::new(MariaDb::install(
+            &self.dir_path,
+            &self.db_ns[i],
+            &name,
+            opts,
+        ));
         self.dbs.push(db.clone());
         db.start();
         db
@@ -306,7 +319,11 @@ listen = "127.0.0.1:9{n}00"
     }
 
     pub fn diagnostics(&self) -> String {
-        let mut out = format!("===== pair {} ({}) =====\n", self.prefix, self.dir_path.display());
+        let mut out = format!(
+            "===== pair {} ({}) =====\n",
+            self.prefix,
+            self.dir_path.display()
+        );
         for p in &self.daemons {
             let _ = writeln!(out, "----- primaryd log {} -----", p.log_path().display());
             out.push_str(&tail(p.log_path(), 200));
@@ -318,20 +335,22 @@ listen = "127.0.0.1:9{n}00"
         }
         for ns in [&self.router_ns, &self.db_ns[0], &self.db_ns[1]] {
             for family in ["-4", "-6"] {
-                let r = super::run(std::process::Command::new("ip").args([family, "-n", ns, "route"]));
+                let r =
+                    super::run(std::process::Command::new("ip").args([family, "-n", ns, "route"]));
                 let _ = writeln!(out, "----- ip {family} -n {ns} route -----");
                 out.push_str(&String::from_utf8_lossy(&r.stdout));
             }
         }
         for ns in &self.db_ns {
-            let r = super::run(std::process::Command::new("ip").args([
-                "netns", "exec", ns, "nft", "list", "ruleset",
-            ]));
+            let r = super::run(
+                std::process::Command::new("ip")
+                    .args(["netns", "exec", ns, "nft", "list", "ruleset"]),
+            );
             let _ = writeln!(out, "----- nft list ruleset in {ns} -----");
             out.push_str(&String::from_utf8_lossy(&r.stdout));
-            let r = super::run(std::process::Command::new("ip").args([
-                "netns", "exec", ns, "ss", "-tan",
-            ]));
+            let r = super::run(
+                std::process::Command::new("ip").args(["netns", "exec", ns, "ss", "-tan"]),
+            );
             let _ = writeln!(out, "----- ss -tan in {ns} -----");
             out.push_str(&String::from_utf8_lossy(&r.stdout));
         }
@@ -351,7 +370,12 @@ impl Drop for Pair {
             db.kill();
         }
         self.router = None;
-        for ns in [&self.router_ns, &self.db_ns[0], &self.db_ns[1], &self.client_ns] {
+        for ns in [
+            &self.router_ns,
+            &self.db_ns[0],
+            &self.db_ns[1],
+            &self.client_ns,
+        ] {
             destroy_netns(ns);
         }
         close_lab_dir(&self.prefix, self.dir.take());
