@@ -322,7 +322,13 @@ impl PdConfig {
             if let Some(n) = &svc.next_hop_ipv6 {
                 let _ = writeln!(s, "next_hop_ipv6 = {n:?}");
             }
-            let _ = writeln!(s, "fallback = {}", svc.fallback || mysql.opts.fallback);
+            if !(svc.fallback || mysql.opts.fallback) {
+                let _ = writeln!(
+                    s,
+                    "# No fallback route (docs/clients.md): a withdraw shows as no route here."
+                );
+                let _ = writeln!(s, "fallback = false");
+            }
             let o = &mysql.opts;
             let _ = writeln!(s, "[service.mysql]");
             let _ = writeln!(s, "socket = {:?}", mysql.socket);
