@@ -214,6 +214,32 @@ pub struct ServiceConfig {
     pub manage_addresses: bool,
     /// What to do about a rival primary and a restarted server (primary role only).
     pub policy: crate::safety::Policy,
+    /// The fallback announcement while not the primary (docs/clients.md).
+    pub fallback: Fallback,
+}
+
+/// `[service] fallback` and `fallback_prepend`: while the service is not announced by this
+/// host and its refusal is installed, the prefixes are announced as a fallback that can never
+/// beat a primary's route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback {
+    pub enabled: bool,
+    /// Extra copies of our ASN on the fallback's AS_PATH, beyond `as_path_prepend`.
+    pub prepend: u8,
+}
+
+/// A fallback's path is this many ASNs longer than the primary's: more than the path lengths
+/// of two hosts of one fabric can differ (a Clos fabric's longest and shortest paths differ by
+/// 2-4 hops), with room to spare.
+pub const DEFAULT_FALLBACK_PREPEND: u8 = 10;
+
+impl Default for Fallback {
+    fn default() -> Fallback {
+        Fallback {
+            enabled: true,
+            prepend: DEFAULT_FALLBACK_PREPEND,
+        }
+    }
 }
 
 /// What a service's routes carry besides the prefix; every peer gets the same.
@@ -506,6 +532,8 @@ struct RawService {
     manage_addresses: bool,
     on_conflict: Option<String>,
     on_restart: Option<String>,
+    fallback: Option<bool>,
+    fallback_prepend: Option<i64>,
     mysql: RawMysql,
 }
 
@@ -1099,6 +1127,7 @@ impl Validator {
             .clone()
             .map(|p| self.absolute_path(&format!("{key}.disable_file"), Some(p), PathBuf::new()));
         let policy = self.safety_policy(key, &raw, role);
+        let fallback = self.fallback(key, &raw);
         ServiceConfig {
             name: raw.name,
             prefixes,
@@ -1108,7 +1137,24 @@ impl Validator {
             disable_file,
             manage_addresses: raw.manage_addresses,
             policy,
+            fallback,
         }
+    }
+
+    fn fallback(&mut self, key: &str, raw: &RawService) -> Fallback {
+        let mut f = Fallback::default();
+        if let Some(on) = raw.fallback {
+            f.enabled = on;
+        }
+        match raw.fallback_prepend {
+            None => {}
+            Some(n) if (1..=32).contains(&n) => f.prepend = n as u8,
+            Some(n) => self.bad(
+                format!("{key}.fallback_prepend"),
+                format!("{n} is invalid: must be 1..=32"),
+            ),
+        }
+        f
     }
 
     fn positive_ms(&mut self, key: &str, v: Option<i64>, default: u64) -> Duration {

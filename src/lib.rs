@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod health;
+pub mod host;
 pub mod metrics;
 pub mod rlimit;
 pub mod safety;

@@ -127,6 +127,23 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "The promotion term this server holds for the service",
         None,
     );
+    let refused = gauge_family(
+        &mut r,
+        "service_refused",
+        "1 while the service's addresses are refused on this host (TCP reset)",
+        None,
+    );
+    let fallback = gauge_family(
+        &mut r,
+        "service_fallback",
+        "1 while this host announces the service's fallback route",
+        None,
+    );
+    let resets = counter_family(
+        &mut r,
+        "connections_reset",
+        "Connections to the service's addresses reset on withdraws",
+    );
     let transitions = counter_family(&mut r, "service_transitions", "Health state changes");
     let announcements = counter_family(
         &mut r,
@@ -153,6 +170,15 @@ pub fn render(s: &Snapshot<'_>) -> String {
             .set(f64::from(u8::from(v.conflict)));
         if let Some(t) = v.term {
             term.get_or_create(&l).set(t as f64);
+        }
+        if let Some(c) = &v.clients {
+            refused
+                .get_or_create(&l)
+                .set(f64::from(u8::from(c.refusal == "refused")));
+            fallback
+                .get_or_create(&l)
+                .set(f64::from(u8::from(c.export == "fallback")));
+            resets.get_or_create(&l).inc_by(c.connections_reset);
         }
         transitions.get_or_create(&l).inc_by(counts.transitions);
         announcements.get_or_create(&l).inc_by(counts.announcements);
@@ -374,6 +400,12 @@ mod tests {
             fall: 1,
             term: Some(7),
             conflict: state == "conflict",
+            clients: Some(crate::control::views::ClientsView {
+                refusal: "refused".into(),
+                export: "fallback".into(),
+                connections_reset: 5,
+                note: None,
+            }),
         }
     }
 
@@ -399,6 +431,9 @@ mod tests {
             "primaryd_service_withdrawals_total{service=\"main\"} 1",
             "primaryd_service_term{service=\"main\"} 7",
             "primaryd_conflict{service=\"main\"} 0",
+            "primaryd_connections_reset_total{service=\"main\"} 5",
+            "primaryd_service_refused{service=\"main\"} 1",
+            "primaryd_service_fallback{service=\"main\"} 1",
             "primaryd_bgp_messages_received_total{peer=\"tor1\",address=\"198.18.1.0\"} 42",
             "primaryd_bgp_session_state{peer=\"tor1\",address=\"198.18.1.0\",state=\"Idle\"} 1",
             "primaryd_check_duration_seconds_count{service=\"main\"} 1",

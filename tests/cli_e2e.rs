@@ -153,9 +153,15 @@ fn show_commands_tables_and_json_follow_a_failover_and_metrics_change() {
     assert_eq!(main["state"], "up");
     assert_eq!(main["drained"], false);
     assert!(main["last_latency_ms"].as_f64().unwrap() > 0.0);
+    // The route is out: the service address is opened (docs/clients.md).
+    wait_until(STEP, "the service address is no longer refused", || {
+        ctl_json(sock, &["show", "services", "--json"])[0]["clients"]["refusal"] == "open"
+    });
+    let services = ctl_json(sock, &["show", "services", "--json"]);
+    assert_eq!(services[0]["clients"]["export"], "primary", "{services}");
     let table = ctl_ok(sock, &["show", "services"]);
     assert!(
-        table.contains("main") && table.contains("primary"),
+        table.contains("main") && table.contains("primary") && table.contains("open, primary"),
         "{table}"
     );
 

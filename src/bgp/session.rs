@@ -149,7 +149,7 @@ pub struct Session {
     /// Woken when what the split-brain rules read changes: the sightings, whether the
     /// initial routes are in, the session number.
     daemon: Option<Arc<Notify>>,
-    notified: (u64, bool, u64),
+    notified: (u64, bool, u64, u64),
     /// BFD on the path to the peer: the session lives as long as this one.
     bfd: Option<BfdLink>,
     bfd_rx: Option<watch::Receiver<BfdStatus>>,
@@ -178,7 +178,7 @@ impl Session {
             rib_in_published: (0, 0),
             rib_in_published_at: Instant::now(),
             daemon: None,
-            notified: (0, false, 0),
+            notified: (0, false, 0, 0),
             bfd: None,
             bfd_rx: None,
             bfd_allows: true,
@@ -243,10 +243,12 @@ impl Session {
         }
         let fsm = &self.fsm;
         self.status.send_modify(|s| s.update_from(fsm, with_rib_in));
+        // UPDATEs sent too: the daemon opens a service's refusal once its route is out.
         let seen = (
             fsm.sightings_version(),
             fsm.initial_routes_done(),
             fsm.counters().established_transitions,
+            fsm.counters().updates_out,
         );
         if seen != self.notified {
             self.notified = seen;

@@ -256,6 +256,17 @@ pub fn services(services: &[ServiceView]) -> String {
                 s.state.clone()
             };
             let term = s.term.map_or_else(|| "-".to_string(), |t| t.to_string());
+            let clients = s.clients.as_ref().map_or_else(
+                || "-".to_string(),
+                |c| match c.export.as_str() {
+                    "none" => c.refusal.clone(),
+                    e => format!("{}, {e}", c.refusal),
+                },
+            );
+            let mut reason = s.reason.clone();
+            if let Some(note) = s.clients.as_ref().and_then(|c| c.note.as_ref()) {
+                reason = format!("{reason}; {note}");
+            }
             vec![
                 s.name.clone(),
                 s.role.clone(),
@@ -265,14 +276,16 @@ pub fn services(services: &[ServiceView]) -> String {
                 format!("{}/{}", s.failures, s.fall),
                 s.last_latency_ms
                     .map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms")),
+                clients,
                 s.since.clone(),
-                s.reason.clone(),
+                reason,
             ]
         })
         .collect();
     table(
         &[
-            "SERVICE", "ROLE", "STATE", "TERM", "RISE", "FALL", "LATENCY", "SINCE", "REASON",
+            "SERVICE", "ROLE", "STATE", "TERM", "RISE", "FALL", "LATENCY", "CLIENTS", "SINCE",
+            "REASON",
         ],
         &rows,
     )

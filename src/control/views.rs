@@ -357,4 +357,20 @@ pub struct ServiceView {
     /// The rules withdrew the service because another primary announces it.
     #[serde(default)]
     pub conflict: bool,
+    /// What the service's clients meet on this host (docs/clients.md).
+    #[serde(default)]
+    pub clients: Option<ClientsView>,
+}
+
+/// The refusal, the export and the resets of one service's addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientsView {
+    /// "refused", "open", "refusal failed: …", "not installed yet".
+    pub refusal: String,
+    /// What the sessions carry for the service: "primary", "fallback" or "none".
+    pub export: String,
+    /// Connections reset on withdraws since the daemon started.
+    pub connections_reset: u64,
+    /// Why there is no fallback, or why connections cannot be reset.
+    pub note: Option<String>,
 }

@@ -228,5 +228,11 @@ pub(super) fn service_view(p: &Published, s: &ServiceStatus) -> views::ServiceVi
         fall: s.fall,
         term: v.term,
         conflict: v.conflict,
+        clients: p.clients.get(&s.name).map(|c| views::ClientsView {
+            refusal: c.refusal.clone(),
+            export: c.export.to_string(),
+            connections_reset: c.connections_reset,
+            note: c.note.clone(),
+        }),
     }
 }

@@ -21,6 +21,7 @@ use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
 mod control;
+mod host;
 mod observe;
 mod reload;
 mod safety;
@@ -121,6 +122,8 @@ struct Published {
     counts: BTreeMap<String, ServiceCounts>,
     /// What the split-brain rules decided for each service.
     decisions: BTreeMap<String, Decision>,
+    /// What each service's clients meet on this host (refusal, fallback, resets).
+    clients: BTreeMap<String, host::ClientsStatus>,
 }
 
 struct PeerHandle {
@@ -180,6 +183,8 @@ struct Daemon {
     next_index: usize,
     /// The BFD thread, started with the first peer that has `bfd = true`.
     bfd: Option<BfdEngine>,
+    /// Refusal, fallback and resets of the service addresses (docs/clients.md).
+    host: host::HostState,
 }
 
 /// Runs until SIGTERM/SIGINT (Ok) or until a task fails (Err). `path` is re-read on reload.
@@ -213,7 +218,11 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         peers: Vec::new(),
         counts: BTreeMap::new(),
         decisions: BTreeMap::new(),
+        clients: BTreeMap::new(),
     });
+    // Every service address refused before any session can start.
+    let (host_done, mut host_done_rx) = mpsc::unbounded_channel();
+    let host = host::HostState::start(&config, host_done).await;
     let guard_store = GuardStore::new(&config.control.state_dir);
     let (persist, persist_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
@@ -239,6 +248,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         published,
         next_index: 0,
         bfd: None,
+        host,
     };
     let sessions_changed = Arc::clone(&d.sessions_changed);
     d.bind_listeners(&config, &secrets)
@@ -291,9 +301,22 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     );
 
     let mut reading = reload::Reading::default();
+    let mut host_retry = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
         tokio::select! {
             Some(ev) = events_rx.recv() => d.health_event(ev),
+            Some(done) = host_done_rx.recv() => {
+                if d.host.done(done) {
+                    d.decide(None);
+                } else {
+                    d.publish();
+                }
+            }
+            _ = host_retry.tick() => {
+                if d.host.retry_due() {
+                    d.decide(None);
+                }
+            }
             () = sessions_changed.notified() => d.decide(None),
             Some((command, reply)) = commands_rx.recv() => match command {
                 Command::Reload => reading.start(&d.path, Some(reply)),
@@ -345,7 +368,10 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     d.checks.abort_all();
     d.accepting.abort_all();
     aux.abort_all();
+    // Refused before the withdraw goes out; what was announced is reset once it has.
+    let resets = d.host.shutdown().await;
     publish_routes(&d.routes, Exports::default());
+    host::reset_now(resets).await;
     let message = match &outcome {
         Ok(_) => "primaryd shutting down",
         Err(_) => "primaryd internal failure",
@@ -559,8 +585,10 @@ impl Daemon {
             router_id: self.config.bgp.router_id,
             community_asn: self.config.bgp.community_asn,
         };
-        let (exports, effects) = self.safety.decide(&services, &peers, me, confirm);
+        let (mut exports, effects) = self.safety.decide(&services, &peers, me, confirm);
+        let resets = self.host.apply(&services, &peers, me, &mut exports);
         publish_routes(&self.routes, exports);
+        self.host.reset(resets);
         for effect in effects {
             self.carry_out(effect);
         }
@@ -639,6 +667,7 @@ impl Daemon {
             peers: self.peers.values().map(|p| p.status.clone()).collect(),
             counts: self.counts.clone(),
             decisions: self.safety.decisions(),
+            clients: self.host.status(),
         });
     }
 

@@ -8,6 +8,7 @@
 //! - [`term`]: pure: the promotion term rule and the [`term::ServerFacts`] a check learns
 //!   (server_id, start time, term); [`facts`] is its SQL (identity, term table).
 //! - [`fence`]: `SET GLOBAL read_only=1` on a losing server, on the daemon's request.
+//! - [`deadline`]: pure: how long a check may take (from the last healthy answer).
 //! - [`checker`]: pure rise/fall hysteresis; a lost connection goes down at once.
 //! - [`state`]: pure: the checker plus drain, disable file, service addresses and flap
 //!   damping, and the [`state::ServiceStatus`] snapshot the CLI shows.
@@ -21,6 +22,7 @@ pub mod address;
 pub mod backoff;
 pub mod checker;
 pub mod control;
+pub mod deadline;
 pub mod drain;
 pub mod facts;
 pub mod fence;

@@ -634,6 +634,13 @@ impl MysqlProbe {
     /// reached the server and failed puts further connects into backoff, during which the
     /// probe answers that failure again without contacting the server.
     pub async fn probe(&mut self) -> ProbeResult {
+        self.probe_within(self.timeout).await
+    }
+
+    /// [`MysqlProbe::probe`] bounded by `budget` instead of `timeout_ms` (see
+    /// [`super::deadline`]): a budget shorter than the timeout is what is left of it since the
+    /// last healthy answer.
+    pub async fn probe_within(&mut self, budget: Duration) -> ProbeResult {
         if self.conn.is_none() && !self.backoff.ready(Instant::now()) {
             if let Some((kind, reason)) = &self.backoff_failure {
                 let n = self.backoff.failures();
@@ -644,12 +651,14 @@ impl MysqlProbe {
             }
         }
         let timeout = self.timeout;
-        self.deadline = Instant::now() + timeout;
-        let result = match tokio::time::timeout(timeout, self.check()).await {
+        self.deadline = Instant::now() + budget;
+        let result = match tokio::time::timeout(budget, self.check()).await {
             Ok(result) => result,
             Err(_) => {
                 let step = self.step;
                 self.drop_conn();
+                // With a shorter budget the timeout counts from the last healthy answer: the
+                // server has still not answered for timeout_ms.
                 let r = ProbeResult::failed(
                     FailureKind::Timeout,
                     format!(

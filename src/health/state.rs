@@ -279,6 +279,7 @@ mod tests {
             disable_file: None,
             manage_addresses: false,
             policy: Default::default(),
+            fallback: Default::default(),
         }
     }
 

@@ -358,6 +358,9 @@ pub(crate) async fn run_task(setup: TaskSetup) {
     let mut last_failure: Option<String> = None;
     // An operator's confirm waiting for the probe (which a running check borrows).
     let mut confirm: Option<u64> = None;
+    // When the previous check answered healthy: the next one must answer within timeout_ms
+    // of it (super::deadline).
+    let mut last_healthy: Option<Instant> = None;
     debug!(service = %name, endpoint = %cfg.endpoint, role = %service.role, "health checks starting");
     out.publish(&state, false);
     if state.health() == Health::Down {
@@ -427,7 +430,9 @@ pub(crate) async fn run_task(setup: TaskSetup) {
                     addresses(&service, &lanes.addresses, cfg.timeout)
                 )
             };
-            let check = async { tokio::join!(probe.probe(), facts) };
+            let budget =
+                super::deadline::check_budget(cfg.interval, cfg.timeout, last_healthy, started);
+            let check = async { tokio::join!(probe.probe_within(budget), facts) };
             tokio::pin!(check);
             loop {
                 tokio::select! {
@@ -447,6 +452,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             // The next regular check is a full interval after this one.
             ticker.reset();
         }
+        last_healthy = result.is_healthy().then(Instant::now);
         match &result {
             ProbeResult::Healthy(_) => last_failure = None,
             failed => {
@@ -504,6 +510,7 @@ mod tests {
             disable_file: None,
             manage_addresses: false,
             policy: Default::default(),
+            fallback: Default::default(),
         }
     }
 

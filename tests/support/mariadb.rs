@@ -149,7 +149,8 @@ impl MariaDb {
                 .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
                 .arg(format!("--socket={}", self.socket.display()))
                 .arg(format!("--port={}", self.opts.port))
-                .arg("--bind-address=0.0.0.0")
+                // Dual-stack: clients of the service address come over IPv4 and IPv6.
+                .arg("--bind-address=0.0.0.0,::")
                 .arg(format!(
                     "--pid-file={}",
                     self.dir.join("mysqld.pid").display()

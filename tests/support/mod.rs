@@ -24,6 +24,7 @@ mod frr;
 mod gobgp;
 mod mariadb;
 mod net;
+mod pair;
 mod primaryd;
 
 pub use bird::{Bird, BirdBfd, BirdConfig, BirdRoute};
@@ -36,6 +37,7 @@ pub use frr::{
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GobgpPath};
 pub use mariadb::{MariaDb, MariaDbOpts};
 pub use net::{Link, Net, PdBfd, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
+pub use pair::{in_ns, tcp_connect, Pair, PairRouter};
 pub use primaryd::{Primaryd, PrimarydOpts};
 
 use std::fs;
@@ -464,7 +466,11 @@ fn lab_name_of(name: &str) -> Option<(String, u32)> {
     let router = suffix
         .strip_prefix('r')
         .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    (suffix == "tor" || suffix == "db" || router).then_some((prefix, pid))
+    // `db{N}` and `cl`: the DB hosts and the client of a [`Pair`].
+    let db_n = suffix
+        .strip_prefix("db")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    (suffix == "tor" || suffix == "db" || suffix == "cl" || router || db_n).then_some((prefix, pid))
 }
 
 fn destroy_prefix(prefix: &str) {

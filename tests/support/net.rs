@@ -164,6 +164,8 @@ pub struct PdService {
     pub as_path_prepend: Option<u8>,
     pub next_hop_ipv4: Option<String>,
     pub next_hop_ipv6: Option<String>,
+    /// `fallback`: off unless a test is about it, so "no route" means withdrawn.
+    pub fallback: bool,
 }
 
 impl PdService {
@@ -319,6 +321,13 @@ impl PdConfig {
             }
             if let Some(n) = &svc.next_hop_ipv6 {
                 let _ = writeln!(s, "next_hop_ipv6 = {n:?}");
+            }
+            if !(svc.fallback || mysql.opts.fallback) {
+                let _ = writeln!(
+                    s,
+                    "# No fallback route (docs/clients.md): a withdraw shows as no route here."
+                );
+                let _ = writeln!(s, "fallback = false");
             }
             let o = &mysql.opts;
             let _ = writeln!(s, "[service.mysql]");

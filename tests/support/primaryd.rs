@@ -24,6 +24,8 @@ pub struct PrimarydOpts {
     pub fall: u32,
     /// Offered hold time; FRR offers 3 (`timers 1 3`), the session uses the smaller.
     pub hold_time: u16,
+    /// `[service] fallback`: off unless a test is about it, so "no route" means withdrawn.
+    pub fallback: bool,
 }
 
 impl Default for PrimarydOpts {
@@ -34,6 +36,7 @@ impl Default for PrimarydOpts {
             rise: 1,
             fall: 1,
             hold_time: 3,
+            fallback: false,
         }
     }
 }
@@ -61,6 +64,7 @@ local_address = "{DB_ADDR}"
 [[service]]
 name = "main"
 prefixes = ["{SERVICE_PREFIX}"]
+fallback = {fallback}
 
 [service.mysql]
 socket = "{socket}"
@@ -79,6 +83,7 @@ fall = {fall}
         timeout = o.timeout_ms,
         rise = o.rise,
         fall = o.fall,
+        fallback = o.fallback,
     )
 }
 
