@@ -177,6 +177,9 @@ pub struct FrrNeighbor {
     /// `bfd` and `bfd profile NAME` (a profile of [`FrrConfig::bfd_profiles`]): bfdd runs a
     /// BFD session with the DB host and bgpd drops the session when it goes down.
     pub bfd_profile: Option<String>,
+    /// `addpath-tx-all-paths` in each activated family: every path to the neighbour, not only
+    /// the best (RFC 7911), so each DB host sees every other announcer (docs/safety.md).
+    pub addpath_tx_all_paths: bool,
 }
 
 impl FrrNeighbor {
@@ -195,6 +198,7 @@ impl FrrNeighbor {
             connect_timer: None,
             passive: false,
             bfd_profile: None,
+            addpath_tx_all_paths: false,
         }
     }
 }
@@ -324,6 +328,9 @@ impl FrrConfig {
             }
             for n in active {
                 let _ = writeln!(s, "  neighbor {} activate", n.address);
+                if n.addpath_tx_all_paths {
+                    let _ = writeln!(s, "  neighbor {} addpath-tx-all-paths", n.address);
+                }
             }
             let _ = writeln!(s, " exit-address-family");
         }

@@ -37,7 +37,7 @@ pub use frr::{
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GobgpPath};
 pub use mariadb::{MariaDb, MariaDbOpts};
 pub use net::{Link, Net, PdBfd, PdConfig, PdMysql, PdPeer, PdService, SERVICE_ADDRESSES};
-pub use pair::{in_ns, tcp_connect, Pair, PairRouter};
+pub use pair::{in_ns, tcp_connect, Pair, PairOpts, PairRouter};
 pub use primaryd::{Primaryd, PrimarydOpts};
 
 use std::fs;

@@ -40,8 +40,30 @@ enum Router {
     Bird(Bird),
 }
 
+/// What the router and the daemons of a [`Pair`] are set up with.
+#[derive(Debug, Clone, Copy)]
+pub struct PairOpts {
+    pub router: PairRouter,
+    /// The router sends every path to both hosts (FRR `addpath-tx-all-paths`, BIRD `add
+    /// paths tx`).
+    pub add_path: bool,
+    /// primaryd reads and writes the promotion term in `primaryd.term`.
+    pub term_table: bool,
+}
+
+impl PairOpts {
+    pub fn new(router: PairRouter) -> PairOpts {
+        PairOpts {
+            router,
+            add_path: false,
+            term_table: false,
+        }
+    }
+}
+
 pub struct Pair {
     pub prefix: String,
+    pub opts: PairOpts,
     pub router_ns: String,
     /// `{prefix}db1`, `{prefix}db2`.
     pub db_ns: [String; 2],
@@ -99,6 +121,11 @@ impl Pair {
     /// Builds the namespaces and links and starts the router; MariaDB and primaryd are added
     /// by the test.
     pub fn new(kind: PairRouter) -> Pair {
+        Pair::with(PairOpts::new(kind))
+    }
+
+    pub fn with(opts: PairOpts) -> Pair {
+        let kind = opts.router;
         require_root();
         let router_pkg = match kind {
             PairRouter::Frr => "frr",
@@ -110,6 +137,7 @@ impl Pair {
         let dir_path = dir.path().to_path_buf();
         let password_file = write_mysql_password(&dir_path);
         let mut pair = Pair {
+            opts,
             router_ns: format!("{prefix}r1"),
             db_ns: [format!("{prefix}db1"), format!("{prefix}db2")],
             client_ns: format!("{prefix}cl"),
@@ -128,13 +156,13 @@ impl Pair {
                 "tor",
                 &pair.router_ns,
                 conf_dir,
-                &pair.frr_config(),
+                &frr_config(opts.add_path),
             )),
             PairRouter::Bird => Router::Bird(Bird::start(
                 "tor",
                 &pair.router_ns,
                 conf_dir,
-                &pair.bird_config(),
+                &bird_config(opts.add_path),
             )),
         });
         pair
@@ -180,51 +208,6 @@ impl Pair {
         }
     }
 
-    fn frr_config(&self) -> String {
-        let mut c = FrrConfig::new("tor", ROUTER_ASN, "198.19.0.1");
-        c.comment
-            .push("Two DB hosts, ECMP between equal paths (frr defaults datacenter)".into());
-        for n in 1..=2 {
-            let mut nb = FrrNeighbor::new(&format!("198.18.{n}.1"), DB_ASN);
-            nb.ipv6 = true;
-            nb.timers = Some((1, 3));
-            c = c.neighbor(nb);
-        }
-        c.render()
-    }
-
-    /// BIRD with both hosts in one table; RFC 8326: routes carrying GRACEFUL_SHUTDOWN get
-    /// LOCAL_PREF 0 (BIRD does not do it by itself; docs/clients.md).
-    fn bird_config(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "router id 198.19.0.1;");
-        let _ = writeln!(s, "protocol device {{ }}");
-        for family in ["ipv4", "ipv6"] {
-            let _ = writeln!(
-                s,
-                "protocol kernel {{ {family} {{ export all; }}; merge paths on; }}"
-            );
-        }
-        let _ = writeln!(s, "filter from_db {{");
-        let _ = writeln!(
-            s,
-            "  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;"
-        );
-        let _ = writeln!(s, "  accept;");
-        let _ = writeln!(s, "}}");
-        for n in 1..=2 {
-            let _ = writeln!(s, "protocol bgp db{n} {{");
-            let _ = writeln!(s, "  local 198.18.{n}.0 as {ROUTER_ASN};");
-            let _ = writeln!(s, "  neighbor 198.18.{n}.1 as {DB_ASN};");
-            let _ = writeln!(s, "  hold time 3; keepalive time 1;");
-            for family in ["ipv4", "ipv6"] {
-                let _ = writeln!(s, "  {family} {{ import filter from_db; export none; }};");
-            }
-            let _ = writeln!(s, "}}");
-        }
-        s
-    }
-
     pub fn frr(&self) -> &Frr {
         match &self.router {
             Some(Router::Frr(f)) => f,
@@ -255,6 +238,9 @@ impl Pair {
         ));
         self.dbs.push(db.clone());
         db.start();
+        if self.opts.term_table {
+            db.create_term_table();
+        }
         db
     }
 
@@ -287,7 +273,7 @@ interval_ms = 100
 timeout_ms = 500
 rise = 1
 fall = 1
-
+{term_table}
 [metrics]
 listen = "127.0.0.1:9{n}00"
 "#,
@@ -295,6 +281,11 @@ listen = "127.0.0.1:9{n}00"
             socket = db.socket.display(),
             user = super::mariadb::PRIMARYD_USER,
             pass = self.password_file.display(),
+            term_table = if self.opts.term_table {
+                "term_table = \"primaryd.term\"\n"
+            } else {
+                ""
+            },
         );
         let p = Arc::new(Primaryd::start(
             &self.dir_path,
@@ -356,6 +347,85 @@ listen = "127.0.0.1:9{n}00"
         }
         out
     }
+}
+
+
+/// The pair's FRR router: both hosts as neighbours, ECMP between equal paths (`frr defaults
+/// datacenter`); with `add_path`, every path to both (docs/tor-examples).
+pub fn frr_config(add_path: bool) -> String {
+    let mut c = FrrConfig::new("tor", ROUTER_ASN, "198.19.0.1");
+    c.comment = vec![
+        "FRR 8.4 ToR with two DB hosts running primaryd (AS 4200000001 both; links".into(),
+        "198.18.1.0/31 and 198.18.2.0/31), ECMP between equal paths.".into(),
+    ];
+    if add_path {
+        c.comment.push(
+            "addpath-tx-all-paths: each host gets every path for the service prefixes, so it"
+                .into(),
+        );
+        c.comment
+            .push("sees every other announcer (docs/safety.md). Tested by tests/split_brain.rs."
+                .into());
+    }
+    for n in 1..=2 {
+        let mut nb = FrrNeighbor::new(&format!("198.18.{n}.1"), DB_ASN);
+        nb.ipv6 = true;
+        nb.timers = Some((1, 3));
+        nb.addpath_tx_all_paths = add_path;
+        c = c.neighbor(nb);
+    }
+    c.render()
+}
+
+/// The pair's BIRD router, both hosts in one table; RFC 8326: routes carrying
+/// GRACEFUL_SHUTDOWN get LOCAL_PREF 0 (BIRD does not do it by itself; docs/clients.md); with
+/// `add_path`, every path to both hosts.
+pub fn bird_config(add_path: bool) -> String {
+    let mut s = String::new();
+    if add_path {
+        let _ = writeln!(
+            s,
+            "# BIRD 2 ToR with two DB hosts running primaryd; `add paths tx`: each host gets every"
+        );
+        let _ = writeln!(
+            s,
+            "# path for the service prefixes (docs/safety.md). Tested by tests/split_brain.rs."
+        );
+    }
+    let _ = writeln!(s, "router id 198.19.0.1;");
+    let _ = writeln!(s, "protocol device {{ }}");
+    for family in ["ipv4", "ipv6"] {
+        let _ = writeln!(
+            s,
+            "protocol kernel {{ {family} {{ export all; }}; merge paths on; }}"
+        );
+    }
+    let _ = writeln!(s, "filter from_db {{");
+    let _ = writeln!(
+        s,
+        "  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;"
+    );
+    let _ = writeln!(s, "  accept;");
+    let _ = writeln!(s, "}}");
+    for n in 1..=2 {
+        let _ = writeln!(s, "protocol bgp db{n} {{");
+        let _ = writeln!(s, "  local 198.18.{n}.0 as {ROUTER_ASN};");
+        let _ = writeln!(s, "  neighbor 198.18.{n}.1 as {DB_ASN};");
+        let _ = writeln!(s, "  hold time 3; keepalive time 1;");
+        for family in ["ipv4", "ipv6"] {
+            // The hosts hear each other's routes (exported back to both), every path of
+            // them with ADD-PATH.
+            let _ = writeln!(s, "  {family} {{");
+            let _ = writeln!(s, "    import filter from_db;");
+            let _ = writeln!(s, "    export all;");
+            if add_path {
+                let _ = writeln!(s, "    add paths tx;");
+            }
+            let _ = writeln!(s, "  }};");
+        }
+        let _ = writeln!(s, "}}");
+    }
+    s
 }
 
 impl Drop for Pair {
