@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
+mod check;
 mod control;
 mod observe;
 mod reload;
@@ -299,6 +300,13 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
                 Command::Reload => reading.start(&d.path, Some(reply)),
                 Command::Confirm { service } => {
                     let _ = reply.send(d.confirm(&service));
+                }
+                // `primaryctl check`: the checks' events are queued; decide on them first.
+                Command::Check { .. } => {
+                    while let Ok(ev) = events_rx.try_recv() {
+                        d.health_event(ev);
+                    }
+                    let _ = reply.send(Response::ok(serde_json::Value::Null));
                 }
                 other => {
                     let error = format!("{other:?} is not handled by the daemon loop");
