@@ -25,6 +25,7 @@ mod control;
 mod observe;
 mod reload;
 mod safety;
+mod systemd;
 
 use crate::announcer::Exports;
 use crate::bfd::auth::AuthKey;
@@ -292,8 +293,14 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     );
 
     let mut reading = reload::Reading::default();
+    // systemd (Type=notify): ready now; the watchdog is kicked by this loop only.
+    let mut sd = systemd::Notifier::from_env();
+    let mut watchdog = systemd::Ticker::new(sd.watchdog_tick());
+    let started = SystemTime::now();
+    sd.ready(systemd::status_of(&d));
     let outcome = loop {
         tokio::select! {
+            () = watchdog.tick() => sd.kick(systemd::stale_of(&d, started)),
             Some(ev) = events_rx.recv() => d.health_event(ev),
             () = sessions_changed.notified() => d.decide(None),
             Some((command, reply)) = commands_rx.recv() => match command {
@@ -344,8 +351,10 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
                 break Err(res.unwrap_or_else(|e| format!("task failed: {e}")));
             }
         }
+        sd.status(|| systemd::status_of(&d));
     };
 
+    sd.stopping(outcome.as_ref().map_or_else(|e| e.as_str(), |s| s));
     match &outcome {
         Ok(signal) => info!("{signal}: withdrawing all routes and closing sessions"),
         Err(e) => error!("{e}: withdrawing all routes and closing sessions"),
