@@ -14,7 +14,12 @@ use primaryd::control::{render, views};
 
 /// Show what this host announces, to whom, and why; drain and reload primaryd.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_long_help = "Exit status: 0 on success; 1 when primaryd is not running, the socket \
+is not permitted, the daemon refused the request or the answer could not be written; for \
+check, 2 when a service is not announced."
+)]
 pub(crate) struct Cli {
     /// primaryd's control socket ([control] socket in its config).
     #[arg(long, global = true, default_value = "/run/primaryd/primaryd.sock")]
@@ -90,6 +95,7 @@ struct Target {
 struct CheckArgs {
     #[command(flatten)]
     target: Target,
+    /// Print the daemon's answer as JSON.
     #[arg(long)]
     json: bool,
 }
