@@ -63,7 +63,13 @@ fn build_deb(scratch: &Path) -> PathBuf {
 
 /// An empty dpkg database under `root`.
 fn dpkg_root(root: &Path) {
-    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log", "etc"] {
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/log",
+        "etc",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
@@ -114,13 +120,18 @@ fn deb_installs_checks_verifies_and_purges() {
     // The postinst made the system user and group in the root (not on this machine).
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
     assert!(
-        passwd.lines().any(|l| l.starts_with("primaryd:") && l.ends_with(":/usr/sbin/nologin")),
+        passwd
+            .lines()
+            .any(|l| l.starts_with("primaryd:") && l.ends_with(":/usr/sbin/nologin")),
         "{passwd}"
     );
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap();
     assert!(group.lines().any(|l| l.starts_with("primaryd:")), "{group}");
     let dpkg_status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
-    assert!(dpkg_status.contains("Status: install ok installed"), "{dpkg_status}");
+    assert!(
+        dpkg_status.contains("Status: install ok installed"),
+        "{dpkg_status}"
+    );
 
     // The installed example passes --check; primaryctl runs.
     let bin = root.join("usr/bin");
@@ -160,7 +171,11 @@ fn deb_installs_checks_verifies_and_purges() {
     );
 
     dpkg(&root, &["--purge", "primaryd"]);
-    for f in ["usr/bin/primaryd", "lib/systemd/system/primaryd.service", "etc/primaryd"] {
+    for f in [
+        "usr/bin/primaryd",
+        "lib/systemd/system/primaryd.service",
+        "etc/primaryd",
+    ] {
         assert!(!root.join(f).exists(), "{f} left after purge");
     }
 }
@@ -183,7 +198,10 @@ fn unit_promises() {
     assert_eq!(value("WatchdogSec"), "10s");
     assert_eq!(value("KillSignal"), "SIGTERM");
     assert_eq!(value("ProtectSystem"), "strict");
-    assert_eq!(value("CapabilityBoundingSet"), "CAP_NET_ADMIN CAP_NET_BIND_SERVICE");
+    assert_eq!(
+        value("CapabilityBoundingSet"),
+        "CAP_NET_ADMIN CAP_NET_BIND_SERVICE"
+    );
     assert_eq!(value("AmbientCapabilities"), value("CapabilityBoundingSet"));
     assert_eq!(value("ReadWritePaths"), "/var/lib/primaryd /run/primaryd");
     let tmpfiles = std::fs::read_to_string(

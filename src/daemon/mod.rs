@@ -354,7 +354,11 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         sd.status(|| systemd::status_of(&d));
     };
 
-    sd.stopping(outcome.as_ref().map_or_else(|e| e.as_str(), |s| s));
+    let why = match &outcome {
+        Ok(signal) => signal,
+        Err(e) => e.as_str(),
+    };
+    sd.stopping(why);
     match &outcome {
         Ok(signal) => info!("{signal}: withdrawing all routes and closing sessions"),
         Err(e) => error!("{e}: withdrawing all routes and closing sessions"),

@@ -265,7 +265,7 @@ mod tests {
         let long_ago = at - Duration::from_secs(3600);
         assert!(stale_checks(
             &[&svc],
-            &[checked.clone()],
+            std::slice::from_ref(&checked),
             long_ago,
             at + Duration::from_secs(12)
         )
@@ -277,9 +277,13 @@ mod tests {
         );
         // Before the first check, the daemon's start counts.
         let fresh = status(false);
-        assert!(
-            stale_checks(&[&svc], &[fresh.clone()], now, now + Duration::from_secs(5)).is_empty()
-        );
+        assert!(stale_checks(
+            &[&svc],
+            std::slice::from_ref(&fresh),
+            now,
+            now + Duration::from_secs(5)
+        )
+        .is_empty());
         assert_eq!(
             stale_checks(&[&svc], &[fresh], now, now + Duration::from_secs(20)).len(),
             1
@@ -299,7 +303,7 @@ mod tests {
         };
         d.insert("main".to_string(), decision(true, None));
         assert_eq!(
-            status_line(&d, &[s.clone()]),
+            status_line(&d, std::slice::from_ref(&s)),
             "announced: main; withdrawn: none"
         );
         d.insert(
