@@ -296,11 +296,10 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
     // systemd (Type=notify): ready now; the watchdog is kicked by this loop only.
     let mut sd = systemd::Notifier::from_env();
     let mut watchdog = systemd::Ticker::new(sd.watchdog_tick());
-    let started = SystemTime::now();
     sd.ready(systemd::status_of(&d));
     let outcome = loop {
         tokio::select! {
-            () = watchdog.tick() => sd.kick(systemd::stale_of(&d, started)),
+            () = watchdog.tick() => sd.kick(systemd::stale_of(&d)),
             Some(ev) = events_rx.recv() => d.health_event(ev),
             () = sessions_changed.notified() => d.decide(None),
             Some((command, reply)) = commands_rx.recv() => match command {

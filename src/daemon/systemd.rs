@@ -157,9 +157,9 @@ pub(super) fn status_of(d: &super::Daemon) -> String {
 }
 
 /// The daemon's stuck check tasks now (see [`stale_checks`]).
-pub(super) fn stale_of(d: &super::Daemon, started: SystemTime) -> Vec<String> {
+pub(super) fn stale_of(d: &super::Daemon) -> Vec<String> {
     let services: Vec<&ServiceConfig> = d.services.values().map(|s| &s.config).collect();
-    stale_checks(&services, &d.health.statuses(), started, SystemTime::now())
+    stale_checks(&services, &d.health.statuses(), SystemTime::now())
 }
 
 /// `STATUS=` text: what is announced, and what is not and why.
@@ -190,11 +190,11 @@ pub fn status_line(decisions: &BTreeMap<String, Decision>, statuses: &[ServiceSt
 /// The services whose task has not completed a check for far longer than its interval and
 /// timeout allow (the check itself, the host facts beside it, and the reconnect backoff all
 /// answer within `timeout`): `2 x (interval + timeout) + 10 s` after the last one, or after
-/// `started` before the first.
+/// the task's start (or its last change of state) before the first: a task a reload just
+/// started is not stale for the daemon's age.
 pub fn stale_checks(
     services: &[&ServiceConfig],
     statuses: &[ServiceStatus],
-    started: SystemTime,
     now: SystemTime,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -203,7 +203,7 @@ pub fn stale_checks(
             continue;
         };
         let bound = 2 * (cfg.mysql.interval + cfg.mysql.timeout) + Duration::from_secs(10);
-        let last = s.last_check.as_ref().map_or(started, |c| c.at).max(started);
+        let last = s.last_check.as_ref().map_or(s.since, |c| c.at);
         let age = now.duration_since(last).unwrap_or_default();
         if age > bound {
             out.push(format!(
@@ -258,34 +258,22 @@ mod tests {
     #[test]
     fn a_check_task_is_stale_only_past_its_bound() {
         let svc = service();
-        let now = SystemTime::now();
         let checked = status(true);
         // Bound: 2 x (0.2 + 1) + 10 = 12.4 s after the last check.
         let at = checked.last_check.as_ref().unwrap().at;
-        let long_ago = at - Duration::from_secs(3600);
-        assert!(stale_checks(
-            &[&svc],
-            std::slice::from_ref(&checked),
-            long_ago,
-            at + Duration::from_secs(12)
-        )
-        .is_empty());
-        let stale = stale_checks(&[&svc], &[checked], long_ago, at + Duration::from_secs(13));
+        let one = std::slice::from_ref(&checked);
+        assert!(stale_checks(&[&svc], one, at + Duration::from_secs(12)).is_empty());
+        let stale = stale_checks(&[&svc], one, at + Duration::from_secs(13));
         assert_eq!(
             stale,
             vec!["main: no check completed for 13 s (at most 12 s expected)"]
         );
-        // Before the first check, the daemon's start counts.
+        // Before the first check, the task's start counts.
         let fresh = status(false);
-        assert!(stale_checks(
-            &[&svc],
-            std::slice::from_ref(&fresh),
-            now,
-            now + Duration::from_secs(5)
-        )
-        .is_empty());
+        let one = std::slice::from_ref(&fresh);
+        assert!(stale_checks(&[&svc], one, fresh.since + Duration::from_secs(5)).is_empty());
         assert_eq!(
-            stale_checks(&[&svc], &[fresh], now, now + Duration::from_secs(20)).len(),
+            stale_checks(&[&svc], one, fresh.since + Duration::from_secs(20)).len(),
             1
         );
     }
