@@ -10,8 +10,16 @@ use primaryd::config;
 /// Announce a MySQL service address over BGP only while the local server is a healthy,
 /// writable primary.
 #[derive(Parser)]
-#[command(version)]
-struct Args {
+#[command(
+    version,
+    after_long_help = "SIGTERM or SIGINT withdraws every route, sends Cease to every router and \
+exits 0; SIGHUP re-reads the configuration (an invalid one is refused and the running one \
+stays). Under systemd (Type=notify) it reports READY=1, STATUS= and watchdog kicks.\n\n\
+Files: /etc/primaryd/primaryd.toml (the configuration), /var/lib/primaryd (drains and the \
+split-brain records), /run/primaryd/primaryd.sock (the control socket; see primaryctl(8)). \
+Documentation: /usr/share/doc/primaryd/."
+)]
+pub(crate) struct Args {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,

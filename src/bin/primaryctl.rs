@@ -14,8 +14,13 @@ use primaryd::control::{render, views};
 
 /// Show what this host announces, to whom, and why; drain and reload primaryd.
 #[derive(Parser)]
-#[command(version)]
-struct Cli {
+#[command(
+    version,
+    after_long_help = "Exit status: 0 on success; 1 when primaryd is not running, the socket \
+is not permitted, the daemon refused the request or the answer could not be written; for \
+check, 2 when a service is not announced."
+)]
+pub(crate) struct Cli {
     /// primaryd's control socket ([control] socket in its config).
     #[arg(long, global = true, default_value = "/run/primaryd/primaryd.sock")]
     socket: PathBuf,
@@ -42,6 +47,9 @@ enum Cmd {
         /// The service's name.
         service: String,
     },
+    /// Check now and say the result; a service that passes and may be announced is announced
+    /// before the answer. Exit status 0: announced; 2: not announced; 1: error.
+    Check(CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +91,15 @@ struct Target {
     all: bool,
 }
 
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print the daemon's answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (command, json) = match cli.command {
@@ -102,6 +119,12 @@ fn main() -> ExitCode {
         Cmd::Undrain(t) => (Command::Undrain { service: t.service }, false),
         Cmd::Reload => (Command::Reload, false),
         Cmd::Confirm { service } => (Command::Confirm { service }, false),
+        Cmd::Check(c) => (
+            Command::Check {
+                service: c.target.service,
+            },
+            c.json,
+        ),
     };
     let response = match call(&cli.socket, &command) {
         Ok(r) => r,
@@ -111,6 +134,14 @@ fn main() -> ExitCode {
         return fail(response.error.as_deref().unwrap_or("request failed"));
     }
     let data = response.data.unwrap_or(serde_json::Value::Null);
+    // `check`: 0 announced, 2 not announced (scripts and orchestrator hooks read it).
+    let status = match &command {
+        Command::Check { .. } => serde_json::from_value(data.clone())
+            .map_or(1, |v: Vec<primaryd::control::check::CheckView>| {
+                primaryd::control::check::exit_status(&v)
+            }),
+        _ => 0,
+    };
     let text = if json {
         let mut text = serde_json::to_string_pretty(&data).unwrap_or_default();
         text.push('\n');
@@ -123,7 +154,7 @@ fn main() -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(status),
         Err(e) => fail(&format!("cannot write the answer: {e}")),
     }
 }
@@ -192,6 +223,10 @@ fn human(command: &Command, data: serde_json::Value) -> Result<String, serde_jso
         Command::ShowServices => {
             let v: Vec<views::ServiceView> = serde_json::from_value(data)?;
             render::services(&v)
+        }
+        Command::Check { .. } => {
+            let v: Vec<primaryd::control::check::CheckView> = serde_json::from_value(data)?;
+            primaryd::control::check::render(&v)
         }
         Command::Drain { .. }
         | Command::Undrain { .. }

@@ -32,6 +32,12 @@ pub enum Command {
     Confirm {
         service: String,
     },
+    /// Check now; announce before answering if the check passes and the rules allow it
+    /// (`service: None`: every service).
+    Check {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

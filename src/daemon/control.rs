@@ -70,6 +70,7 @@ impl Handler for ControlHandler {
                     ))),
                     Err(e) => Response::error(e.to_string()),
                 },
+                Command::Check { service } => super::check::run(self, service).await,
                 Command::Reload | Command::Confirm { .. } => {
                     let (tx, rx) = oneshot::channel();
                     if self.commands.send((command, tx)).await.is_err() {
@@ -151,16 +152,16 @@ fn state_name(h: Health) -> &'static str {
 
 /// What `show` says of a service: the checks' state and reason, unless the split-brain rules
 /// hold it back ("conflict", "held") with a reason of their own.
-struct Shown {
-    state: String,
-    announced: bool,
-    reason: String,
+pub(super) struct Shown {
+    pub(super) state: String,
+    pub(super) announced: bool,
+    pub(super) reason: String,
     since: SystemTime,
     term: Option<u64>,
     conflict: bool,
 }
 
-fn shown(p: &Published, s: &ServiceStatus) -> Shown {
+pub(super) fn shown(p: &Published, s: &ServiceStatus) -> Shown {
     let d = p.decisions.get(&s.name);
     let (state, reason) = match d.and_then(|d| d.hold.as_ref().map(|h| (d.conflict, h))) {
         Some((true, hold)) => ("conflict".to_string(), hold.clone()),
@@ -196,7 +197,7 @@ fn service_routes(p: &Published, services: &[ServiceStatus]) -> Vec<views::Servi
         .collect()
 }
 
-fn prefixes_of(config: &Config, service: &str) -> Vec<ipnetwork::IpNetwork> {
+pub(super) fn prefixes_of(config: &Config, service: &str) -> Vec<ipnetwork::IpNetwork> {
     config
         .services
         .iter()

@@ -20,11 +20,13 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
+mod check;
 mod control;
 mod host;
 mod observe;
 mod reload;
 mod safety;
+mod systemd;
 
 use crate::announcer::Exports;
 use crate::bfd::auth::AuthKey;
@@ -302,8 +304,13 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
 
     let mut reading = reload::Reading::default();
     let mut host_retry = tokio::time::interval(Duration::from_secs(1));
+    // systemd (Type=notify): ready now; the watchdog is kicked by this loop only.
+    let mut sd = systemd::Notifier::from_env();
+    let mut watchdog = systemd::Ticker::new(sd.watchdog_tick());
+    sd.ready(systemd::status_of(&d));
     let outcome = loop {
         tokio::select! {
+            () = watchdog.tick() => sd.kick(systemd::stale_of(&d)),
             Some(ev) = events_rx.recv() => d.health_event(ev),
             Some(done) = host_done_rx.recv() => {
                 if d.host.done(done) {
@@ -322,6 +329,13 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
                 Command::Reload => reading.start(&d.path, Some(reply)),
                 Command::Confirm { service } => {
                     let _ = reply.send(d.confirm(&service));
+                }
+                // `primaryctl check`: the checks' events are queued; decide on them first.
+                Command::Check { .. } => {
+                    while let Ok(ev) = events_rx.try_recv() {
+                        d.health_event(ev);
+                    }
+                    let _ = reply.send(Response::ok(serde_json::Value::Null));
                 }
                 other => {
                     let error = format!("{other:?} is not handled by the daemon loop");
@@ -359,8 +373,14 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
                 break Err(res.unwrap_or_else(|e| format!("task failed: {e}")));
             }
         }
+        sd.status(|| systemd::status_of(&d));
     };
 
+    let why = match &outcome {
+        Ok(signal) => signal,
+        Err(e) => e.as_str(),
+    };
+    sd.stopping(why);
     match &outcome {
         Ok(signal) => info!("{signal}: withdrawing all routes and closing sessions"),
         Err(e) => error!("{e}: withdrawing all routes and closing sessions"),

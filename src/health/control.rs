@@ -304,3 +304,27 @@ async fn set(h: &ServiceHandle, drained: Option<DrainInfo>) -> Result<ServiceSta
         .map_err(|_| gone())?;
     answer.await.map_err(|_| gone())
 }
+
+impl HealthControl {
+    /// `primaryctl check`: every target service checks now (all at once); each answers after
+    /// a check that started after the request, once its result reached the daemon
+    /// ([`super::on_demand`]).
+    pub async fn check_now(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<super::on_demand::CheckOutcome>, DrainError> {
+        let mut answers = Vec::new();
+        for h in self.targets(target)? {
+            let gone = || DrainError::TaskGone(h.name.clone());
+            let (done, answer) = oneshot::channel();
+            let cmd = Command::CheckNow { done };
+            h.commands.send(cmd).await.map_err(|_| gone())?;
+            answers.push((h.name.clone(), answer));
+        }
+        let mut out = Vec::new();
+        for (name, answer) in answers {
+            out.push(answer.await.map_err(|_| DrainError::TaskGone(name))?);
+        }
+        Ok(out)
+    }
+}

@@ -17,6 +17,7 @@
 //! - [`backoff`]: pure reconnect backoff.
 //! - [`task`]: the tokio task per service: checks on a timer and when the watch ends.
 //! - [`control`]: starts the tasks; the drain/undrain/snapshot API for the control socket.
+//! - [`on_demand`]: `primaryctl check`: checks run at once on request.
 
 pub mod address;
 pub mod backoff;
@@ -27,6 +28,7 @@ pub mod drain;
 pub mod facts;
 pub mod fence;
 pub mod mysql;
+pub mod on_demand;
 pub mod state;
 pub mod task;
 pub mod term;

@@ -25,6 +25,7 @@ use super::checker::{Health, Transition};
 use super::drain::{DrainInfo, DrainStore};
 use super::fence::{self, FenceError};
 use super::mysql::{MysqlProbe, ProbeResult};
+use super::on_demand::Asked;
 use super::state::{CheckInput, ServiceState, ServiceStatus};
 use super::term::ServerFacts;
 use super::watch::{Watch, WatchEnd};
@@ -68,6 +69,11 @@ pub(crate) enum Command {
     },
     /// An operator confirmed the server: write a term above this at the next healthy check.
     ConfirmTerm { above: u64 },
+    /// `primaryctl check`: check now, answer after the result reached the daemon
+    /// ([`super::on_demand`]).
+    CheckNow {
+        done: oneshot::Sender<super::on_demand::CheckOutcome>,
+    },
 }
 
 /// Everything one service's task needs.
@@ -180,8 +186,13 @@ impl Outlet<'_> {
         watching: bool,
         fencer: &mut Fencer,
         confirm: &mut Option<u64>,
+        asked: &mut Asked,
     ) -> bool {
         match cmd {
+            Command::CheckNow { done } => {
+                asked.push(done);
+                true
+            }
             Command::Fence { reason, done } => {
                 fencer.start(self.name, reason, done);
                 true
@@ -361,6 +372,8 @@ pub(crate) async fn run_task(setup: TaskSetup) {
     // When the previous check answered healthy: the next one must answer within timeout_ms
     // of it (super::deadline).
     let mut last_healthy: Option<Instant> = None;
+    // `primaryctl check` requests waiting for a check of their own.
+    let mut asked = Asked::default();
     debug!(service = %name, endpoint = %cfg.endpoint, role = %service.role, "health checks starting");
     out.publish(&state, false);
     if state.health() == Health::Down {
@@ -381,11 +394,13 @@ pub(crate) async fn run_task(setup: TaskSetup) {
             biased;
             _ = events.closed() => break,
             Some(cmd) = commands.recv() => {
-                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm).await {
+                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm, &mut asked).await {
                     break;
                 }
                 continue;
             }
+            // A requested check starts at once (and resets the schedule, like the watch's).
+            () = std::future::ready(()), if asked.pending() => true,
             end = watch_end(&mut watch) => {
                 watch = None;
                 if end.parked && watch_started.elapsed() >= WATCH_STABLE {
@@ -420,6 +435,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         // The check, with the host facts beside it. Commands are applied while it runs; it is
         // never cancelled except when the daemon is gone.
         let started = Instant::now();
+        asked.starting();
         if let Some(above) = confirm.take() {
             probe.confirm_term_above(above);
         }
@@ -439,7 +455,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
                     biased;
                     _ = events.closed() => return,
                     Some(cmd) = commands.recv() => {
-                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm).await {
+                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm, &mut asked).await {
                             return;
                         }
                     }
@@ -487,6 +503,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         if !out.after_check(&state, transition, &mut sent_facts).await {
             break;
         }
+        asked.finished(&state.status(Instant::now(), SystemTime::now(), watch.is_some()));
     }
     debug!(service = %name, "health checks stopped: event receiver gone");
 }

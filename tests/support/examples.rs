@@ -397,7 +397,10 @@ pub fn documented() -> Vec<(&'static str, String)> {
         ),
         ("frr-ebgp-bfd.conf", frr_ebgp_bfd(&l(1)).render()),
         ("frr-two-hosts-addpath.conf", super::pair::frr_config(true)),
-        ("bird-two-hosts-addpath.conf", super::pair::bird_config(true)),
+        (
+            "bird-two-hosts-addpath.conf",
+            super::pair::bird_config(true),
+        ),
         ("bird-bfd.conf", bird_ebgp_bfd(&l(2)).render()),
         (
             "primaryd-bfd.toml",

@@ -349,7 +349,6 @@ listen = "127.0.0.1:9{n}00"
     }
 }
 
-
 /// The pair's FRR router: both hosts as neighbours, ECMP between equal paths (`frr defaults
 /// datacenter`); with `add_path`, every path to both (docs/tor-examples).
 pub fn frr_config(add_path: bool) -> String {
@@ -363,9 +362,9 @@ pub fn frr_config(add_path: bool) -> String {
             "addpath-tx-all-paths: each host gets every path for the service prefixes, so it"
                 .into(),
         );
-        c.comment
-            .push("sees every other announcer (docs/safety.md). Tested by tests/split_brain.rs."
-                .into());
+        c.comment.push(
+            "sees every other announcer (docs/safety.md). Tested by tests/split_brain.rs.".into(),
+        );
     }
     for n in 1..=2 {
         let mut nb = FrrNeighbor::new(&format!("198.18.{n}.1"), DB_ASN);

@@ -7,6 +7,7 @@ mod drill;
 mod hostloss;
 mod lab;
 mod logparse;
+mod orchestrator;
 mod plot;
 mod routes;
 mod speaker;
@@ -111,6 +112,20 @@ enum Cmd {
         /// The replica to promote [default: one behind another ToR than the primary].
         #[arg(long, value_name = "NODE")]
         to: Option<String>,
+    },
+    /// orchestrator's hooks (packaging/orchestrator/primaryd-orchestrator-hook) in an aborted
+    /// and a graceful takeover, an aborted and a real failover (docs/operations.md).
+    OrchestratorDrill {
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Promotion -> announce sent, with the post-promotion hook (`primaryctl check`) and
+    /// without it, over RUNS graceful takeovers each, back and forth (docs/benchmarks.md).
+    BenchHook {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// up, one drill, the timeline, `primaryctl show routes` on db1 and db2, down.
     Demo {
@@ -334,6 +349,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Demo { scenario, json } => return demo(&cli, &lab, *scenario, json.as_deref()),
+        Cmd::OrchestratorDrill { json } => return orchestrator::cli_drill(&lab, json.as_deref()),
+        Cmd::BenchHook { runs, json } => {
+            return orchestrator::cli_bench(&lab, *runs, json.as_deref(), command)
+        }
         Cmd::Bench {
             runs,
             scenarios,
