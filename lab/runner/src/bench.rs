@@ -630,6 +630,13 @@ pub fn scenario_title(s: Scenario) -> &'static str {
         Scenario::HostFreeze => {
             "host-freeze: every process of the primary's host stopped, links up"
         }
+        Scenario::Restart => {
+            "restart: SIGKILL mariadbd, promote, start the old server again (writable)"
+        }
+        Scenario::Heal => "heal: the primary's uplinks down, promote, links up again",
+        Scenario::DoublePromote => {
+            "double-promote: a replica promoted beside a healthy writable primary"
+        }
     }
 }
 

@@ -40,6 +40,16 @@ pub enum Scenario {
     /// SIGSTOP every process of the primary's host, links up (hostloss.rs): nobody sends a
     /// withdraw; BFD (or the hold timer) finds the host silent.
     HostFreeze,
+    /// SIGKILL mariadbd on the primary, promote a replica, then start the old server again:
+    /// writable (read_only=OFF), no replication. It must not get its route back
+    /// (splitbrain.rs).
+    Restart,
+    /// The primary's uplinks down, promote a replica, links up again: the old host never
+    /// failed a check and must not get its route back (splitbrain.rs).
+    Heal,
+    /// Promote a replica while the old primary stays a healthy writable primary: the old one
+    /// must withdraw on seeing the newer term (splitbrain.rs).
+    DoublePromote,
 }
 
 impl Scenario {
@@ -52,18 +62,38 @@ impl Scenario {
             Scenario::Isolate => "isolate",
             Scenario::DaemonCrash => "daemon-crash",
             Scenario::HostFreeze => "host-freeze",
+            Scenario::Restart => "restart",
+            Scenario::Heal => "heal",
+            Scenario::DoublePromote => "double-promote",
         }
     }
 
-    /// Whether the old primary's MariaDB still answers (over its socket) after the fault.
+    /// The drills of an old primary that comes back or never left (splitbrain.rs).
+    pub fn split_brain(self) -> bool {
+        matches!(
+            self,
+            Scenario::Restart | Scenario::Heal | Scenario::DoublePromote
+        )
+    }
+
+    /// Whether the old primary's MariaDB answers (over its socket) when the outcome is checked
+    /// (a restarted one does again).
     fn old_primary_answers(self) -> bool {
         !matches!(self, Scenario::Kill | Scenario::Hang | Scenario::HostFreeze)
     }
 
     /// Whether the fault can cut the client off from a write the old primary committed: its
-    /// uplinks go down between the commit and the answer.
+    /// uplinks go down, or it is killed, between the commit and the answer; or the route moves
+    /// while the answer is on its way.
     fn answers_can_be_cut_off(self) -> bool {
-        matches!(self, Scenario::Isolate | Scenario::HostFreeze)
+        matches!(
+            self,
+            Scenario::Isolate
+                | Scenario::HostFreeze
+                | Scenario::Restart
+                | Scenario::Heal
+                | Scenario::DoublePromote
+        )
     }
 }
 
@@ -114,16 +144,20 @@ pub struct Report {
     pub ok: bool,
     /// Every write attempt of app1, in order.
     pub attempts: Vec<Attempt>,
+    /// The split-brain drills: `primaryctl show routes` and `show services` on the old
+    /// primary, as it explained why it did not announce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_primary_view: Option<String>,
 }
 
 /// Bound on each wait of the drill (withdraw, promotion, new route, first write): generous,
 /// as a host cut off without a link-down is found by the 3 s hold time and CI machines are slow.
-const STEP: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
+pub(crate) const STEP: Duration = Duration::from_secs(20);
+pub(crate) const POLL: Duration = Duration::from_millis(20);
 /// Writes acknowledged by the primary before the fault: the client is in its steady state.
-const WARM_ACKS: usize = 20;
+pub(crate) const WARM_ACKS: usize = 20;
 /// How long the writer goes on once the new primary has acknowledged its first write.
-const AFTER: Duration = Duration::from_millis(1000);
+pub(crate) const AFTER: Duration = Duration::from_millis(1000);
 
 /// How a drill runs.
 #[derive(Debug, Clone)]
@@ -141,7 +175,7 @@ impl Default for Options {
 
 /// What announces the service on the DB hosts (found from the old primary's processes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Daemon {
+pub(crate) enum Daemon {
     Primaryd,
     /// ExaBGP with exabgp-healthcheck (the benchmark's variant, lab/exabgp/).
     Exabgp,
@@ -156,22 +190,22 @@ impl Daemon {
     }
 }
 
-struct Ctx<'a> {
-    lab: &'a Lab,
-    events: Vec<Event>,
-    notes: Vec<String>,
-    t0: f64,
+pub(crate) struct Ctx<'a> {
+    pub lab: &'a Lab,
+    pub events: Vec<Event>,
+    pub notes: Vec<String>,
+    pub t0: f64,
     /// The old primary was drained with primaryctl (undrained once it is a replica).
-    drained: bool,
+    pub drained: bool,
 }
 
 /// The lab's service, as named in the DB hosts' primaryd.toml.
-const SERVICE: &str = "main";
+pub(crate) const SERVICE: &str = "main";
 
 impl Ctx<'_> {
     /// An event at a log line's time, described from its message; `missing` when the log has
     /// no such line.
-    fn logged(
+    pub fn logged(
         &mut self,
         event: &str,
         node: &str,
@@ -187,7 +221,7 @@ impl Ctx<'_> {
     }
 
     /// The Unix time of the first event so named, if it was observed.
-    fn unix_ms_of(&self, event: &str) -> Option<f64> {
+    pub fn unix_ms_of(&self, event: &str) -> Option<f64> {
         self.events
             .iter()
             .find(|e| e.event == event)
@@ -195,7 +229,7 @@ impl Ctx<'_> {
             .map(|t| t + self.t0)
     }
 
-    fn at(
+    pub fn at(
         &mut self,
         event: &str,
         t_unix_ms: Option<f64>,
@@ -211,28 +245,28 @@ impl Ctx<'_> {
     }
 }
 
-fn pid_of(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
+pub(crate) fn pid_of(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
     util::netns_pids(&lab.netns(node))
         .into_iter()
         .find(|p| util::comm(*p) == comm)
         .with_context(|| format!("no {comm} process in {node}"))
 }
 
-fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+pub(crate) fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)?;
     Ok(())
 }
 
 /// The routers and the service prefixes the DB hosts announce: where the drill looks for the
 /// route (every prefix; the timeline follows SERVICE_PREFIX alone).
-struct Fabric {
-    routers: Vec<String>,
-    prefixes: Vec<String>,
+pub(crate) struct Fabric {
+    pub routers: Vec<String>,
+    pub prefixes: Vec<String>,
 }
 
 impl Fabric {
     /// (router, prefix, the host the route leads to) for every router and prefix.
-    fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
+    pub fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
         let mut v = Vec::new();
         for r in &self.routers {
             for p in &self.prefixes {
@@ -242,7 +276,7 @@ impl Fabric {
         v
     }
 
-    fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
+    pub fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
@@ -250,7 +284,7 @@ impl Fabric {
         })
     }
 
-    fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
+    pub fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
@@ -260,7 +294,7 @@ impl Fabric {
 }
 
 /// The router a host hangs off (the other end of its first link).
-fn tor_of(lab: &Lab, node: &str) -> Option<String> {
+pub(crate) fn tor_of(lab: &Lab, node: &str) -> Option<String> {
     lab.topo
         .ifaces_of(node)
         .first()
@@ -272,8 +306,28 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     run_with(lab, scenario, to, &Options::default())
 }
 
-pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
-    let step = opts.step;
+/// Who is who in a lab ready for a drill: the one writable, non-replicating server (the old
+/// primary), the replica to promote, the other replicas, the routers and the client.
+pub(crate) struct Cast {
+    pub dbs: Vec<String>,
+    pub routers: Vec<String>,
+    pub app: String,
+    pub old: String,
+    pub old_addr: String,
+    pub new: String,
+    pub new_addr: String,
+    pub others: Vec<String>,
+    pub fabric: Fabric,
+    pub daemon: Daemon,
+}
+
+/// Finds the cast, and waits until every router's route leads to the old primary.
+pub(crate) fn cast(
+    lab: &Lab,
+    scenario: Scenario,
+    to: Option<&str>,
+    step: Duration,
+) -> Result<Cast> {
     let dbs: Vec<String> = lab
         .topo
         .with_role(Role::Db)
@@ -368,13 +422,35 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
             format!(", repointing {}", others.join(", "))
         }
     );
+    Ok(Cast {
+        dbs,
+        routers,
+        app,
+        old,
+        old_addr,
+        new,
+        new_addr,
+        others,
+        fabric,
+        daemon,
+    })
+}
 
-    // ---- steady state ----
-    let monitors = Monitors::start(lab, &routers)?;
+/// The drill's instruments in their steady state: the kernel route monitors and app1's writer,
+/// which has had WARM_ACKS writes acknowledged by the old primary.
+pub(crate) struct Steady {
+    pub monitors: Monitors,
+    pub writer: Writer,
+    pub run_id: i64,
+}
+
+pub(crate) fn steady(lab: &Lab, c: &Cast, step: Duration) -> Result<Steady> {
+    let (routers, app, old) = (&c.routers, &c.app, &c.old);
+    let monitors = Monitors::start(lab, routers)?;
     let run_id = (now_ms() / 1000.0) as i64;
-    let writer = Writer::start(format!("/run/netns/{}", lab.netns(&app)).into(), run_id)?;
+    let writer = Writer::start(format!("/run/netns/{}", lab.netns(app)).into(), run_id)?;
     let warm = wait_for(step, POLL, || {
-        let n = acks_by(&writer.snapshot(), &old);
+        let n = acks_by(&writer.snapshot(), old);
         (n >= WARM_ACKS).then_some(())
     });
     if warm.is_none() {
@@ -391,6 +467,36 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     }
     // Let the monitors settle on their first reading.
     std::thread::sleep(Duration::from_millis(50));
+    Ok(Steady {
+        monitors,
+        writer,
+        run_id,
+    })
+}
+
+pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
+    if scenario.split_brain() {
+        return crate::splitbrain::run(lab, scenario, to, opts);
+    }
+    let step = opts.step;
+    let c = cast(lab, scenario, to, step)?;
+    let Steady {
+        monitors,
+        writer,
+        run_id,
+    } = steady(lab, &c, step)?;
+    let Cast {
+        dbs,
+        routers,
+        app,
+        old,
+        old_addr,
+        new,
+        new_addr,
+        others,
+        fabric,
+        daemon,
+    } = c;
 
     // ---- the fault ----
     let mut ctx = Ctx {
@@ -473,6 +579,9 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
             ctx.t0 = now_ms();
             crate::hostloss::freeze(lab, &old)?
         }
+        Scenario::Restart | Scenario::Heal | Scenario::DoublePromote => {
+            unreachable!("splitbrain.rs runs {}", scenario.name())
+        }
     };
     let t0 = ctx.t0;
     ctx.at("fault_injected", Some(t0), Some(&old), detail);
@@ -532,51 +641,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
         Daemon::Exabgp => exabgp_events(&mut ctx, &old_log, &new_log, &old, &new, scenario),
     }
     route_events(&mut ctx, &changes, &routers, &old, &new);
-    let last_old = attempts
-        .iter()
-        .rfind(|a| matches!(&a.outcome, Outcome::Ack { server } if *server == old))
-        .cloned();
-    if let Some(a) = &last_old {
-        ctx.at(
-            "last_ack_old_primary",
-            Some(a.t_ms),
-            Some(&old),
-            format!("key {}", a.key),
-        );
-    }
-    if let Some(a) = attempts
-        .iter()
-        .find(|a| a.t_ms >= t0 && matches!(a.outcome, Outcome::Failed { .. }))
-    {
-        if let Outcome::Failed { error } = &a.outcome {
-            ctx.at(
-                "first_write_failed",
-                Some(a.t_ms),
-                Some(&app),
-                error.clone(),
-            );
-        }
-    }
-    let first_new = first_ack(&attempts, &new).cloned();
-    if let Some(a) = &first_new {
-        ctx.at(
-            "first_ack_new_primary",
-            Some(a.t_ms),
-            Some(&new),
-            format!("key {}", a.key),
-        );
-    } else {
-        ctx.at(
-            "first_ack_new_primary",
-            None,
-            Some(&new),
-            "no write acknowledged by the new primary",
-        );
-    }
-    let write_outage_ms = match (&last_old, &first_new) {
-        (Some(a), Some(b)) => Some(b.t_ms - a.t_ms),
-        _ => None,
-    };
+    let write_outage_ms = client_events(&mut ctx, &attempts, &app, &old, &new);
     ctx.events.sort_by(|a, b| {
         a.t_ms
             .unwrap_or(f64::INFINITY)
@@ -584,18 +649,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     });
 
     // ---- the outcome ----
-    let mut writes = Writes {
-        run_id,
-        attempts: attempts.len(),
-        ..Default::default()
-    };
-    for a in &attempts {
-        match &a.outcome {
-            Outcome::Ack { server } => *writes.acked.entry(server.clone()).or_default() += 1,
-            Outcome::Duplicate { .. } => writes.duplicates += 1,
-            Outcome::Failed { .. } => writes.failed_attempts += 1,
-        }
-    }
+    let mut writes = tally(&attempts, run_id);
     outcome_checks(
         lab,
         scenario,
@@ -623,17 +677,88 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
         notes,
         ok,
         attempts,
+        old_primary_view: None,
     })
 }
 
-fn acks_by(attempts: &[Attempt], server: &str) -> usize {
+/// The client's events (last acknowledgement by the old primary, first failed attempt after
+/// the fault, first acknowledgement by the new primary); the write outage between the first
+/// and the last.
+pub(crate) fn client_events(
+    ctx: &mut Ctx,
+    attempts: &[Attempt],
+    app: &str,
+    old: &str,
+    new: &str,
+) -> Option<f64> {
+    let t0 = ctx.t0;
+    let last_old = attempts
+        .iter()
+        .rfind(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
+        .cloned();
+    if let Some(a) = &last_old {
+        ctx.at(
+            "last_ack_old_primary",
+            Some(a.t_ms),
+            Some(old),
+            format!("key {}", a.key),
+        );
+    }
+    if let Some(a) = attempts
+        .iter()
+        .find(|a| a.t_ms >= t0 && matches!(a.outcome, Outcome::Failed { .. }))
+    {
+        if let Outcome::Failed { error } = &a.outcome {
+            ctx.at("first_write_failed", Some(a.t_ms), Some(app), error.clone());
+        }
+    }
+    let first_new = first_ack(attempts, new).cloned();
+    if let Some(a) = &first_new {
+        ctx.at(
+            "first_ack_new_primary",
+            Some(a.t_ms),
+            Some(new),
+            format!("key {}", a.key),
+        );
+    } else {
+        ctx.at(
+            "first_ack_new_primary",
+            None,
+            Some(new),
+            "no write acknowledged by the new primary",
+        );
+    }
+    match (&last_old, &first_new) {
+        (Some(a), Some(b)) => Some(b.t_ms - a.t_ms),
+        _ => None,
+    }
+}
+
+/// The writes per outcome and server.
+pub(crate) fn tally(attempts: &[Attempt], run_id: i64) -> Writes {
+    let mut writes = Writes {
+        run_id,
+        attempts: attempts.len(),
+        ..Default::default()
+    };
+    for a in attempts {
+        match &a.outcome {
+            Outcome::Ack { server } => *writes.acked.entry(server.clone()).or_default() += 1,
+            Outcome::Duplicate { .. } => writes.duplicates += 1,
+            Outcome::Failed { .. } => writes.failed_attempts += 1,
+        }
+    }
+    writes
+}
+
+pub(crate) fn acks_by(attempts: &[Attempt], server: &str) -> usize {
     attempts
         .iter()
         .filter(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
         .count()
 }
 
-fn first_ack<'a>(attempts: &'a [Attempt], server: &str) -> Option<&'a Attempt> {
+pub(crate) fn first_ack<'a>(attempts: &'a [Attempt], server: &str) -> Option<&'a Attempt> {
     attempts
         .iter()
         .find(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
@@ -758,10 +883,10 @@ fn divergent_keys(
     (conflicts, explained)
 }
 
-const MISSING_PD: &str = "not in primaryd's log";
+pub(crate) const MISSING_PD: &str = "not in primaryd's log";
 const MISSING_EX: &str = "not in ExaBGP's or exabgp-healthcheck's log";
 
-fn daemon_events(
+pub(crate) fn daemon_events(
     ctx: &mut Ctx,
     old_log: &[LogLine],
     new_log: &[LogLine],
@@ -791,11 +916,21 @@ fn daemon_events(
         Scenario::DaemonCrash => {
             ctx.at("withdraw_sent", None, Some(old), "none: the daemon is dead; the ToR drops its routes when the kernel closes the TCP session");
         }
-        Scenario::Isolate => {
+        Scenario::Isolate | Scenario::Heal => {
             ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
         }
         Scenario::HostFreeze => {
             ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session when BFD (or the hold timer) finds it silent");
+        }
+        Scenario::DoublePromote => {
+            // Its checks never fail: the withdraw is the rules' (the conflict line before it).
+            ctx.logged(
+                "withdraw_sent",
+                old,
+                withdraw.as_ref(),
+                str::to_string,
+                MISSING_PD,
+            );
         }
         _ => {
             ctx.logged(
@@ -943,7 +1078,13 @@ fn exabgp_events(
     }
 }
 
-fn route_events(ctx: &mut Ctx, changes: &[RouteChange], routers: &[String], old: &str, new: &str) {
+pub(crate) fn route_events(
+    ctx: &mut Ctx,
+    changes: &[RouteChange],
+    routers: &[String],
+    old: &str,
+    new: &str,
+) {
     let t0 = ctx.t0;
     for r in routers {
         let mine: Vec<&RouteChange> = changes.iter().filter(|c| &c.router == r).collect();
@@ -993,7 +1134,7 @@ fn route_events(ctx: &mut Ctx, changes: &[RouteChange], routers: &[String], old:
 }
 
 #[allow(clippy::too_many_arguments)]
-fn outcome_checks(
+pub(crate) fn outcome_checks(
     lab: &Lab,
     scenario: Scenario,
     checks: &mut Vec<Check>,
@@ -1192,6 +1333,12 @@ pub fn print_timeline(r: &Report) {
             "first_ack_new_primary" => "first write acked by new primary".into(),
             "last_ack_old_primary" => "last write acked by old primary".into(),
             "first_write_failed" => "first write failed".into(),
+            "conflict" => "conflict (event=conflict)".into(),
+            "old_refuses" => "old primary refuses".into(),
+            "bgp_old_gone" => "old path gone (BGP table)".into(),
+            "bgp_old_gone_everywhere" => "old path gone from every table".into(),
+            "bgp_new_path" => "new path (BGP table)".into(),
+            "term_written" => "new term written".into(),
             other => other.replace('_', " "),
         };
         let node = e.node.as_deref().unwrap_or("");
@@ -1235,6 +1382,12 @@ pub fn print_timeline(r: &Report) {
     }
     for n in &r.notes {
         println!("  note: {n}");
+    }
+    if let Some(v) = &r.old_primary_view {
+        println!("  on {}:", r.old_primary);
+        for l in v.lines() {
+            println!("    {l}");
+        }
     }
     println!(
         "  drill {}: {}",

@@ -2,6 +2,7 @@
 //! namespaces on this machine (no Docker), and runs failover drills in it. See docs/lab.md.
 
 mod bench;
+mod bgptable;
 mod cost;
 mod drill;
 mod hostloss;
@@ -10,6 +11,7 @@ mod logparse;
 mod plot;
 mod routes;
 mod speaker;
+mod splitbrain;
 mod sql;
 mod topo;
 mod util;

@@ -1,0 +1,865 @@
+//! The split-brain drills (docs/lab.md, docs/safety.md): an old primary that comes back, or
+//! never left, beside a newly promoted one.
+//!
+//! - `restart`: SIGKILL the primary's mariadbd, promote a replica, then start the old server
+//!   again: it comes up writable (`read_only=OFF`), replicating from nobody.
+//! - `heal`: the primary's uplinks down, promote a replica, the links up again: the old host
+//!   never failed a check.
+//! - `double-promote`: promote a replica while the old primary stays a healthy writable
+//!   primary (the promoter wrongly believed it dead).
+//!
+//! Each passes only if, once the new primary's route was announced, no router's BGP table
+//! (bgptable.rs: every path, not only the best) keeps a path to the old primary for the service
+//! prefixes (double-promote: within a generous bound, the figure reported), no write is
+//! acknowledged by the old primary after the new one's first, and the old host says why it
+//! does not announce (`conflict` or `held` in `primaryctl show routes` and `show services`,
+//! the `event=conflict` line in its log). The lab is then left reusable: the old primary
+//! rejoins as a replica of the new one, as a DBA would rejoin a deposed primary.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::bgptable::{self, Hosts, Reading, Watch};
+use crate::drill::{self, Cast, Check, Ctx, Daemon, Options, Report, Scenario, Steady};
+use crate::lab::Lab;
+use crate::logparse::{self, LogLine};
+use crate::sql;
+use crate::util::{self, now_ms, wait_for};
+
+/// How long the old host is watched once it refuses: the issue's old primary announced again
+/// 0.6 s after its server came back; three times that, plus a check cycle or two.
+const OBSERVE: Duration = Duration::from_millis(2000);
+/// The drill's bound on how long any BGP table may keep the old primary's path after the new
+/// primary's announce in `double-promote` (generous: CI machines are slow). The figure itself
+/// is the benchmark's (docs/benchmarks.md, target 100 ms p99).
+const DOUBLE_PROMOTE_BOUND_MS: f64 = 1500.0;
+/// How long a restarted MariaDB may take to answer (InnoDB crash recovery).
+const RESTART_WAIT: Duration = Duration::from_secs(60);
+
+pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
+    let step = opts.step;
+    let c = drill::cast(lab, scenario, to, step)?;
+    if c.daemon != Daemon::Primaryd {
+        bail!(
+            "the {} drill needs primaryd on the DB hosts (terms and conflicts are primaryd's)",
+            scenario.name()
+        );
+    }
+    let hosts = Hosts::of(lab);
+    let watch = Watch::start(lab, &c.routers, &c.fabric.prefixes, &hosts)?;
+    let marks = marks_check(&watch, &c, step);
+    let Steady {
+        monitors,
+        writer,
+        run_id,
+    } = drill::steady(lab, &c, step)?;
+    let mut ctx = Ctx {
+        lab,
+        events: Vec::new(),
+        notes: Vec::new(),
+        t0: 0.0,
+        drained: false,
+    };
+    let mut checks = vec![marks];
+
+    // ---- act one: the fault (none for double-promote) and the promotion ----
+    let detail = fault(&mut ctx, scenario, &c)?;
+    ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
+    let promoted = act_one(&mut ctx, scenario, &c, &mut checks, step);
+    let mut settled = false;
+    if let Some(branch) = &promoted {
+        settled = wait_for(step, drill::POLL, || {
+            (c.fabric.all_lead_to(lab, &c.new)
+                && drill::first_ack(&writer.snapshot(), &c.new).is_some()
+                && no_path_to(&watch, &c.old))
+            .then_some(())
+        })
+        .is_some();
+        ctx.notes.push(format!(
+            "{} branched from {} at GTID {branch}",
+            c.new, c.old
+        ));
+    }
+
+    // ---- act two: the old primary comes back, or is simply watched ----
+    let mut old_state = None;
+    if settled {
+        match act_two(&mut ctx, scenario, &c, &mut checks) {
+            Ok(s) => old_state = s,
+            Err(e) => checks.push(failed("the old primary comes back", e)),
+        }
+        match await_refusal(&mut ctx, &c.old, step) {
+            Some(_) => std::thread::sleep(OBSERVE),
+            None => ctx.notes.push(format!(
+                "{} never showed conflict or held within {step:?}",
+                c.old
+            )),
+        }
+    } else if promoted.is_some() {
+        checks.push(Check {
+            name: format!("the service moved to {}", c.new),
+            ok: false,
+            detail: format!(
+                "within {step:?}: not every router leads to {}, no write acknowledged by it, \
+                 or a BGP table still has a path to {}",
+                c.new, c.old
+            ),
+        });
+    }
+    let attempts = writer.stop();
+    let changes = monitors.snapshot();
+    drop(monitors);
+    let readings = watch.snapshot();
+    let polls = watch.polls();
+    drop(watch);
+
+    // ---- the timeline and the outcome ----
+    let (view, view_check) = old_view(lab, &c.old);
+    timeline(&mut ctx, scenario, &c, &changes, &readings);
+    let write_outage_ms = drill::client_events(&mut ctx, &attempts, &c.app, &c.old, &c.new);
+    checks.push(bgp_check(&ctx, scenario, &c, &readings, &polls));
+    checks.push(view_check);
+    checks.push(conflict_logged(&ctx, &c.old));
+    checks.extend(old_state_checks(lab, scenario, &c, &ctx, old_state));
+    let mut writes = drill::tally(&attempts, run_id);
+    drill::outcome_checks(
+        lab,
+        scenario,
+        &mut checks,
+        &mut writes,
+        &attempts,
+        &c.fabric,
+        &c.dbs,
+        &c.old,
+        &c.new,
+        run_id,
+    );
+    if !writes.lost_acked_keys.is_empty() {
+        ctx.notes.push(format!(
+            "{} writes acknowledged by {} never reached {} (asynchronous replication, or written \
+             beside the new primary before {} withdrew): the split brain's damage, reconciled \
+             by the rejoin below",
+            writes.lost_acked_keys.len(),
+            c.old,
+            c.new,
+            c.old
+        ));
+    }
+    // ---- leave the lab reusable ----
+    if let Some(branch) = &promoted {
+        checks.push(match rejoin(&mut ctx, &c, branch, run_id) {
+            Ok(c) => c,
+            Err(e) => failed(&format!("{} rejoins as a replica", c.old), e),
+        });
+    }
+    ctx.events.sort_by(|a, b| {
+        a.t_ms
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.t_ms.unwrap_or(f64::INFINITY))
+    });
+    let ok = checks.iter().all(|c| c.ok);
+    let t0 = ctx.t0;
+    let Ctx { events, notes, .. } = ctx;
+    Ok(Report {
+        scenario,
+        lab: lab.id.clone(),
+        old_primary: c.old,
+        new_primary: c.new,
+        fault_unix_ms: t0,
+        events,
+        write_outage_ms,
+        writes,
+        checks,
+        notes,
+        ok,
+        attempts,
+        old_primary_view: Some(view),
+    })
+}
+
+fn failed(name: &str, e: anyhow::Error) -> Check {
+    Check {
+        name: name.to_string(),
+        ok: false,
+        detail: format!("{e:#}"),
+    }
+}
+
+/// Every router's table has the old primary's path with its marks (term and router id): the
+/// routers pass large communities, so every host can read every other's term.
+fn marks_check(watch: &Watch, c: &Cast, step: Duration) -> Check {
+    let want = c.routers.len() * c.fabric.prefixes.len();
+    let marked = |r: &Reading| {
+        r.paths
+            .iter()
+            .filter(|p| {
+                p.announcer.as_deref() == Some(c.old.as_str())
+                    && matches!(p.mark, bgptable::Mark::Primary { term } if term > 0)
+            })
+            .map(|p| p.prefix.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let all = wait_for(step, drill::POLL, || {
+        let l = watch.latest();
+        (l.len() == c.routers.len() && l.values().map(marked).sum::<usize>() == want).then_some(l)
+    });
+    let ok = all.is_some();
+    let latest = all.unwrap_or_else(|| watch.latest());
+    let detail = c
+        .routers
+        .iter()
+        .map(|r| {
+            let paths: Vec<String> = latest
+                .get(r)
+                .map(|x| x.paths.iter().map(|p| p.describe()).collect())
+                .unwrap_or_default();
+            format!("{r}: {}", paths.join("; "))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ");
+    Check {
+        name: format!(
+            "every router's BGP table has {}'s marked path (term, router id)",
+            c.old
+        ),
+        ok,
+        detail,
+    }
+}
+
+fn no_path_to(watch: &Watch, host: &str) -> bool {
+    watch
+        .latest()
+        .values()
+        .all(|r| r.error.is_none() && !r.paths.iter().any(|p| p.is_primary_path_to(host)))
+}
+
+/// Injects the fault and sets t0; double-promote has none (t0 is the promotion's start).
+fn fault(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
+    let lab = ctx.lab;
+    match scenario {
+        Scenario::Restart => {
+            let pid = drill::pid_of(lab, &c.old, "mariadbd")?;
+            ctx.t0 = now_ms();
+            drill::signal(pid, nix::sys::signal::Signal::SIGKILL)?;
+            Ok(format!("SIGKILL mariadbd (pid {pid})"))
+        }
+        Scenario::Heal => {
+            let ifaces = lab.topo.ifaces_of(&c.old);
+            ctx.t0 = now_ms();
+            for i in &ifaces {
+                util::ip(&["-n", &lab.netns(&c.old), "link", "set", i, "down"])?;
+            }
+            Ok(format!("uplinks down: {}", ifaces.join(", ")))
+        }
+        _ => {
+            ctx.t0 = now_ms();
+            Ok(format!(
+                "none: {} stays a healthy writable primary; {} is promoted beside it",
+                c.old, c.new
+            ))
+        }
+    }
+}
+
+/// Waits until the old route is gone (restart, heal), then promotes. Some(the GTID position
+/// the new primary branched at) once promoted.
+fn act_one(
+    ctx: &mut Ctx,
+    scenario: Scenario,
+    c: &Cast,
+    checks: &mut Vec<Check>,
+    step: Duration,
+) -> Option<String> {
+    let lab = ctx.lab;
+    if scenario != Scenario::DoublePromote {
+        let gone = wait_for(step, drill::POLL, || {
+            c.fabric.none_leads_to(lab, &c.old).then_some(now_ms())
+        });
+        checks.push(Check {
+            name: "old route withdrawn before the promotion".into(),
+            ok: gone.is_some(),
+            detail: match gone {
+                Some(t) => format!("no router leads to {} after {:.1} ms", c.old, t - ctx.t0),
+                None => format!("some router still leads to {} after {step:?}", c.old),
+            },
+        });
+        gone?;
+    }
+    match promote(ctx, scenario, c) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            checks.push(failed("promotion", e));
+            None
+        }
+    }
+}
+
+/// Promotes the new primary as orchestrator would. With the old primary dead or cut off, the
+/// replica first applies what it received. With the old primary alive (double-promote) the
+/// other replicas are stopped first and the new primary catches up to them, so they can
+/// replicate from it afterwards. Returns the new primary's binlog position at the branch.
+fn promote(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
+    let lab = ctx.lab;
+    let (new, others) = (c.new.as_str(), &c.others);
+    let t = now_ms();
+    let mut targets = Vec::new();
+    if scenario == Scenario::DoublePromote {
+        for o in others {
+            sql::exec(lab, o, "STOP SLAVE")?;
+            targets.push(sql::value(lab, o, "SELECT @@gtid_slave_pos")?);
+        }
+    } else {
+        let io = sql::replication(lab, new)?
+            .first()
+            .map(|ch| ch.gtid_io_pos.clone())
+            .unwrap_or_default();
+        targets.push(io);
+    }
+    for pos in targets.iter().filter(|p| !p.is_empty()) {
+        let r = sql::value(lab, new, &format!("SELECT MASTER_GTID_WAIT('{pos}', 10)"))?;
+        if r != "0" {
+            bail!("{new} did not reach GTID {pos} within 10 s");
+        }
+    }
+    let stopped = if scenario == Scenario::DoublePromote && !others.is_empty() {
+        format!("{} stopped; ", others.join(", "))
+    } else {
+        String::new()
+    };
+    ctx.at(
+        "promotion_started",
+        Some(t),
+        Some(new),
+        format!("{stopped}{new} caught up to {}", targets.join(", ")),
+    );
+    sql::exec(lab, new, "STOP SLAVE")?;
+    let branch = sql::value(lab, new, "SELECT @@gtid_binlog_pos")?;
+    sql::exec(lab, new, "RESET SLAVE ALL; SET GLOBAL read_only=0")?;
+    ctx.at(
+        "promotion_done",
+        Some(now_ms()),
+        Some(new),
+        "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0",
+    );
+    for o in others {
+        sql::replicate_from(lab, o, &c.new_addr)?;
+    }
+    if !others.is_empty() {
+        ctx.at(
+            "replicas_repointed",
+            Some(now_ms()),
+            None,
+            format!(
+                "{} now replicate from {new} (MASTER_USE_GTID=slave_pos)",
+                others.join(", ")
+            ),
+        );
+    }
+    Ok(branch)
+}
+
+/// What the old server looked like when it came back (or at the end of double-promote).
+struct OldState {
+    read_only: bool,
+    replication: Option<String>,
+}
+
+/// restart: the old server starts again; heal: its links come back. Returns the old
+/// server's state for restart.
+fn act_two(
+    ctx: &mut Ctx,
+    scenario: Scenario,
+    c: &Cast,
+    checks: &mut Vec<Check>,
+) -> Result<Option<OldState>> {
+    let lab = ctx.lab;
+    let old = c.old.as_str();
+    match scenario {
+        Scenario::Restart => {
+            // In the background, as lab-db-start runs it; its log is MariaDB's error log.
+            // read_only=OFF, MariaDB's default and db1's my.cnf: db2's and db3's files say ON
+            // only because they start as replicas.
+            let argv: Vec<String> = [
+                "setsid",
+                "-f",
+                "mariadbd",
+                "--defaults-file=/etc/mysql/lab.cnf",
+                "--read-only=OFF",
+            ]
+            .map(String::from)
+            .to_vec();
+            let t = now_ms();
+            let st = lab
+                .node_command(old, &argv)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .context("starting mariadbd")?;
+            if !st.success() {
+                bail!("starting mariadbd on {old}: {st}");
+            }
+            ctx.at(
+                "old_server_started",
+                Some(t),
+                Some(old),
+                "mariadbd --defaults-file=/etc/mysql/lab.cnf --read-only=OFF",
+            );
+            wait_for(RESTART_WAIT, Duration::from_millis(50), || {
+                lab.db_answers(old).then_some(())
+            })
+            .with_context(|| format!("{old}'s MariaDB did not answer within {RESTART_WAIT:?}"))?;
+            let s = sql::db_state(lab, old)?;
+            ctx.at(
+                "old_server_answers",
+                Some(now_ms()),
+                Some(old),
+                format!(
+                    "read_only={}, replication: {}",
+                    if s.read_only { "ON" } else { "OFF" },
+                    s.replication.as_deref().unwrap_or("none")
+                ),
+            );
+            Ok(Some(OldState {
+                read_only: s.read_only,
+                replication: s.replication,
+            }))
+        }
+        Scenario::Heal => {
+            heal_links(ctx, old)?;
+            let up = wait_for(Duration::from_secs(20), drill::POLL, || {
+                sessions_established(lab, old).then_some(now_ms())
+            });
+            ctx.at(
+                "old_session_up",
+                up,
+                Some(old),
+                if up.is_some() {
+                    "every BGP session of the old host is Established again"
+                } else {
+                    "its BGP sessions did not come back within 20 s"
+                },
+            );
+            checks.push(Check {
+                name: format!("{old}'s BGP sessions came back"),
+                ok: up.is_some(),
+                detail: format!("{:?}", up.map(|t| t - ctx.t0)),
+            });
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Links up, and the node's `exec` lines again: an interface that went down lost its IPv6
+/// addresses and its routes (an address still there is refused as existing: fine).
+fn heal_links(ctx: &mut Ctx, old: &str) -> Result<()> {
+    let lab = ctx.lab;
+    let ifaces = lab.topo.ifaces_of(old);
+    let t = now_ms();
+    for i in &ifaces {
+        util::ip(&["-n", &lab.netns(old), "link", "set", i, "up"])?;
+    }
+    let node = lab.topo.node(old).context("no such node")?;
+    for line in &node.exec {
+        let argv: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        let out = util::run(&mut lab.node_command(old, &argv))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let exists = err.contains("File exists") || err.contains("already assigned");
+        if !out.status.success() && !exists {
+            bail!("{old}: {line}: {}", err.trim());
+        }
+    }
+    ctx.at(
+        "links_restored",
+        Some(t),
+        Some(old),
+        format!(
+            "uplinks up: {}; addresses and routes restored",
+            ifaces.join(", ")
+        ),
+    );
+    Ok(())
+}
+
+fn primaryctl_json(lab: &Lab, node: &str, what: &str) -> Result<Value> {
+    let out = lab.node_run(
+        node,
+        &["timeout", "5", "primaryctl", "show", what, "--json"],
+    )?;
+    Ok(serde_json::from_str(&out)?)
+}
+
+fn sessions_established(lab: &Lab, node: &str) -> bool {
+    primaryctl_json(lab, node, "peers")
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|p| p["state"] == "Established"))
+}
+
+/// Waits until the old host's service shows `conflict` or `held`; the time it first did.
+fn await_refusal(ctx: &mut Ctx, old: &str, step: Duration) -> Option<f64> {
+    let lab = ctx.lab;
+    let seen = wait_for(step, Duration::from_millis(50), || {
+        let v = primaryctl_json(lab, old, "services").ok()?;
+        let s = v.as_array()?.iter().find(|s| s["name"] == drill::SERVICE)?;
+        let state = s["state"].as_str()?;
+        matches!(state, "conflict" | "held").then(|| {
+            (
+                now_ms(),
+                format!("state {state} ({})", s["reason"].as_str().unwrap_or("")),
+            )
+        })
+    });
+    let (t, detail) = seen?;
+    ctx.at(
+        "old_refuses",
+        Some(t),
+        Some(old),
+        format!("primaryctl show services: {detail}"),
+    );
+    Some(t)
+}
+
+/// `primaryctl show routes` and `show services` on the old host (text, for the report), and
+/// the check that every prefix says why it is not announced.
+fn old_view(lab: &Lab, old: &str) -> (String, Check) {
+    let mut text = String::new();
+    for what in ["routes", "services"] {
+        text.push_str(&format!("$ primaryctl show {what}\n"));
+        match lab.node_run(old, &["timeout", "5", "primaryctl", "show", what]) {
+            Ok(o) => text.push_str(&o),
+            Err(e) => text.push_str(&format!("{e:#}\n")),
+        }
+    }
+    let name = format!("{old} says why it does not announce (conflict or held)");
+    let check = match (
+        primaryctl_json(lab, old, "routes"),
+        primaryctl_json(lab, old, "services"),
+    ) {
+        (Ok(routes), Ok(services)) => {
+            let rows: Vec<&Value> = routes.as_array().into_iter().flatten().collect();
+            let svc: Vec<&Value> = services.as_array().into_iter().flatten().collect();
+            let refusing = |v: &&Value| matches!(v["state"].as_str(), Some("conflict" | "held"));
+            let ok = !rows.is_empty()
+                && rows.iter().all(|r| refusing(r) && r["announced"] == false)
+                && svc.iter().filter(|s| s["role"] == "primary").all(refusing);
+            let detail = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {}: {}",
+                        r["prefix"].as_str().unwrap_or("?"),
+                        r["state"].as_str().unwrap_or("?"),
+                        if r["announced"] == true {
+                            "announced"
+                        } else {
+                            "withdrawn"
+                        },
+                        r["reason"].as_str().unwrap_or("")
+                    )
+                })
+                .chain(svc.iter().map(|s| {
+                    format!(
+                        "service {} {} (term {})",
+                        s["name"].as_str().unwrap_or("?"),
+                        s["state"].as_str().unwrap_or("?"),
+                        s["term"]
+                    )
+                }))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Check { name, ok, detail }
+        }
+        (Err(e), _) | (_, Err(e)) => failed(&name, e),
+    };
+    (text, check)
+}
+
+/// The daemons' events (drill.rs), the conflict line, the term the new primary wrote, the
+/// kernel routes and every router's BGP table.
+fn timeline(
+    ctx: &mut Ctx,
+    scenario: Scenario,
+    c: &Cast,
+    changes: &[crate::routes::RouteChange],
+    readings: &[Reading],
+) {
+    let lab = ctx.lab;
+    let log =
+        |n: &str| logparse::parse(&std::fs::read_to_string(lab.console_log(n)).unwrap_or_default());
+    let (old_log, new_log) = (log(&c.old), log(&c.new));
+    let as_drill = if scenario == Scenario::Restart {
+        Scenario::Kill
+    } else {
+        scenario
+    };
+    drill::daemon_events(ctx, &old_log, &new_log, &c.old, &c.new, as_drill);
+    let t0 = ctx.t0;
+    let conflict = logparse::first_event(&old_log, t0, "conflict").cloned();
+    ctx.logged(
+        "conflict",
+        &c.old,
+        conflict.as_ref(),
+        |m| {
+            // The message, without the fields the text format appends to it.
+            let reason = conflict.as_ref().and_then(|l| logparse::field(l, "reason"));
+            reason.map_or(m.to_string(), |r| format!("withdrawn: {r}"))
+        },
+        "no event=conflict line in primaryd's log",
+    );
+    let term = logparse::first_after(&new_log, t0, "new promotion term written", "").cloned();
+    ctx.logged(
+        "term_written",
+        &c.new,
+        term.as_ref(),
+        |_| term_detail(term.as_ref()),
+        drill::MISSING_PD,
+    );
+    drill::route_events(ctx, changes, &c.routers, &c.old, &c.new);
+    bgp_events(ctx, c, readings);
+}
+
+fn term_detail(l: Option<&LogLine>) -> String {
+    let Some(l) = l else { return String::new() };
+    let f = |k: &str| logparse::field(l, k).unwrap_or_default();
+    format!("term {} ({})", f("term"), f("reason"))
+}
+
+/// Per router: when the old primary's path left its BGP table for the last time, when the new
+/// primary's first appeared; and when it had left every table.
+fn bgp_events(ctx: &mut Ctx, c: &Cast, readings: &[Reading]) {
+    let t0 = ctx.t0;
+    let kept = bgptable::kept(readings, &c.routers, &c.old, t0);
+    for k in &kept {
+        let detail = match (k.gone_at, k.still) {
+            (_, true) => format!("still has a path to {}", c.old),
+            (Some(_), _) => format!("no path to {} left", c.old),
+            (None, _) => format!("no path to {} since before the fault", c.old),
+        };
+        ctx.at("bgp_old_gone", k.gone_at, Some(&k.router), detail);
+        let new = readings.iter().find(|r| {
+            r.router == k.router
+                && r.t_ms >= t0
+                && r.paths.iter().any(|p| p.is_primary_path_to(&c.new))
+        });
+        match new {
+            Some(r) => {
+                let p = r.paths.iter().find(|p| p.is_primary_path_to(&c.new));
+                ctx.at(
+                    "bgp_new_path",
+                    Some(r.t_ms),
+                    Some(&k.router),
+                    p.map(|p| p.describe()).unwrap_or_default(),
+                );
+            }
+            None => ctx.at("bgp_new_path", None, Some(&k.router), "not observed"),
+        }
+    }
+    if kept.iter().all(|k| !k.still) {
+        let last = kept
+            .iter()
+            .filter_map(|k| k.gone_at)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        if let Some(t) = last {
+            ctx.at(
+                "bgp_old_gone_everywhere",
+                Some(t),
+                None,
+                format!("no router's BGP table has a path to {}", c.old),
+            );
+        }
+    }
+}
+
+/// No router's BGP table keeps a path to the old primary once the new one announced (for
+/// double-promote: not longer than the bound, the figure reported).
+fn bgp_check(
+    ctx: &Ctx,
+    scenario: Scenario,
+    c: &Cast,
+    readings: &[Reading],
+    polls: &std::collections::BTreeMap<String, usize>,
+) -> Check {
+    let name = format!(
+        "no BGP table keeps a path to {} after {}'s announce",
+        c.old, c.new
+    );
+    let announce = ctx.unix_ms_of("announce_sent").or_else(|| {
+        ctx.events
+            .iter()
+            .filter(|e| e.event == "bgp_new_path")
+            .filter_map(|e| e.t_ms)
+            .reduce(f64::min)
+            .map(|t| t + ctx.t0)
+    });
+    let Some(announce) = announce else {
+        return Check {
+            name,
+            ok: false,
+            detail: format!("{}'s announce was not observed", c.new),
+        };
+    };
+    let kept = bgptable::kept(readings, &c.routers, &c.old, announce);
+    let mut worst: f64 = 0.0;
+    let mut parts = Vec::new();
+    for k in &kept {
+        let ms = k.gone_at.map_or(0.0, |g| (g - announce).max(0.0));
+        worst = worst.max(ms);
+        parts.push(if k.still {
+            format!("{} still has it", k.router)
+        } else {
+            format!(
+                "{} {ms:.1} ms{}",
+                k.router,
+                if k.unknown { " (a reading failed)" } else { "" }
+            )
+        });
+    }
+    let bound = if scenario == Scenario::DoublePromote {
+        DOUBLE_PROMOTE_BOUND_MS
+    } else {
+        0.0
+    };
+    let ok = kept.iter().all(|k| !k.still && !k.unknown) && worst <= bound;
+    let polled: Vec<String> = polls.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    Check {
+        name,
+        ok,
+        detail: format!(
+            "kept after the announce: {} (at most {bound:.0} ms allowed); every {} ms, readings: {}",
+            parts.join(", "),
+            bgptable::POLL.as_millis(),
+            polled.join(", ")
+        ),
+    }
+}
+
+fn conflict_logged(ctx: &Ctx, old: &str) -> Check {
+    let e = ctx
+        .events
+        .iter()
+        .find(|e| e.event == "conflict" && e.t_ms.is_some());
+    Check {
+        name: format!("{old} logged the conflict (event=conflict)"),
+        ok: e.is_some(),
+        detail: e.map_or("no such line".into(), |e| e.detail.clone()),
+    }
+}
+
+/// What each scenario promises about the old server: restart brings it back writable and
+/// replicating from nobody; heal and double-promote never fail its checks (the rules withdraw
+/// it, not its health).
+fn old_state_checks(
+    lab: &Lab,
+    scenario: Scenario,
+    c: &Cast,
+    ctx: &Ctx,
+    restarted: Option<OldState>,
+) -> Vec<Check> {
+    let old = c.old.as_str();
+    let mut v = Vec::new();
+    if scenario == Scenario::Restart {
+        v.push(Check {
+            name: format!("{old} came back writable (read_only=OFF), replicating from nobody"),
+            ok: restarted
+                .as_ref()
+                .is_some_and(|s| !s.read_only && s.replication.is_none()),
+            detail: restarted.map_or("it did not come back".into(), |s| {
+                format!("read_only={}, replication {:?}", s.read_only, s.replication)
+            }),
+        });
+        return v;
+    }
+    let log = logparse::parse(&std::fs::read_to_string(lab.console_log(old)).unwrap_or_default());
+    let bad = log.iter().find(|l| {
+        l.t_ms >= ctx.t0
+            && (l.message.starts_with("check failed") || l.message.starts_with("service down"))
+    });
+    v.push(Check {
+        name: format!("{old} never failed a check"),
+        ok: bad.is_none(),
+        detail: bad.map_or("no check failed after the fault".into(), |l| {
+            l.message.clone()
+        }),
+    });
+    if scenario == Scenario::DoublePromote {
+        let s = sql::db_state(lab, old);
+        v.push(Check {
+            name: format!("{old} is still a writable primary"),
+            ok: s
+                .as_ref()
+                .is_ok_and(|s| !s.read_only && s.replication.is_none()),
+            detail: match s {
+                Ok(s) => format!("read_only={}, replication {:?}", s.read_only, s.replication),
+                Err(e) => format!("{e:#}"),
+            },
+        });
+    }
+    v
+}
+
+/// The old primary rejoins as a replica of the new one, so the lab is ready for another drill:
+/// fenced (read_only=1); its rows of this run that the new primary does not hold (the writes
+/// it took after the branch, and keys it committed without answering) set aside by deleting
+/// them outside the binlog; its binlog reset to the branch; then GTID replication from the new
+/// primary. A DBA rejoins a deposed primary the same way (orchestrator refuses errant GTIDs).
+fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Result<Check> {
+    let lab = ctx.lab;
+    let (old, new) = (c.old.as_str(), c.new.as_str());
+    let keys = |n: &str| -> Result<std::collections::BTreeSet<(String, String)>> {
+        Ok(sql::query(
+            lab,
+            n,
+            &format!("SELECT k, host FROM lab.writes WHERE run = {run_id}"),
+            10,
+        )?
+        .into_iter()
+        .map(|r| (r["k"].clone(), r["host"].clone()))
+        .collect())
+    };
+    sql::exec(lab, old, "SET GLOBAL read_only=1")?;
+    let on_new = keys(new)?;
+    let errant: Vec<String> = keys(old)?
+        .into_iter()
+        .filter(|r| !on_new.contains(r))
+        .map(|(k, _)| k)
+        .collect();
+    let mut statements = String::from("SET sql_log_bin=0; ");
+    if !errant.is_empty() {
+        statements.push_str(&format!(
+            "DELETE FROM lab.writes WHERE run = {run_id} AND k IN ({}); ",
+            errant.join(",")
+        ));
+    }
+    statements.push_str(&format!(
+        "STOP SLAVE; RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '{branch}'"
+    ));
+    sql::exec(lab, old, &statements)?;
+    sql::replicate_from(lab, old, &c.new_addr)?;
+    let running = wait_for(Duration::from_secs(10), drill::POLL, || {
+        let r = sql::replication(lab, old).ok()?;
+        (r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes").then_some(())
+    });
+    let detail = format!(
+        "read_only=1; {} rows of run {run_id} only on {old} set aside; RESET MASTER; \
+         gtid_slave_pos={branch}; replicates from {new}",
+        errant.len()
+    );
+    ctx.at(
+        "old_primary_rejoined",
+        Some(now_ms()),
+        Some(old),
+        detail.clone(),
+    );
+    let r = sql::replication(lab, old).unwrap_or_default();
+    Ok(Check {
+        name: format!("{old} rejoined as a replica of {new}"),
+        ok: running.is_some(),
+        detail: format!("{detail}: {r:?}"),
+    })
+}
