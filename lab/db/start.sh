@@ -85,4 +85,5 @@ echo "lab-db-start: MariaDB up$( [ -n "${LAB_SOURCE:-}" ] && echo ", replicating
 if [ "$speaker" = exabgp ]; then
     exec /usr/local/sbin/lab-exabgp-start
 fi
-exec primaryd --config /etc/primaryd/primaryd.toml
+# LAB_PRIMARYD_LOG_FORMAT: `primaryd-lab up --log-format json` (the drills read both formats).
+exec primaryd --config /etc/primaryd/primaryd.toml ${LAB_PRIMARYD_LOG_FORMAT:+--log-format "$LAB_PRIMARYD_LOG_FORMAT"}

@@ -78,6 +78,9 @@ struct SpeakerArgs {
     /// Services on the primary, all checking its one server (primaryd only).
     #[arg(long, default_value_t = 1)]
     services: usize,
+    /// primaryd's log format on the DB hosts (the drills read both).
+    #[arg(long, value_parser = ["text", "json"], value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -275,11 +278,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 || sa.interval_ms.is_some()
                 || sa.timeout_ms.is_some()
                 || sa.services != 1
+                || sa.log_format.is_some()
             {
                 let sp = Speaker {
                     interval_ms: sa.interval_ms,
                     timeout_ms: sa.timeout_ms,
                     services: sa.services,
+                    log_format: sa.log_format.clone(),
                     ..Speaker::new(sa.speaker)
                 };
                 let s = lab.set_speaker(&sp)?;
