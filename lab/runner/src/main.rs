@@ -8,11 +8,14 @@ mod drill;
 mod hostloss;
 mod lab;
 mod logparse;
+mod oldprimary;
+mod outcome;
 mod plot;
 mod routes;
 mod speaker;
 mod splitbrain;
 mod sql;
+mod timeline;
 mod topo;
 mod util;
 mod writer;
@@ -332,7 +335,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Drill { scenario, json, to } => {
             lab::require_root()?;
             let report = drill::run(&lab, *scenario, to.as_deref())?;
-            drill::print_timeline(&report);
+            timeline::print_timeline(&report);
             if let Some(f) = json {
                 std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
             }
@@ -445,7 +448,7 @@ fn demo(cli: &Cli, lab: &Lab, scenario: Scenario, json: Option<&Path>) -> Result
     let result = (|| -> Result<bool> {
         lab::print_status(&lab.status()?);
         let report = drill::run(lab, scenario, None)?;
-        drill::print_timeline(&report);
+        timeline::print_timeline(&report);
         if let Some(f) = json {
             std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
         }
