@@ -358,13 +358,13 @@ fn read_frr(s: &mut UnixStream, prefixes: &[String]) -> Result<Vec<RawPath>> {
             buf.extend_from_slice(&chunk[..n]);
         }
         let status = buf[buf.len() - 1];
-        if status != 0 {
-            bail!(
-                "bgpd answered status {status}: {}",
-                String::from_utf8_lossy(&buf)
-            );
+        let body = String::from_utf8_lossy(&buf[..buf.len() - 4]);
+        // A prefix whose last path is being removed answers `{}` with CMD_WARNING (1): an
+        // empty table all the same. Any other status, or text that is not JSON, is an error.
+        if status != 0 && !(status == 1 && body.trim_start().starts_with('{')) {
+            bail!("bgpd answered status {status}: {}", body.trim());
         }
-        text.push_str(&String::from_utf8_lossy(&buf[..buf.len() - 4]));
+        text.push_str(&body);
     }
     parse_frr(&text)
 }
@@ -510,39 +510,58 @@ impl Drop for Watch {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Kept {
     pub router: String,
-    /// When the router's last such path went (the start of the last reading without one);
-    /// None if it never had one while watched.
+    /// When the router's last such path went (the first good reading without one); None if
+    /// it never had one while watched.
     pub gone_at: Option<f64>,
-    /// It still had one at the last reading.
+    /// It still had one at the last good reading.
     pub still: bool,
-    /// A reading that failed after `from`: the table is unknown then.
-    pub unknown: bool,
+    /// The longest time the table was not known after `from`: from a failed reading to the
+    /// next good one, plus a poll (0 without failures).
+    pub blind_ms: f64,
+    /// The first failed reading's error.
+    pub error: Option<String>,
 }
 
 /// Per router, from `readings` (in time order, each router's changes): when the last path to
-/// `host` went, looking at readings from `from` on (and the state just before it).
+/// `host` went, looking at readings from `from` on (and the state just before it). A failed
+/// reading says nothing about the table: the state is the good readings', and the gaps the
+/// failures leave are measured.
 pub fn kept(readings: &[Reading], routers: &[String], host: &str, from: f64) -> Vec<Kept> {
     routers
         .iter()
         .map(|r| {
             let mine: Vec<&Reading> = readings.iter().filter(|x| &x.router == r).collect();
             let has = |x: &Reading| x.paths.iter().any(|p| p.is_primary_path_to(host));
-            // The state at `from`: the last reading before it, then every later one.
-            let start = mine.iter().rposition(|x| x.t_ms <= from).unwrap_or(0);
+            // The state at `from`: the last good reading before it, then every later one.
+            let start = mine
+                .iter()
+                .rposition(|x| x.t_ms <= from && x.error.is_none())
+                .unwrap_or(0);
             let window = &mine[start..];
+            let good: Vec<&&Reading> = window.iter().filter(|x| x.error.is_none()).collect();
             let mut gone_at = None;
             let mut had = false;
-            for (i, x) in window.iter().enumerate() {
+            for (i, x) in good.iter().enumerate() {
                 if has(x) {
                     had = true;
-                    gone_at = window.get(i + 1).map(|n| n.t_ms);
+                    gone_at = good.get(i + 1).map(|n| n.t_ms);
                 }
+            }
+            let mut blind_ms: f64 = 0.0;
+            let mut error = None;
+            for (i, x) in window.iter().enumerate() {
+                let Some(e) = &x.error else { continue };
+                error.get_or_insert_with(|| e.clone());
+                let next = window[i + 1..].iter().find(|n| n.error.is_none());
+                let until = next.map_or(f64::INFINITY, |n| n.t_ms);
+                blind_ms = blind_ms.max(until - x.t_ms + POLL.as_secs_f64() * 1000.0);
             }
             Kept {
                 router: r.clone(),
                 gone_at: if had { gone_at } else { None },
-                still: window.last().is_some_and(|x| has(x)),
-                unknown: window.iter().any(|x| x.error.is_some()),
+                still: good.last().is_some_and(|x| has(x)),
+                blind_ms,
+                error,
             }
         })
         .collect()
@@ -722,5 +741,26 @@ Table master4:
         r2.push(reading(450.0, "tor1", &["db2"]));
         let k = kept(&r2, &routers, "db1", 300.0);
         assert_eq!(k[0].gone_at, Some(450.0));
+        assert_eq!((k[0].blind_ms, k[0].error.as_deref()), (0.0, None));
+        // A failed reading is no state: the path goes at the next good reading without it,
+        // and the blind spot is measured.
+        let mut r3 = r.clone();
+        r3.retain(|x| x.router != "tor1" || x.t_ms < 100.0);
+        let mut failed = reading(120.0, "tor1", &[]);
+        failed.error = Some("bgpd closed the vty".into());
+        r3.push(failed);
+        r3.push(reading(140.0, "tor1", &["db1"]));
+        r3.push(reading(160.0, "tor1", &["db2"]));
+        let k = kept(&r3, &routers, "db1", 90.0);
+        assert_eq!(k[0].gone_at, Some(160.0));
+        assert_eq!(k[0].blind_ms, 20.0 + POLL.as_secs_f64() * 1000.0);
+        assert_eq!(k[0].error.as_deref(), Some("bgpd closed the vty"));
+        // Still failing at the end: blind for good.
+        r3.push({
+            let mut f = reading(200.0, "tor1", &[]);
+            f.error = Some("x".into());
+            f
+        });
+        assert!(kept(&r3, &routers, "db1", 90.0)[0].blind_ms.is_infinite());
     }
 }
