@@ -68,7 +68,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
     // Act one: the fault (none for double-promote), the promotion, the service moved.
     let detail = fault(&mut ctx, scenario, &c)?;
     ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
-    let branch = act_one(&mut ctx, scenario, &c, &mut checks, step);
+    let branch = act_one(&mut ctx, scenario, &c, &watch, &mut checks, step);
     let settled = branch.is_some() && settle(&mut ctx, &c, &steady, &watch, &mut checks, step);
     // Act two: the old primary comes back (or is simply watched), and must refuse.
     let mut old_state = None;
@@ -308,26 +308,36 @@ fn fault(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
     }
 }
 
-/// Waits until the old route is gone (restart, heal), then promotes. Some(the GTID position
-/// the new primary branched at) once promoted.
+/// Waits until the old route is gone (restart, heal): from every router's kernel table and
+/// from every BGP table, so that a path to the old primary after the new one's announce can
+/// only be one that came back. Then promotes. Some(the GTID position the new primary branched
+/// at) once promoted.
 fn act_one(
     ctx: &mut Ctx,
     scenario: Scenario,
     c: &Cast,
+    watch: &Watch,
     checks: &mut Vec<Check>,
     step: Duration,
 ) -> Option<String> {
     let lab = ctx.lab;
     if scenario != Scenario::DoublePromote {
         let gone = wait_for(step, drill::POLL, || {
-            c.fabric.none_leads_to(lab, &c.old).then_some(now_ms())
+            (c.fabric.none_leads_to(lab, &c.old) && no_path_to(watch, &c.old)).then_some(now_ms())
         });
         checks.push(Check {
             name: "old route withdrawn before the promotion".into(),
             ok: gone.is_some(),
             detail: match gone {
-                Some(t) => format!("no router leads to {} after {:.1} ms", c.old, t - ctx.t0),
-                None => format!("some router still leads to {} after {step:?}", c.old),
+                Some(t) => format!(
+                    "no router leads to {}, and no BGP table has a path to it, after {:.1} ms",
+                    c.old,
+                    t - ctx.t0
+                ),
+                None => format!(
+                    "some router still leads to {} or has a path to it after {step:?}",
+                    c.old
+                ),
             },
         });
         gone?;
