@@ -41,6 +41,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO 'app'@'%';
 SET sql_log_bin = 1;
 SQL
     if [ -z "${LAB_SOURCE:-}" ]; then
+        # Binlogged, so it all reaches the replicas: the drills' table, and primaryd's term
+        # table (docs/health.md, "the promotion term") with the check user's grant on it (the
+        # user exists on every server, so the GRANT applies there too). The term's rows must
+        # replicate with the data: a promoted replica's next term is above the old primary's.
         mariadb <<'SQL'
 CREATE DATABASE lab;
 CREATE TABLE lab.writes (
@@ -51,6 +55,15 @@ CREATE TABLE lab.writes (
     at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     PRIMARY KEY (run, k)
 );
+CREATE DATABASE primaryd;
+CREATE TABLE primaryd.term (
+    service     VARCHAR(64) NOT NULL,
+    term        BIGINT UNSIGNED NOT NULL,
+    server_id   INT UNSIGNED NOT NULL,
+    promoted_at TIMESTAMP(6) NOT NULL,
+    PRIMARY KEY (service, term)
+) ENGINE=InnoDB;
+GRANT SELECT, INSERT ON primaryd.term TO 'primaryd'@'localhost';
 SQL
     else
         mariadb <<SQL
@@ -72,4 +85,5 @@ echo "lab-db-start: MariaDB up$( [ -n "${LAB_SOURCE:-}" ] && echo ", replicating
 if [ "$speaker" = exabgp ]; then
     exec /usr/local/sbin/lab-exabgp-start
 fi
-exec primaryd --config /etc/primaryd/primaryd.toml
+# LAB_PRIMARYD_LOG_FORMAT: `primaryd-lab up --log-format json` (the drills read both formats).
+exec primaryd --config /etc/primaryd/primaryd.toml ${LAB_PRIMARYD_LOG_FORMAT:+--log-format "$LAB_PRIMARYD_LOG_FORMAT"}

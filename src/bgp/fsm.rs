@@ -10,9 +10,9 @@
 //! `import.rs`.
 //!
 //! Initial routes: a new session announces nothing until the peer's End-of-RIB for every
-//! negotiated family has arrived (or `initial_routes_wait` passed) *and* the daemon has
-//! released the session, having read the routes received so far: a host must know who else
-//! announces its prefixes before it announces them itself.
+//! negotiated family has arrived (or `initial_routes_wait` passed, for a peer that sends none)
+//! *and* the daemon has released the session, having read the routes received so far: a host
+//! must know who else announces its prefixes before it announces them itself.
 //!
 //! Connection collisions (RFC 4271 §6.8): the driver reads the peer's OPEN on an incoming
 //! connection before handing it over as `Input::Incoming`; the machine then adopts it, rejects
@@ -39,6 +39,12 @@ use crate::config::RouteAttributes;
 /// answers in milliseconds, and a connection whose packets are being dropped (a GTSM or MD5
 /// mismatch on one side) would otherwise hold the session down that long.
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(10);
+/// How long a peer that advertised graceful restart, and so promised an End-of-RIB after its
+/// initial routes (RFC 4724), is waited for when `initial_routes_wait` is shorter. Routers
+/// send their initial routes later than one might think: FRR holds them for its update
+/// group's coalesce time, 1 s plus 50 ms per peer by default. Giving up earlier announces
+/// before the other announcers are known (the lab's `heal` drill did, beside the new primary).
+pub const END_OF_RIB_PROMISED_WAIT: Duration = Duration::from_secs(30);
 /// RFC 4271 requires LOCAL_PREF on iBGP; this is what routers assume when it is missing.
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -588,8 +594,22 @@ impl Fsm {
         if !self.initial_done {
             out.push(Output::StartTimer(
                 Timer::InitialRoutes,
-                self.cfg.initial_routes_wait,
+                self.initial_wait(),
             ));
+        }
+    }
+
+    /// The bound on the wait for the peer's End-of-RIB: `initial_routes_wait`, or longer for a
+    /// peer that promised one (it advertised graceful restart).
+    fn initial_wait(&self) -> Duration {
+        let promised = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.peer_capabilities.graceful_restart.is_some());
+        if promised {
+            self.cfg.initial_routes_wait.max(END_OF_RIB_PROMISED_WAIT)
+        } else {
+            self.cfg.initial_routes_wait
         }
     }
 
@@ -787,7 +807,7 @@ impl Fsm {
                     "no End-of-RIB for {} within {} ms: taking the routes received so far as \
                      the peer's initial routes",
                     missing.join(", "),
-                    self.cfg.initial_routes_wait.as_millis()
+                    self.initial_wait().as_millis()
                 )));
                 self.initial_pending.clear();
                 self.initial_done = true;

@@ -34,7 +34,13 @@ pub const METRICS: &[(&str, &str)] = &[
         "outage_beyond_promotion",
         "write outage beyond the promotion",
     ),
+    ("old_path_gone", "announce -> old path gone, every table"),
+    ("old_sees_new", "announce -> the old primary's conflict"),
 ];
+
+/// Metrics of the double-promote drill alone (splitbrain.rs): the other scenarios leave them
+/// out of the tables.
+const DOUBLE_PROMOTE_METRICS: &[&str] = &["old_path_gone", "old_sees_new"];
 
 /// The metrics compared between speakers (ratios, Markdown tables).
 const COMPARED: &[&str] = &[
@@ -294,6 +300,24 @@ pub fn sample_of(topo: &Topology, speaker: SpeakerKind, run: usize, r: &Report) 
             "outage or promotion not measured".into(),
         ),
     ];
+    let mut values = values;
+    if r.scenario == Scenario::DoublePromote {
+        let announce = t("announce_sent", new);
+        values.push((
+            "old_path_gone",
+            diff(announce, t("bgp_old_gone_everywhere", None)),
+            format!(
+                "{}; {}",
+                why("announce_sent", new),
+                why("bgp_old_gone_everywhere", None)
+            ),
+        ));
+        values.push((
+            "old_sees_new",
+            diff(announce, t("conflict", old)),
+            format!("{}; {}", why("announce_sent", new), why("conflict", old)),
+        ));
+    }
     let mut metrics = BTreeMap::new();
     let mut unobserved = BTreeMap::new();
     for (k, v, w) in values {
@@ -366,8 +390,13 @@ fn progress(s: &Sample, of: usize) {
         (None, true) => "ok".into(),
         (None, false) => format!("checks failed: {}", s.failed_checks.join("; ")),
     };
+    let old_path = if s.metrics.contains_key("old_path_gone") {
+        format!("  old path gone {:>8}", m("old_path_gone"))
+    } else {
+        String::new()
+    };
     println!(
-        "{:<14} {:<12} {:>2}/{of}  detection {:>8}  gone@{} {:>8}  announce@{} {:>8}  outage {:>8}  {status}",
+        "{:<14} {:<14} {:>2}/{of}  detection {:>8}  gone@{} {:>8}  announce@{} {:>8}  outage {:>8}{old_path}  {status}",
         s.speaker.name(),
         s.scenario.name(),
         s.run,
@@ -630,6 +659,13 @@ pub fn scenario_title(s: Scenario) -> &'static str {
         Scenario::HostFreeze => {
             "host-freeze: every process of the primary's host stopped, links up"
         }
+        Scenario::Restart => {
+            "restart: SIGKILL mariadbd, promote, start the old server again (writable)"
+        }
+        Scenario::Heal => "heal: the primary's uplinks down, promote, links up again",
+        Scenario::DoublePromote => {
+            "double-promote: a replica promoted beside a healthy writable primary"
+        }
     }
 }
 
@@ -675,6 +711,9 @@ pub fn report(files: &[BenchFile]) -> String {
         ));
         let some_routers = all().find(|s| s.scenario == *sc && s.error.is_none());
         for (key, label) in METRICS {
+            if DOUBLE_PROMOTE_METRICS.contains(key) && *sc != Scenario::DoublePromote {
+                continue;
+            }
             let label = match some_routers {
                 Some(s) => label
                     .replace(
@@ -954,6 +993,17 @@ pub fn targets(files: &[BenchFile]) -> String {
             false,
         ),
     ];
+    if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == Scenario::DoublePromote) {
+        let sees = p99(Scenario::DoublePromote, "old_sees_new")
+            .map(|s| fmt_ms(s.p99))
+            .unwrap_or("-".into());
+        row(
+            "double-promote: new announce -> old path gone from every BGP table".into(),
+            100.0,
+            p99(Scenario::DoublePromote, "old_path_gone"),
+            format!(" (the old primary saw the new one: p99 {sees})"),
+        );
+    }
     for (sc, what, bar, metric, parts) in withdrawal {
         if all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {
             let extra = if parts { part(sc) } else { String::new() };
@@ -965,7 +1015,8 @@ pub fn targets(files: &[BenchFile]) -> String {
             );
         }
     }
-    for sc in scenarios_of(files) {
+    // The failover targets; the split-brain drills have their own row above.
+    for sc in scenarios_of(files).into_iter().filter(|s| !s.split_brain()) {
         if !all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {
             continue;
         }
@@ -986,7 +1037,8 @@ pub fn targets(files: &[BenchFile]) -> String {
             format!(" (announce sent: p99 {sent})"),
         );
     }
-    for sc in scenarios_of(files) {
+    // The failover targets; the split-brain drills have their own row above.
+    for sc in scenarios_of(files).into_iter().filter(|s| !s.split_brain()) {
         if !all().any(|s| s.speaker == SpeakerKind::Primaryd && s.scenario == sc) {
             continue;
         }

@@ -7,16 +7,18 @@
 //! (their timestamps), the routers' kernel tables (`ip monitor route`, stamped when read), the
 //! runner's clock for what it did, and the writer's clock for each answer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::lab::{Lab, SERVICE_PREFIX};
+use crate::lab::Lab;
 use crate::logparse::{self, LogLine};
-use crate::routes::{Monitors, RouteChange};
+use crate::outcome::{acks_by, client_events, first_ack, outcome_checks, tally};
+use crate::routes::Monitors;
 use crate::sql;
+use crate::timeline::{daemon_events, exabgp_events, route_events};
 use crate::topo::Role;
 use crate::util::{self, now_ms, wait_for};
 use crate::writer::{Attempt, Outcome, Writer};
@@ -40,6 +42,16 @@ pub enum Scenario {
     /// SIGSTOP every process of the primary's host, links up (hostloss.rs): nobody sends a
     /// withdraw; BFD (or the hold timer) finds the host silent.
     HostFreeze,
+    /// SIGKILL mariadbd on the primary, promote a replica, then start the old server again:
+    /// writable (read_only=OFF), no replication. It must not get its route back
+    /// (splitbrain.rs).
+    Restart,
+    /// The primary's uplinks down, promote a replica, links up again: the old host never
+    /// failed a check and must not get its route back (splitbrain.rs).
+    Heal,
+    /// Promote a replica while the old primary stays a healthy writable primary: the old one
+    /// must withdraw on seeing the newer term (splitbrain.rs).
+    DoublePromote,
 }
 
 impl Scenario {
@@ -52,18 +64,38 @@ impl Scenario {
             Scenario::Isolate => "isolate",
             Scenario::DaemonCrash => "daemon-crash",
             Scenario::HostFreeze => "host-freeze",
+            Scenario::Restart => "restart",
+            Scenario::Heal => "heal",
+            Scenario::DoublePromote => "double-promote",
         }
     }
 
-    /// Whether the old primary's MariaDB still answers (over its socket) after the fault.
-    fn old_primary_answers(self) -> bool {
+    /// The drills of an old primary that comes back or never left (splitbrain.rs).
+    pub fn split_brain(self) -> bool {
+        matches!(
+            self,
+            Scenario::Restart | Scenario::Heal | Scenario::DoublePromote
+        )
+    }
+
+    /// Whether the old primary's MariaDB answers (over its socket) when the outcome is checked
+    /// (a restarted one does again).
+    pub(crate) fn old_primary_answers(self) -> bool {
         !matches!(self, Scenario::Kill | Scenario::Hang | Scenario::HostFreeze)
     }
 
     /// Whether the fault can cut the client off from a write the old primary committed: its
-    /// uplinks go down between the commit and the answer.
-    fn answers_can_be_cut_off(self) -> bool {
-        matches!(self, Scenario::Isolate | Scenario::HostFreeze)
+    /// uplinks go down, or it is killed, between the commit and the answer; or the route moves
+    /// while the answer is on its way.
+    pub(crate) fn answers_can_be_cut_off(self) -> bool {
+        matches!(
+            self,
+            Scenario::Isolate
+                | Scenario::HostFreeze
+                | Scenario::Restart
+                | Scenario::Heal
+                | Scenario::DoublePromote
+        )
     }
 }
 
@@ -114,16 +146,20 @@ pub struct Report {
     pub ok: bool,
     /// Every write attempt of app1, in order.
     pub attempts: Vec<Attempt>,
+    /// The split-brain drills: `primaryctl show routes` and `show services` on the old
+    /// primary, as it explained why it did not announce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_primary_view: Option<String>,
 }
 
 /// Bound on each wait of the drill (withdraw, promotion, new route, first write): generous,
 /// as a host cut off without a link-down is found by the 3 s hold time and CI machines are slow.
-const STEP: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
+pub(crate) const STEP: Duration = Duration::from_secs(20);
+pub(crate) const POLL: Duration = Duration::from_millis(20);
 /// Writes acknowledged by the primary before the fault: the client is in its steady state.
-const WARM_ACKS: usize = 20;
+pub(crate) const WARM_ACKS: usize = 20;
 /// How long the writer goes on once the new primary has acknowledged its first write.
-const AFTER: Duration = Duration::from_millis(1000);
+pub(crate) const AFTER: Duration = Duration::from_millis(1000);
 
 /// How a drill runs.
 #[derive(Debug, Clone)]
@@ -141,7 +177,7 @@ impl Default for Options {
 
 /// What announces the service on the DB hosts (found from the old primary's processes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Daemon {
+pub(crate) enum Daemon {
     Primaryd,
     /// ExaBGP with exabgp-healthcheck (the benchmark's variant, lab/exabgp/).
     Exabgp,
@@ -156,22 +192,22 @@ impl Daemon {
     }
 }
 
-struct Ctx<'a> {
-    lab: &'a Lab,
-    events: Vec<Event>,
-    notes: Vec<String>,
-    t0: f64,
+pub(crate) struct Ctx<'a> {
+    pub lab: &'a Lab,
+    pub events: Vec<Event>,
+    pub notes: Vec<String>,
+    pub t0: f64,
     /// The old primary was drained with primaryctl (undrained once it is a replica).
-    drained: bool,
+    pub drained: bool,
 }
 
 /// The lab's service, as named in the DB hosts' primaryd.toml.
-const SERVICE: &str = "main";
+pub(crate) const SERVICE: &str = "main";
 
 impl Ctx<'_> {
     /// An event at a log line's time, described from its message; `missing` when the log has
     /// no such line.
-    fn logged(
+    pub fn logged(
         &mut self,
         event: &str,
         node: &str,
@@ -187,7 +223,7 @@ impl Ctx<'_> {
     }
 
     /// The Unix time of the first event so named, if it was observed.
-    fn unix_ms_of(&self, event: &str) -> Option<f64> {
+    pub fn unix_ms_of(&self, event: &str) -> Option<f64> {
         self.events
             .iter()
             .find(|e| e.event == event)
@@ -195,7 +231,7 @@ impl Ctx<'_> {
             .map(|t| t + self.t0)
     }
 
-    fn at(
+    pub fn at(
         &mut self,
         event: &str,
         t_unix_ms: Option<f64>,
@@ -211,28 +247,28 @@ impl Ctx<'_> {
     }
 }
 
-fn pid_of(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
+pub(crate) fn pid_of(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
     util::netns_pids(&lab.netns(node))
         .into_iter()
         .find(|p| util::comm(*p) == comm)
         .with_context(|| format!("no {comm} process in {node}"))
 }
 
-fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+pub(crate) fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)?;
     Ok(())
 }
 
 /// The routers and the service prefixes the DB hosts announce: where the drill looks for the
 /// route (every prefix; the timeline follows SERVICE_PREFIX alone).
-struct Fabric {
-    routers: Vec<String>,
-    prefixes: Vec<String>,
+pub(crate) struct Fabric {
+    pub routers: Vec<String>,
+    pub prefixes: Vec<String>,
 }
 
 impl Fabric {
     /// (router, prefix, the host the route leads to) for every router and prefix.
-    fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
+    pub fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
         let mut v = Vec::new();
         for r in &self.routers {
             for p in &self.prefixes {
@@ -242,7 +278,7 @@ impl Fabric {
         v
     }
 
-    fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
+    pub fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
@@ -250,7 +286,7 @@ impl Fabric {
         })
     }
 
-    fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
+    pub fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
@@ -260,7 +296,7 @@ impl Fabric {
 }
 
 /// The router a host hangs off (the other end of its first link).
-fn tor_of(lab: &Lab, node: &str) -> Option<String> {
+pub(crate) fn tor_of(lab: &Lab, node: &str) -> Option<String> {
     lab.topo
         .ifaces_of(node)
         .first()
@@ -272,8 +308,28 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
     run_with(lab, scenario, to, &Options::default())
 }
 
-pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
-    let step = opts.step;
+/// Who is who in a lab ready for a drill: the one writable, non-replicating server (the old
+/// primary), the replica to promote, the other replicas, the routers and the client.
+pub(crate) struct Cast {
+    pub dbs: Vec<String>,
+    pub routers: Vec<String>,
+    pub app: String,
+    pub old: String,
+    pub old_addr: String,
+    pub new: String,
+    pub new_addr: String,
+    pub others: Vec<String>,
+    pub fabric: Fabric,
+    pub daemon: Daemon,
+}
+
+/// Finds the cast, and waits until every router's route leads to the old primary.
+pub(crate) fn cast(
+    lab: &Lab,
+    scenario: Scenario,
+    to: Option<&str>,
+    step: Duration,
+) -> Result<Cast> {
     let dbs: Vec<String> = lab
         .topo
         .with_role(Role::Db)
@@ -368,13 +424,35 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
             format!(", repointing {}", others.join(", "))
         }
     );
+    Ok(Cast {
+        dbs,
+        routers,
+        app,
+        old,
+        old_addr,
+        new,
+        new_addr,
+        others,
+        fabric,
+        daemon,
+    })
+}
 
-    // ---- steady state ----
-    let monitors = Monitors::start(lab, &routers)?;
+/// The drill's instruments in their steady state: the kernel route monitors and app1's writer,
+/// which has had WARM_ACKS writes acknowledged by the old primary.
+pub(crate) struct Steady {
+    pub monitors: Monitors,
+    pub writer: Writer,
+    pub run_id: i64,
+}
+
+pub(crate) fn steady(lab: &Lab, c: &Cast, step: Duration) -> Result<Steady> {
+    let (routers, app, old) = (&c.routers, &c.app, &c.old);
+    let monitors = Monitors::start(lab, routers)?;
     let run_id = (now_ms() / 1000.0) as i64;
-    let writer = Writer::start(format!("/run/netns/{}", lab.netns(&app)).into(), run_id)?;
+    let writer = Writer::start(format!("/run/netns/{}", lab.netns(app)).into(), run_id)?;
     let warm = wait_for(step, POLL, || {
-        let n = acks_by(&writer.snapshot(), &old);
+        let n = acks_by(&writer.snapshot(), old);
         (n >= WARM_ACKS).then_some(())
     });
     if warm.is_none() {
@@ -391,6 +469,36 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     }
     // Let the monitors settle on their first reading.
     std::thread::sleep(Duration::from_millis(50));
+    Ok(Steady {
+        monitors,
+        writer,
+        run_id,
+    })
+}
+
+pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
+    if scenario.split_brain() {
+        return crate::splitbrain::run(lab, scenario, to, opts);
+    }
+    let step = opts.step;
+    let c = cast(lab, scenario, to, step)?;
+    let Steady {
+        monitors,
+        writer,
+        run_id,
+    } = steady(lab, &c, step)?;
+    let Cast {
+        dbs,
+        routers,
+        app,
+        old,
+        old_addr,
+        new,
+        new_addr,
+        others,
+        fabric,
+        daemon,
+    } = c;
 
     // ---- the fault ----
     let mut ctx = Ctx {
@@ -473,6 +581,9 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
             ctx.t0 = now_ms();
             crate::hostloss::freeze(lab, &old)?
         }
+        Scenario::Restart | Scenario::Heal | Scenario::DoublePromote => {
+            unreachable!("splitbrain.rs runs {}", scenario.name())
+        }
     };
     let t0 = ctx.t0;
     ctx.at("fault_injected", Some(t0), Some(&old), detail);
@@ -532,51 +643,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
         Daemon::Exabgp => exabgp_events(&mut ctx, &old_log, &new_log, &old, &new, scenario),
     }
     route_events(&mut ctx, &changes, &routers, &old, &new);
-    let last_old = attempts
-        .iter()
-        .rfind(|a| matches!(&a.outcome, Outcome::Ack { server } if *server == old))
-        .cloned();
-    if let Some(a) = &last_old {
-        ctx.at(
-            "last_ack_old_primary",
-            Some(a.t_ms),
-            Some(&old),
-            format!("key {}", a.key),
-        );
-    }
-    if let Some(a) = attempts
-        .iter()
-        .find(|a| a.t_ms >= t0 && matches!(a.outcome, Outcome::Failed { .. }))
-    {
-        if let Outcome::Failed { error } = &a.outcome {
-            ctx.at(
-                "first_write_failed",
-                Some(a.t_ms),
-                Some(&app),
-                error.clone(),
-            );
-        }
-    }
-    let first_new = first_ack(&attempts, &new).cloned();
-    if let Some(a) = &first_new {
-        ctx.at(
-            "first_ack_new_primary",
-            Some(a.t_ms),
-            Some(&new),
-            format!("key {}", a.key),
-        );
-    } else {
-        ctx.at(
-            "first_ack_new_primary",
-            None,
-            Some(&new),
-            "no write acknowledged by the new primary",
-        );
-    }
-    let write_outage_ms = match (&last_old, &first_new) {
-        (Some(a), Some(b)) => Some(b.t_ms - a.t_ms),
-        _ => None,
-    };
+    let write_outage_ms = client_events(&mut ctx, &attempts, &app, &old, &new);
     ctx.events.sort_by(|a, b| {
         a.t_ms
             .unwrap_or(f64::INFINITY)
@@ -584,18 +651,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     });
 
     // ---- the outcome ----
-    let mut writes = Writes {
-        run_id,
-        attempts: attempts.len(),
-        ..Default::default()
-    };
-    for a in &attempts {
-        match &a.outcome {
-            Outcome::Ack { server } => *writes.acked.entry(server.clone()).or_default() += 1,
-            Outcome::Duplicate { .. } => writes.duplicates += 1,
-            Outcome::Failed { .. } => writes.failed_attempts += 1,
-        }
-    }
+    let mut writes = tally(&attempts, run_id);
     outcome_checks(
         lab,
         scenario,
@@ -623,20 +679,8 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
         notes,
         ok,
         attempts,
+        old_primary_view: None,
     })
-}
-
-fn acks_by(attempts: &[Attempt], server: &str) -> usize {
-    attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
-        .count()
-}
-
-fn first_ack<'a>(attempts: &'a [Attempt], server: &str) -> Option<&'a Attempt> {
-    attempts
-        .iter()
-        .find(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -725,559 +769,4 @@ fn promote(
         );
     }
     Ok(())
-}
-
-/// Keys whose rows on the servers were written by two different servers, as (conflicts,
-/// explained). `holders`: key -> (server asked -> the `host` its row names). With `cut_off`
-/// (the fault can drop the old primary's answers), a key the old primary committed without the
-/// client ever seeing its acknowledgement, and that the client then wrote on the new primary,
-/// is explained: nobody acknowledged it twice. Every other such key is a conflict.
-fn divergent_keys(
-    holders: &BTreeMap<u64, BTreeMap<String, String>>,
-    acked_by_old: &BTreeSet<u64>,
-    old: &str,
-    cut_off: bool,
-) -> (Vec<u64>, Vec<u64>) {
-    let mut conflicts = Vec::new();
-    let mut explained = Vec::new();
-    for (k, rows) in holders {
-        let hosts: BTreeSet<&String> = rows.values().collect();
-        if hosts.len() < 2 {
-            continue;
-        }
-        if cut_off
-            && hosts.len() == 2
-            && hosts.iter().any(|h| *h == old)
-            && !acked_by_old.contains(k)
-        {
-            explained.push(*k);
-        } else {
-            conflicts.push(*k);
-        }
-    }
-    (conflicts, explained)
-}
-
-const MISSING_PD: &str = "not in primaryd's log";
-const MISSING_EX: &str = "not in ExaBGP's or exabgp-healthcheck's log";
-
-fn daemon_events(
-    ctx: &mut Ctx,
-    old_log: &[LogLine],
-    new_log: &[LogLine],
-    old: &str,
-    new: &str,
-    scenario: Scenario,
-) {
-    let t0 = ctx.t0;
-    let check = [
-        logparse::first_after(old_log, t0, "check failed", ""),
-        logparse::first_after(old_log, t0, "service down", ""),
-    ]
-    .into_iter()
-    .flatten()
-    .min_by(|a, b| a.t_ms.total_cmp(&b.t_ms))
-    .cloned();
-    let down = logparse::first_after(old_log, t0, "service down", "").cloned();
-    let withdraw = old_log
-        .iter()
-        .find(|l| {
-            l.t_ms >= t0
-                && l.message.starts_with("sending UPDATE")
-                && logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
-        })
-        .cloned();
-    match scenario {
-        Scenario::DaemonCrash => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the daemon is dead; the ToR drops its routes when the kernel closes the TCP session");
-        }
-        Scenario::Isolate => {
-            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
-        }
-        Scenario::HostFreeze => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session when BFD (or the hold timer) finds it silent");
-        }
-        _ => {
-            ctx.logged(
-                "check_failed",
-                old,
-                check.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-            ctx.logged(
-                "service_down",
-                old,
-                down.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-            ctx.logged(
-                "withdraw_sent",
-                old,
-                withdraw.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-        }
-    }
-    let promoted_at = ctx.unix_ms_of("promotion_started");
-    if let Some(p) = promoted_at {
-        let up = logparse::first_after(new_log, p, "service up", "").cloned();
-        ctx.logged(
-            "service_up_new_primary",
-            new,
-            up.as_ref(),
-            str::to_string,
-            MISSING_PD,
-        );
-        let ann = new_log
-            .iter()
-            .find(|l| {
-                l.t_ms >= p
-                    && l.message.starts_with("sending UPDATE")
-                    && logparse::update_list(l, "announce").contains(SERVICE_PREFIX)
-            })
-            .cloned();
-        ctx.logged(
-            "announce_sent",
-            new,
-            ann.as_ref(),
-            str::to_string,
-            MISSING_PD,
-        );
-    }
-}
-
-/// The first `>> N UPDATE(s)` ExaBGP logged after the healthcheck's first `VERB route PREFIX`
-/// command at or after `from`: the UPDATE that carried it.
-fn exabgp_update_after<'a>(log: &'a [LogLine], from: f64, verb: &str) -> Option<&'a LogLine> {
-    let cmd = log.iter().find(|l| {
-        l.t_ms >= from
-            && l.message.starts_with("command from process")
-            && l.message
-                .contains(&format!(": {verb} route {SERVICE_PREFIX}"))
-    })?;
-    log.iter().find(|l| {
-        l.t_ms >= cmd.t_ms && l.message.starts_with(">> ") && l.message.ends_with("UPDATE(s)")
-    })
-}
-
-/// The same events as `daemon_events`, from the ExaBGP variant's stamped log: exabgp-healthcheck's
-/// failed checks (`Check command was unsuccessful`, `Timeout ... while running check command`)
-/// and state changes (`send announces for DOWN|UP state`), ExaBGP's API commands and the UPDATE
-/// that followed.
-fn exabgp_events(
-    ctx: &mut Ctx,
-    old_log: &[LogLine],
-    new_log: &[LogLine],
-    old: &str,
-    new: &str,
-    scenario: Scenario,
-) {
-    let t0 = ctx.t0;
-    match scenario {
-        Scenario::DaemonCrash => {
-            ctx.at("withdraw_sent", None, Some(old), "none: ExaBGP is dead; the ToR drops its routes when the kernel closes the TCP session");
-        }
-        Scenario::Isolate => {
-            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
-        }
-        Scenario::HostFreeze => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session at its hold timer (ExaBGP has no BFD)");
-        }
-        _ => {
-            let check = old_log
-                .iter()
-                .find(|l| {
-                    l.t_ms >= t0
-                        && (l.message.starts_with("Check command was unsuccessful")
-                            || (l.message.starts_with("Timeout")
-                                && l.message.contains("while running check command")))
-                })
-                .cloned();
-            ctx.logged(
-                "check_failed",
-                old,
-                check.as_ref(),
-                str::to_string,
-                MISSING_EX,
-            );
-            let down =
-                logparse::first_after(old_log, t0, "send announces for DOWN state", "").cloned();
-            ctx.logged(
-                "service_down",
-                old,
-                down.as_ref(),
-                |m| format!("exabgp-healthcheck: {m}"),
-                MISSING_EX,
-            );
-            let w = exabgp_update_after(old_log, t0, "withdraw").cloned();
-            ctx.logged(
-                "withdraw_sent",
-                old,
-                w.as_ref(),
-                |m| format!("ExaBGP: {m} (withdraw {SERVICE_PREFIX})"),
-                MISSING_EX,
-            );
-        }
-    }
-    let promoted_at = ctx.unix_ms_of("promotion_started");
-    if let Some(p) = promoted_at {
-        let up = logparse::first_after(new_log, p, "send announces for UP state", "").cloned();
-        ctx.logged(
-            "service_up_new_primary",
-            new,
-            up.as_ref(),
-            |m| format!("exabgp-healthcheck: {m}"),
-            MISSING_EX,
-        );
-        let a = exabgp_update_after(new_log, p, "announce").cloned();
-        ctx.logged(
-            "announce_sent",
-            new,
-            a.as_ref(),
-            |m| format!("ExaBGP: {m} (announce {SERVICE_PREFIX})"),
-            MISSING_EX,
-        );
-    }
-}
-
-fn route_events(ctx: &mut Ctx, changes: &[RouteChange], routers: &[String], old: &str, new: &str) {
-    let t0 = ctx.t0;
-    for r in routers {
-        let mine: Vec<&RouteChange> = changes.iter().filter(|c| &c.router == r).collect();
-        let before = mine.iter().rfind(|c| c.t_ms < t0).map(|c| c.next.clone());
-        let Some(before) = before else {
-            ctx.at("route_gone", None, Some(r), "no reading before the fault");
-            continue;
-        };
-        let after: Vec<&&RouteChange> = mine.iter().filter(|c| c.t_ms >= t0).collect();
-        let fin = after
-            .last()
-            .map(|c| c.next.clone())
-            .unwrap_or(before.clone());
-        let show = |n: &Option<String>| {
-            n.clone()
-                .map(|n| format!("via {n}"))
-                .unwrap_or("no route".into())
-        };
-        if fin == before {
-            let detail = format!(
-                "unchanged ({}): on the path to both {old} and {new}",
-                show(&before)
-            );
-            ctx.at("route_gone", None, Some(r), detail.clone());
-            ctx.at("route_new", None, Some(r), detail);
-            continue;
-        }
-        match after.iter().find(|c| c.next != before) {
-            Some(c) => ctx.at(
-                "route_gone",
-                Some(c.t_ms),
-                Some(r),
-                format!("{} -> {}", show(&before), show(&c.next)),
-            ),
-            None => ctx.at("route_gone", None, Some(r), "not observed"),
-        }
-        match after.iter().find(|c| c.next == fin) {
-            Some(c) => ctx.at(
-                "route_new",
-                Some(c.t_ms),
-                Some(r),
-                format!("{}: {}", show(&fin), c.line),
-            ),
-            None => ctx.at("route_new", None, Some(r), "not observed"),
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn outcome_checks(
-    lab: &Lab,
-    scenario: Scenario,
-    checks: &mut Vec<Check>,
-    writes: &mut Writes,
-    attempts: &[Attempt],
-    fabric: &Fabric,
-    dbs: &[String],
-    old: &str,
-    new: &str,
-    run_id: i64,
-) {
-    // Every router, now.
-    let leads = fabric.leads(lab);
-    let show = leads
-        .iter()
-        .map(|(r, p, l)| format!("{r}: {p}->{}", l.as_deref().unwrap_or("none")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    checks.push(Check {
-        name: format!("{old}'s routes gone from every router"),
-        ok: leads.iter().all(|(_, _, l)| l.as_deref() != Some(old)),
-        detail: show.clone(),
-    });
-    checks.push(Check {
-        name: format!(
-            "every router routes the service ({}) to {new}",
-            fabric.prefixes.join(", ")
-        ),
-        ok: leads.iter().all(|(_, _, l)| l.as_deref() == Some(new)),
-        detail: show,
-    });
-
-    // Acknowledgements as the client saw them.
-    let mut by_key: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    for a in attempts {
-        if let Outcome::Ack { server } | Outcome::Duplicate { server } = &a.outcome {
-            by_key.entry(a.key).or_default().insert(server.clone());
-        }
-    }
-    let twice: Vec<u64> = by_key
-        .iter()
-        .filter(|(_, s)| s.len() > 1)
-        .map(|(k, _)| *k)
-        .collect();
-    let first_new = first_ack(attempts, new).map(|a| a.t_ms);
-    let late_old = first_new.map_or(0, |t| {
-        attempts
-            .iter()
-            .filter(|a| {
-                a.t_ms > t && matches!(&a.outcome, Outcome::Ack { server } if server != new)
-            })
-            .count()
-    });
-    let new_acks: Vec<u64> = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == new))
-        .map(|a| a.key)
-        .collect();
-
-    // What the servers hold. The old primary is asked only when it still answers.
-    let mut holders: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
-    let mut asked = Vec::new();
-    for d in dbs {
-        if d == old && !scenario.old_primary_answers() {
-            continue;
-        }
-        let rows = sql::query(
-            lab,
-            d,
-            &format!("SELECT k, host FROM lab.writes WHERE run = {run_id}"),
-            5,
-        );
-        match rows {
-            Ok(rows) => {
-                asked.push(d.clone());
-                for r in rows {
-                    if let (Some(k), Some(h)) =
-                        (r.get("k").and_then(|k| k.parse().ok()), r.get("host"))
-                    {
-                        holders.entry(k).or_default().insert(d.clone(), h.clone());
-                    }
-                }
-            }
-            Err(e) => checks.push(Check {
-                name: format!("{d} answers"),
-                ok: d == old,
-                detail: format!("{e:#}"),
-            }),
-        }
-    }
-    let acked_by_old: BTreeSet<u64> = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
-        .map(|a| a.key)
-        .collect();
-    let (conflicting, cut_off) = divergent_keys(
-        &holders,
-        &acked_by_old,
-        old,
-        scenario.answers_can_be_cut_off(),
-    );
-    let on_new: BTreeSet<u64> = holders
-        .iter()
-        .filter(|(_, m)| m.contains_key(new))
-        .map(|(k, _)| *k)
-        .collect();
-    let missing_new: Vec<u64> = new_acks
-        .iter()
-        .filter(|k| !on_new.contains(k))
-        .copied()
-        .collect();
-    writes.lost_acked_keys = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
-        .map(|a| a.key)
-        .filter(|k| !on_new.contains(k))
-        .collect();
-
-    checks.push(Check {
-        name: format!("writes land on {new}"),
-        ok: !new_acks.is_empty() && missing_new.is_empty(),
-        detail: format!(
-            "{} acknowledged by {new}; {} of them missing from its table",
-            new_acks.len(),
-            missing_new.len()
-        ),
-    });
-    checks.push(Check {
-        name: "no key acknowledged by two different servers".into(),
-        ok: twice.is_empty() && conflicting.is_empty() && late_old == 0,
-        detail: format!(
-            "client: {} keys acked by two servers, {late_old} acks by another server after {new}'s first; \
-             tables of {}: {} keys written by two servers{}",
-            twice.len(),
-            asked.join(", "),
-            conflicting.len(),
-            if cut_off.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (and {} committed by {old} but never acknowledged, its answer cut off by \
-                     the partition, then written on {new}: keys {cut_off:?})",
-                    cut_off.len()
-                )
-            }
-        ),
-    });
-    if matches!(
-        scenario,
-        Scenario::Demote | Scenario::Switchover | Scenario::DaemonCrash
-    ) {
-        checks.push(Check {
-            name: "no acknowledged write lost".into(),
-            ok: writes.lost_acked_keys.is_empty(),
-            detail: format!(
-                "{} keys acked by {old} missing on {new}",
-                writes.lost_acked_keys.len()
-            ),
-        });
-    }
-    if scenario == Scenario::Switchover {
-        let r = sql::replication(lab, old).unwrap_or_default();
-        checks.push(Check {
-            name: format!("{old} replicates from {new}"),
-            ok: r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes",
-            detail: format!("{r:?}"),
-        });
-    }
-}
-
-pub fn print_timeline(r: &Report) {
-    println!();
-    println!(
-        "drill {} in lab {}: {} -> {}   (t = ms after the fault)",
-        r.scenario.name(),
-        r.lab,
-        r.old_primary,
-        r.new_primary
-    );
-    for e in &r.events {
-        let t = e
-            .t_ms
-            .map(|t| format!("{t:9.1}"))
-            .unwrap_or_else(|| "        -".into());
-        let label = match e.event.as_str() {
-            "fault_injected" => "fault injected".to_string(),
-            "check_failed" => "check failed".into(),
-            "service_down" => "service down".into(),
-            "withdraw_sent" => "withdraw sent".into(),
-            "route_gone" => "route gone".into(),
-            "route_new" => "new route".into(),
-            "promotion_started" => "promotion started".into(),
-            "promotion_done" => "promotion done".into(),
-            "service_up_new_primary" => "service up".into(),
-            "announce_sent" => "announce sent".into(),
-            "first_ack_new_primary" => "first write acked by new primary".into(),
-            "last_ack_old_primary" => "last write acked by old primary".into(),
-            "first_write_failed" => "first write failed".into(),
-            other => other.replace('_', " "),
-        };
-        let node = e.node.as_deref().unwrap_or("");
-        println!("  {t}  {label:<33} {node:<7} {}", e.detail);
-    }
-    match r.write_outage_ms {
-        Some(o) => println!(
-            "  total write outage: {o:.1} ms (last ack by {} to first ack by {})",
-            r.old_primary, r.new_primary
-        ),
-        None => println!(
-            "  total write outage: not measured (no write acknowledged by {})",
-            r.new_primary
-        ),
-    }
-    let acked: Vec<String> = r
-        .writes
-        .acked
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    println!(
-        "  writes: {} attempts, acknowledged: {}, failed attempts: {}, acked by {} but lost: {}",
-        r.writes.attempts,
-        if acked.is_empty() {
-            "none".into()
-        } else {
-            acked.join(", ")
-        },
-        r.writes.failed_attempts,
-        r.old_primary,
-        r.writes.lost_acked_keys.len()
-    );
-    for c in &r.checks {
-        println!(
-            "  [{}] {}: {}",
-            if c.ok { " ok " } else { "FAIL" },
-            c.name,
-            c.detail
-        );
-    }
-    for n in &r.notes {
-        println!("  note: {n}");
-    }
-    println!(
-        "  drill {}: {}",
-        r.scenario.name(),
-        if r.ok { "PASSED" } else { "FAILED" }
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rows(v: &[(u64, &[(&str, &str)])]) -> BTreeMap<u64, BTreeMap<String, String>> {
-        v.iter()
-            .map(|(k, r)| {
-                let m = r
-                    .iter()
-                    .map(|(s, h)| (s.to_string(), h.to_string()))
-                    .collect();
-                (*k, m)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_write_cut_off_by_the_partition_is_not_a_double_acknowledgement() {
-        // Key 7: committed by db1 (never acknowledged), then written on db2 and replicated to
-        // db3. Key 8: replicated everywhere from db1. Key 9: acknowledged by db1 and written
-        // again on db2: a real conflict.
-        let h = rows(&[
-            (7, &[("db1", "db1"), ("db2", "db2"), ("db3", "db2")]),
-            (8, &[("db1", "db1"), ("db2", "db1"), ("db3", "db1")]),
-            (9, &[("db1", "db1"), ("db2", "db2")]),
-        ]);
-        let acked: BTreeSet<u64> = [8, 9].into();
-        assert_eq!(divergent_keys(&h, &acked, "db1", true), (vec![9], vec![7]));
-        // Where no partition can drop an answer, both are conflicts.
-        assert_eq!(
-            divergent_keys(&h, &acked, "db1", false),
-            (vec![7, 9], vec![])
-        );
-        // A key written by the new primary and a third server is never explained.
-        let h = rows(&[(5, &[("db2", "db2"), ("db3", "db3")])]);
-        assert_eq!(divergent_keys(&h, &acked, "db1", true), (vec![5], vec![]));
-    }
 }

@@ -130,6 +130,54 @@ pub fn first_after<'a>(
         .find(|l| l.t_ms >= from_ms && l.message.starts_with(what) && l.text.contains(needle))
 }
 
+/// A structured field of a primaryd log line (`event`, `service`, ...): JSON's
+/// `fields.NAME`, or the text format's `NAME=value` / `NAME="value"`.
+pub fn field(l: &LogLine, name: &str) -> Option<String> {
+    if l.text.starts_with('{') {
+        let v: Value = serde_json::from_str(&l.text).ok()?;
+        return match &v["fields"][name] {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        };
+    }
+    // The text format puts the fields after the message, with nothing to tell where it ends:
+    // the last `NAME=` is the field (a message may mention one; a later field rarely does).
+    let key = format!(" {name}=");
+    let (_, v) = l.text.rsplit_once(&key)?;
+    if let Some(q) = v.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = q.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+        return None;
+    }
+    // Unquoted (a `%value`): up to the next ` NAME=`, as a value may hold spaces.
+    let end = v
+        .match_indices(' ')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let w = v[i + 1..].split('=').next().unwrap_or("");
+            v[i + 1..].contains('=')
+                && !w.is_empty()
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .unwrap_or(v.len());
+    Some(v[..end].trim_end().to_string())
+}
+
+/// The first line at or after `from_ms` whose structured `event` field is `event`.
+pub fn first_event<'a>(lines: &'a [LogLine], from_ms: f64, event: &str) -> Option<&'a LogLine> {
+    lines
+        .iter()
+        .find(|l| l.t_ms >= from_ms && field(l, "event").as_deref() == Some(event))
+}
+
 /// The list a `sending UPDATE` line gives for `field` (`announce` or `withdraw`).
 pub fn update_list(l: &LogLine, field: &str) -> String {
     if l.text.starts_with('{') {
@@ -187,5 +235,35 @@ mod tests {
         let j = r#"{"timestamp":"2026-11-22T06:07:01.519234Z","level":"WARN","fields":{"message":"service down","reason":"x"},"target":"primaryd"}"#;
         assert_eq!(parse_line(j).unwrap().message, "service down");
         assert!(parse_line("2026-11-22 12:00:00 0 [Note] mariadbd: ready").is_none());
+    }
+
+    #[test]
+    fn the_conflict_line_by_its_event_field_in_text_and_json() {
+        // As primaryd logged them in the lab (db1, double-promote), text and --log-format json.
+        let t = "2026-12-05T11:57:50.297943Z ERROR primaryd::daemon: withdrawn: conflict: \
+                 192.0.2.10/32 also announced by 198.19.0.12 (next hop 198.18.1.0, via tor1), term 2 > our 1 \
+                 service=main prefixes=[\"192.0.2.10/32\", \"2001:db8::10/128\"] event=\"conflict\" \
+                 reason=conflict: 192.0.2.10/32 also announced by 198.19.0.12 (next hop 198.18.1.0, via tor1), term 2 > our 1";
+        let j = r#"{"timestamp":"2026-12-05T11:57:50.297943Z","level":"ERROR","fields":{"message":"withdrawn: conflict: 192.0.2.10/32 also announced by 198.19.0.12 (next hop 198.18.1.0, via tor1), term 2 > our 1","service":"main","prefixes":"[\"192.0.2.10/32\", \"2001:db8::10/128\"]","event":"conflict","reason":"conflict: 192.0.2.10/32 also announced by 198.19.0.12 (next hop 198.18.1.0, via tor1), term 2 > our 1"},"target":"primaryd::daemon"}"#;
+        let announce = "2026-12-05T11:57:15.204083Z  INFO primaryd::daemon: announce service=main \
+                        prefixes=[\"192.0.2.10/32\", \"2001:db8::10/128\"] event=\"announce\"";
+        for line in [t, j] {
+            let l = parse_line(line).unwrap();
+            assert_eq!(field(&l, "event").as_deref(), Some("conflict"), "{line}");
+            assert_eq!(field(&l, "service").as_deref(), Some("main"), "{line}");
+            assert_eq!(
+                field(&l, "reason").as_deref(),
+                Some("conflict: 192.0.2.10/32 also announced by 198.19.0.12 (next hop 198.18.1.0, via tor1), term 2 > our 1"),
+                "{line}"
+            );
+            assert!(l.message.starts_with("withdrawn: conflict: 192.0.2.10/32"));
+            assert_eq!(field(&l, "nope"), None);
+        }
+        let lines = parse(&format!("{announce}\n{t}\n{j}\n"));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(field(&lines[0], "event").as_deref(), Some("announce"));
+        let first = first_event(&lines, 0.0, "conflict").unwrap();
+        assert!(first.text.starts_with("2026-12-05T11:57:50"));
+        assert!(first_event(&lines, first.t_ms + 1.0, "conflict").is_none());
     }
 }

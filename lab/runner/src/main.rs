@@ -2,16 +2,21 @@
 //! namespaces on this machine (no Docker), and runs failover drills in it. See docs/lab.md.
 
 mod bench;
+mod bgptable;
 mod cost;
 mod drill;
 mod hostloss;
 mod lab;
 mod logparse;
+mod oldprimary;
 mod orchestrator;
+mod outcome;
 mod plot;
 mod routes;
 mod speaker;
+mod splitbrain;
 mod sql;
+mod timeline;
 mod topo;
 mod util;
 mod writer;
@@ -77,6 +82,9 @@ struct SpeakerArgs {
     /// Services on the primary, all checking its one server (primaryd only).
     #[arg(long, default_value_t = 1)]
     services: usize,
+    /// primaryd's log format on the DB hosts (the drills read both).
+    #[arg(long, value_parser = ["text", "json"], value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -288,11 +296,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 || sa.interval_ms.is_some()
                 || sa.timeout_ms.is_some()
                 || sa.services != 1
+                || sa.log_format.is_some()
             {
                 let sp = Speaker {
                     interval_ms: sa.interval_ms,
                     timeout_ms: sa.timeout_ms,
                     services: sa.services,
+                    log_format: sa.log_format.clone(),
                     ..Speaker::new(sa.speaker)
                 };
                 let s = lab.set_speaker(&sp)?;
@@ -340,7 +350,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Drill { scenario, json, to } => {
             lab::require_root()?;
             let report = drill::run(&lab, *scenario, to.as_deref())?;
-            drill::print_timeline(&report);
+            timeline::print_timeline(&report);
             if let Some(f) = json {
                 std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
             }
@@ -457,7 +467,7 @@ fn demo(cli: &Cli, lab: &Lab, scenario: Scenario, json: Option<&Path>) -> Result
     let result = (|| -> Result<bool> {
         lab::print_status(&lab.status()?);
         let report = drill::run(lab, scenario, None)?;
-        drill::print_timeline(&report);
+        timeline::print_timeline(&report);
         if let Some(f) = json {
             std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
         }

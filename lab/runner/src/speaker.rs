@@ -88,6 +88,9 @@ pub struct Speaker {
     pub instrumented: bool,
     /// primaryd's RUST_LOG instead of the topology's (`info`, its default, for the cost runs).
     pub rust_log: Option<String>,
+    /// primaryd's `--log-format` (`text`, its default, or `json`).
+    #[serde(default)]
+    pub log_format: Option<String>,
 }
 
 impl Speaker {
@@ -99,6 +102,7 @@ impl Speaker {
             services: 1,
             instrumented: true,
             rust_log: None,
+            log_format: None,
         }
     }
 }
@@ -283,6 +287,10 @@ pub fn apply(topo: &mut Topology, files: &Path, sp: &Speaker) -> Result<CheckSet
                     ),
                 )?;
                 node.binds[bi].source = path;
+                if let Some(f) = &sp.log_format {
+                    // lab-db-start passes it to primaryd as --log-format.
+                    node.env.insert("LAB_PRIMARYD_LOG_FORMAT".into(), f.clone());
+                }
                 if let Some(l) = &sp.rust_log {
                     node.env.insert("RUST_LOG".into(), l.clone());
                 }
