@@ -121,11 +121,12 @@ fn withdrawn(pair: &Pair, host: usize) -> bool {
 }
 
 /// db1 a writable primary with term 1 at the router; db2 read-only beside it.
-fn pair_with_primary(router: PairRouter, add_path: bool) -> Pair {
+fn pair_with_primary(router: PairRouter, add_path: bool, fence: bool) -> Pair {
     let mut pair = Pair::with(PairOpts {
         router,
         add_path,
         term_table: true,
+        fence,
     });
     let db1 = pair.add_mariadb(0, false);
     let db2 = pair.add_mariadb(1, true);
@@ -143,8 +144,9 @@ fn pair_with_primary(router: PairRouter, add_path: bool) -> Pair {
     pair
 }
 
-fn double_promotion_deposes_the_old_primary(router: PairRouter) {
-    let pair = pair_with_primary(router, true);
+/// With `fence`, the deposed server is also made read-only, and still shown in conflict.
+fn double_promotion_deposes_the_old_primary(router: PairRouter, fence: bool) {
+    let pair = pair_with_primary(router, true, fence);
     let (pd1, pd2) = (pair.daemons[0].clone(), pair.daemons[1].clone());
     // ADD-PATH negotiated: db1 receives every path.
     let peers = pd1.ctl_json(&["show", "peers"]);
@@ -171,6 +173,15 @@ fn double_promotion_deposes_the_old_primary(router: PairRouter) {
     assert!(reason.contains("term 2 > our 1"), "{reason}");
     assert_eq!(pd2.service_state("main").0, "up");
     assert_eq!(pair.dbs[1].term_rows("main"), [(1, 1), (2, 2)]);
+    if fence {
+        pair.wait_for("db1 fenced (read_only=1)", || {
+            pair.dbs[0].read_only().then_some(())
+        });
+        // Its checks now fail on read_only=1; what it shows is still why.
+        let (state, reason) = pd1.service_state("main");
+        assert_eq!(state, "conflict", "{reason}");
+        assert!(pd1.log().contains("fenced"), "no fence logged");
+    }
 
     // And it stays so: one primary at the router, db2's, for a while of 100 ms checks.
     let start = Instant::now();
@@ -185,6 +196,11 @@ fn double_promotion_deposes_the_old_primary(router: PairRouter) {
     // An operator's confirm on the old primary is a promotion: a term above 2, and db2,
     // seeing it, withdraws. (Only an operator who checked should do this; docs/safety.md.)
     pd1.confirm("main");
+    if fence {
+        // A fenced server is made writable by the operator after the confirm (before it, the
+        // daemon would fence it again: the conflict still holds).
+        pair.dbs[0].set_read_only(false);
+    }
     pair.wait_for("db1's primary route with term 3", || {
         announces(&pair, 0, 3).then_some(())
     });
@@ -193,17 +209,17 @@ fn double_promotion_deposes_the_old_primary(router: PairRouter) {
 }
 
 #[test]
-fn frr_double_promotion_with_add_path_deposes_the_old_primary() {
-    double_promotion_deposes_the_old_primary(PairRouter::Frr);
+fn frr_double_promotion_with_add_path_deposes_and_fences_the_old_primary() {
+    double_promotion_deposes_the_old_primary(PairRouter::Frr, true);
 }
 
 #[test]
 fn bird_double_promotion_with_add_path_deposes_the_old_primary() {
-    double_promotion_deposes_the_old_primary(PairRouter::Bird);
+    double_promotion_deposes_the_old_primary(PairRouter::Bird, false);
 }
 
 fn restarted_old_primary_stays_withdrawn(router: PairRouter) {
-    let pair = pair_with_primary(router, false);
+    let pair = pair_with_primary(router, false, false);
     let pd1 = pair.daemons[0].clone();
     let (db1, db2) = (pair.dbs[0].clone(), pair.dbs[1].clone());
     db1.wait_uptime(3);

@@ -237,6 +237,12 @@ pub enum Action {
 pub struct Guard {
     record: Record,
     verdict: Verdict,
+    /// The conflict this server was fenced for: while the fence keeps it read-only (unhealthy),
+    /// the conflict is still what is shown, not the read-only it caused.
+    fenced: Option<Hold>,
+    /// The checks' verdict at the previous evaluation: a fenced server made writable again
+    /// while the conflict lasts is fenced again.
+    healthy_before: bool,
 }
 
 impl Guard {
@@ -244,6 +250,8 @@ impl Guard {
         Guard {
             record,
             verdict: Verdict::Withdrawn(Hold::NoFacts),
+            fenced: None,
+            healthy_before: false,
         }
     }
 
@@ -267,6 +275,7 @@ impl Guard {
     pub fn confirm(&mut self, inp: &Inputs, policy: Policy) -> Vec<Action> {
         let before = self.record.clone();
         self.record.tie = None;
+        self.fenced = None;
         if inp.server_started_at.is_some() {
             self.record.server_start = inp.server_started_at;
         }
@@ -305,12 +314,21 @@ impl Guard {
                 self.record.announced_term = *term;
             }
         }
-        let entered_conflict = verdict.hold().is_some_and(Hold::is_conflict)
-            && !self.verdict.hold().is_some_and(Hold::is_conflict);
-        if entered_conflict && policy.on_conflict == OnConflict::Fence {
-            let reason = verdict.hold().map(Hold::to_string).unwrap_or_default();
-            actions.push(Action::Fence(reason));
+        // Fence when a writable server enters a conflict, or is made writable again while it
+        // lasts; never a server the checks already find not writable.
+        let healthy = inp.healthy.is_ok();
+        let conflict = verdict.hold().filter(|h| h.is_conflict());
+        let entered = !self.verdict.hold().is_some_and(Hold::is_conflict);
+        if let Some(h) = conflict {
+            let due = healthy && (entered || !self.healthy_before);
+            if due && policy.on_conflict == OnConflict::Fence {
+                actions.push(Action::Fence(h.to_string()));
+                self.fenced = Some(h.clone());
+            }
+        } else if verdict.is_announce() {
+            self.fenced = None;
         }
+        self.healthy_before = healthy;
         self.verdict = verdict;
         if self.record != before {
             actions.insert(0, Action::Persist(self.record.clone()));
@@ -350,6 +368,9 @@ impl Guard {
     fn judge(&mut self, inp: &Inputs, policy: Policy) -> Verdict {
         let hold = |h| Verdict::Withdrawn(h);
         if let Err(reason) = inp.healthy {
+            if let Some(conflict) = &self.fenced {
+                return hold(conflict.clone());
+            }
             return hold(Hold::Unhealthy(reason.to_string()));
         }
         let (Some(term), Some(started)) = (inp.term, inp.server_started_at) else {

@@ -356,6 +356,17 @@ fn fence_is_asked_once_on_entering_a_conflict() {
         .collect();
     assert_eq!(fences.len(), 1, "{actions:?}");
     assert!(g.evaluate(&w.inputs(), policy).is_empty());
+    // The fence made the server read-only: the conflict is still what shows, no new fence.
+    w.healthy = Err("read_only=1");
+    assert!(g.evaluate(&w.inputs(), policy).is_empty());
+    assert!(hold(&g).is_conflict(), "{:?}", hold(&g));
+    // Made writable again while the newer primary is still there: fenced again.
+    w.healthy = Ok(());
+    let again = g.evaluate(&w.inputs(), policy);
+    assert!(
+        again.iter().any(|a| matches!(a, Action::Fence(_))),
+        "{again:?}"
+    );
     // Without the policy: no fence.
     let mut g = Guard::new(Record::default());
     let actions = eval(&mut g, &w);

@@ -49,6 +49,8 @@ pub struct PairOpts {
     pub add_path: bool,
     /// primaryd reads and writes the promotion term in `primaryd.term`.
     pub term_table: bool,
+    /// `on_conflict = "fence"` (the check user gets READ_ONLY ADMIN).
+    pub fence: bool,
 }
 
 impl PairOpts {
@@ -57,6 +59,7 @@ impl PairOpts {
             router,
             add_path: false,
             term_table: false,
+            fence: false,
         }
     }
 }
@@ -241,6 +244,9 @@ impl Pair {
         if self.opts.term_table {
             db.create_term_table();
         }
+        if self.opts.fence {
+            db.grant_check_user("READ_ONLY ADMIN ON *.*");
+        }
         db
     }
 
@@ -264,7 +270,7 @@ local_address = "198.18.{n}.1"
 name = "main"
 prefixes = ["{SERVICE_V4}/32", "{SERVICE_V6}/128"]
 fallback = true
-
+{on_conflict}
 [service.mysql]
 socket = "{socket}"
 user = "{user}"
@@ -281,6 +287,11 @@ listen = "127.0.0.1:9{n}00"
             socket = db.socket.display(),
             user = super::mariadb::PRIMARYD_USER,
             pass = self.password_file.display(),
+            on_conflict = if self.opts.fence {
+                "on_conflict = \"fence\"\n"
+            } else {
+                ""
+            },
             term_table = if self.opts.term_table {
                 "term_table = \"primaryd.term\"\n"
             } else {
