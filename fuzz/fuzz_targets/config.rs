@@ -28,7 +28,11 @@ fn file() -> PathBuf {
     let f = FILE.get_or_init(|| {
         // /dev/shm when there is one: ten million writes need not reach a disk.
         let shm = PathBuf::from("/dev/shm");
-        let dir = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        let dir = if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        };
         let f = dir.join(format!("primaryd-fuzz-config-{}.toml", std::process::id()));
         unsafe { libc::atexit(remove_file) };
         CString::new(f.to_str().unwrap()).unwrap()
@@ -45,7 +49,10 @@ fn check_problems(text: &str, problems: &[ConfigProblem]) {
             let line = lines.get(at.line.wrapping_sub(1)).unwrap_or_else(|| {
                 panic!("{p:?}: line {} of {}", at.line, lines.len());
             });
-            assert!(at.column >= 1 && at.column <= line.chars().count() + 1, "{p:?}");
+            assert!(
+                at.column >= 1 && at.column <= line.chars().count() + 1,
+                "{p:?}"
+            );
         }
     }
 }

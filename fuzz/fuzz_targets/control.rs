@@ -57,9 +57,11 @@ fn server() -> &'static Server {
         // libFuzzer's main, not Rust's, runs first: a write to a client the server dropped
         // must be an EPIPE error, not a signal that ends the run.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        let dir = std::env::temp_dir().join(format!("primaryd-fuzz-control-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("primaryd-fuzz-control-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        DIR.set(CString::new(dir.to_str().unwrap()).unwrap()).unwrap();
+        DIR.set(CString::new(dir.to_str().unwrap()).unwrap())
+            .unwrap();
         unsafe { libc::atexit(remove_dir) };
         let path = dir.join("primaryd.sock");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -138,7 +140,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut input = rest.to_vec();
     if flags & 0x80 != 0 {
-        let first = input.iter().position(|&b| b == b'\n').map_or(input.len(), |i| i + 1);
+        let first = input
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(input.len(), |i| i + 1);
         let want = MAX_REQUEST_LEN - 3 + usize::from(flags & 7);
         let pad = want.saturating_sub(first);
         input.splice(0..0, std::iter::repeat_n(b' ', pad));
@@ -147,7 +152,10 @@ fuzz_target!(|data: &[u8]| {
     let s = server();
     let got = s.rt.block_on(converse(&s.path, &input));
     let Some(body) = got.strip_suffix(b"\n") else {
-        assert!(got.is_empty() && want.is_empty(), "answers {got:?}, expected {want:?}");
+        assert!(
+            got.is_empty() && want.is_empty(),
+            "answers {got:?}, expected {want:?}"
+        );
         return;
     };
     let answers: Vec<Response> = body

@@ -55,13 +55,19 @@ fn check(f: &Fsm) {
         assert!(f.rib_out().is_empty() && f.rib_in().is_empty() && f.sightings().is_empty());
     }
     if !f.initial_routes_done() {
-        assert!(f.rib_out().is_empty(), "announced before the initial routes");
+        assert!(
+            f.rib_out().is_empty(),
+            "announced before the initial routes"
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     // Control bytes first (until a 0xff), then the peer's byte stream.
-    let split = data.iter().position(|b| *b == 0xff).unwrap_or(data.len().min(4));
+    let split = data
+        .iter()
+        .position(|b| *b == 0xff)
+        .unwrap_or(data.len().min(4));
     let (control, stream) = data.split_at(split);
     let mut f = fsm();
     f.process(connected());
@@ -78,7 +84,10 @@ fuzz_target!(|data: &[u8]| {
                         r.insert("192.0.2.10/32".parse().unwrap(), RouteAttributes::default());
                     }
                     if c & 0x80 != 0 {
-                        r.insert("2001:db8::10/128".parse().unwrap(), RouteAttributes::default());
+                        r.insert(
+                            "2001:db8::10/128".parse().unwrap(),
+                            RouteAttributes::default(),
+                        );
                     }
                     // Watch both prefixes; release the current session unless bit 5 says no.
                     let watched = ["192.0.2.10/32", "2001:db8::10/128"]
