@@ -28,9 +28,10 @@ use ipnetwork::IpNetwork;
 
 use super::import::{Import, ImportPolicy};
 use super::message::{
-    code, subcode, AddPath, AsPath, Capabilities, Family, GracefulRestart, Message, NextHop,
-    Notification, Open, Origin, PathAttributes, Update,
+    AddPath, AsPath, Capabilities, CeaseSubcode, Family, GracefulRestart, Message, NextHop,
+    Notification, NotificationKind, Open, Origin, PathAttributes, Update,
 };
+use super::reason::{DownReason, Notified, OpenError, StateReason, Warning};
 use super::rib_in::AdjRibIn;
 use crate::announcer::{self, DesiredRoutes};
 use crate::config::RouteAttributes;
@@ -205,10 +206,10 @@ pub enum Output {
     StateChanged {
         from: State,
         to: State,
-        reason: String,
+        reason: StateReason,
     },
     /// Something the operator should see in the log (received-route problems).
-    Warn(String),
+    Warn(Warning),
 }
 
 /// What the OPEN exchange settled.
@@ -261,9 +262,9 @@ pub struct Fsm {
     /// The peer's initial routes are in (End-of-RIB for every family, or the wait ended).
     initial_done: bool,
     counters: Counters,
-    last_error: Option<String>,
+    last_error: Option<DownReason>,
     /// Set when the last session ended on a NOTIFICATION we sent or received, for the CLI.
-    last_notification: Option<(bool, Notification)>,
+    last_notification: Option<Notified>,
     /// Desired prefixes this session cannot carry, already reported.
     warned_unroutable: BTreeSet<IpNetwork>,
     /// In Idle after a session failed (not merely a connect attempt): the peer is damped, so
@@ -336,11 +337,12 @@ impl Fsm {
     pub fn initial_routes_done(&self) -> bool {
         self.state == State::Established && self.initial_done
     }
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+    /// Why the last session ended (or the last attempt failed).
+    pub fn last_error(&self) -> Option<&DownReason> {
+        self.last_error.as_ref()
     }
-    /// The NOTIFICATION that ended the last session: (sent by us, notification).
-    pub fn last_notification(&self) -> Option<&(bool, Notification)> {
+    /// The NOTIFICATION that ended the last session, and who sent it.
+    pub fn last_notification(&self) -> Option<&Notified> {
         self.last_notification.as_ref()
     }
 
@@ -391,12 +393,12 @@ impl Fsm {
             }
             Input::TcpFailed { error } => {
                 if self.state == State::Connect {
-                    self.fail(format!("connect failed: {error}"), None, &mut out);
+                    self.fail(DownReason::ConnectFailed(error), &mut out);
                 }
             }
             Input::TcpClosed { error } => {
                 if self.is_connected() {
-                    self.fail(format!("connection closed: {error}"), None, &mut out);
+                    self.fail(DownReason::Closed(error), &mut out);
                 }
             }
             Input::Incoming {
@@ -408,11 +410,7 @@ impl Fsm {
             Input::Malformed(n) => {
                 if self.is_connected() {
                     self.counters.malformed_in += 1;
-                    self.fail(
-                        format!("malformed message from peer: {n}"),
-                        Some(n),
-                        &mut out,
-                    );
+                    self.fail(DownReason::Malformed(n), &mut out);
                 }
             }
             Input::IncomingInvalid {
@@ -423,10 +421,10 @@ impl Fsm {
                 if malformed {
                     self.counters.malformed_in += 1;
                 }
-                self.last_error = Some(format!("incoming connection: {reason}"));
+                self.last_error = Some(DownReason::Incoming(reason));
                 if self.state != State::Established {
                     // A passive peer's session attempt ended on it: show it like one.
-                    self.last_notification = Some((true, notification.clone()));
+                    self.last_notification = Some(Notified::sent(notification.clone()));
                 }
                 out.push(Output::RejectIncoming(notification));
             }
@@ -445,7 +443,7 @@ impl Fsm {
         )
     }
 
-    fn transition(&mut self, to: State, reason: impl Into<String>, out: &mut Vec<Output>) {
+    fn transition(&mut self, to: State, reason: StateReason, out: &mut Vec<Output>) {
         let from = self.state;
         if from == to {
             return;
@@ -457,11 +455,7 @@ impl Fsm {
         } else if from == State::Established {
             out.push(Output::StopTimer(Timer::Stable));
         }
-        out.push(Output::StateChanged {
-            from,
-            to,
-            reason: reason.into(),
-        });
+        out.push(Output::StateChanged { from, to, reason });
     }
 
     fn send(&mut self, msg: Message, out: &mut Vec<Output>) {
@@ -470,7 +464,7 @@ impl Fsm {
             Message::Update(_) => self.counters.updates_out += 1,
             Message::Notification(n) => {
                 self.counters.notifications_out += 1;
-                self.last_notification = Some((true, n.clone()));
+                self.last_notification = Some(Notified::sent(n.clone()));
             }
             _ => {}
         }
@@ -501,10 +495,10 @@ impl Fsm {
             return;
         }
         if self.cfg.passive {
-            self.transition(State::Active, "waiting for the peer to connect", out);
+            self.transition(State::Active, StateReason::WaitingForPeer, out);
             return;
         }
-        self.transition(State::Connect, "connecting", out);
+        self.transition(State::Connect, StateReason::Connecting, out);
         out.push(Output::Connect);
         out.push(Output::StartTimer(
             Timer::ConnectRetry,
@@ -540,7 +534,8 @@ impl Fsm {
             }
         }
         self.reset_session();
-        self.transition(State::Idle, format!("administrative stop: {message}"), out);
+        let reason = StateReason::AdminStop(message.to_string());
+        self.transition(State::Idle, reason, out);
     }
 
     fn stop_session_timers(&self, out: &mut Vec<Output>) {
@@ -608,19 +603,19 @@ impl Fsm {
         self.initial_done && self.released == Some(self.counters.established_transitions)
     }
 
-    /// Ends the session after an error: optionally tells the peer why, closes, and holds
-    /// before the next attempt, the hold doubling on each consecutive failure (jittered).
-    fn fail(&mut self, reason: String, notify: Option<Notification>, out: &mut Vec<Output>) {
+    /// Ends the session after an error: tells the peer why when the reason calls for a
+    /// NOTIFICATION, closes, and holds before the next attempt, the hold doubling on each
+    /// consecutive failure (jittered).
+    fn fail(&mut self, reason: DownReason, out: &mut Vec<Output>) {
         let delay = self.jitter(self.retry_delay);
         self.retry_delay = (self.retry_delay * 2).min(self.cfg.connect_retry_max);
-        self.end_session(reason, notify, delay, true, out);
+        self.end_session(reason, delay, true, out);
     }
 
     /// Ends the session and holds for exactly `idle_hold` (already jittered if it should be).
     fn end_session(
         &mut self,
-        reason: String,
-        notify: Option<Notification>,
+        reason: DownReason,
         idle_hold: Duration,
         damp: bool,
         out: &mut Vec<Output>,
@@ -628,20 +623,19 @@ impl Fsm {
         // A failed session (not a failed connect) damps the peer: its own connections are
         // refused during the hold too, or a flapping peer would just come back in.
         self.damped = damp && self.is_connected();
-        if let Some(n) = notify {
+        if let Some(n) = reason.notification() {
             self.send(Message::Notification(n), out);
         }
         out.push(Output::Close);
         self.stop_session_timers(out);
         self.reset_session();
         self.last_error = Some(reason.clone());
-        let delay = idle_hold;
-        out.push(Output::StartTimer(Timer::ConnectRetry, delay));
-        self.transition(
-            State::Idle,
-            format!("{reason}; next attempt in {} ms", delay.as_millis()),
-            out,
-        );
+        out.push(Output::StartTimer(Timer::ConnectRetry, idle_hold));
+        let reason = StateReason::Down {
+            reason,
+            next_attempt: Some(idle_hold),
+        };
+        self.transition(State::Idle, reason, out);
     }
 
     fn tcp_connected(&mut self, local: IpAddr, iface: InterfaceAddresses, out: &mut Vec<Output>) {
@@ -651,14 +645,14 @@ impl Fsm {
             return;
         }
         out.push(Output::StopTimer(Timer::ConnectRetry));
-        self.open_sent(local, iface, "TCP connected, OPEN sent", out);
+        self.open_sent(local, iface, StateReason::OpenSent, out);
     }
 
     fn open_sent(
         &mut self,
         local: IpAddr,
         iface: InterfaceAddresses,
-        reason: &str,
+        reason: StateReason,
         out: &mut Vec<Output>,
     ) {
         self.local = Some((local, iface));
@@ -676,25 +670,22 @@ impl Fsm {
         open: Open,
         out: &mut Vec<Output>,
     ) {
-        let collision = || {
-            Notification::new(
-                code::CEASE,
-                subcode::CONNECTION_COLLISION_RESOLUTION,
-                vec![],
-            )
-        };
+        let cease = |sub| Notification::of(NotificationKind::Cease(sub), Vec::new());
+        let collision = || cease(CeaseSubcode::ConnectionCollisionResolution);
         match self.state {
             _ if self.stopped || self.bfd_down => {
-                let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
-                out.push(Output::RejectIncoming(n));
+                out.push(Output::RejectIncoming(cease(
+                    CeaseSubcode::ConnectionRejected,
+                )));
                 return;
             }
             State::Idle if self.damped => {
                 // No new session before the idle hold after a failed session ends (RFC 4271
                 // §8.2.2: Idle refuses connections). After a mere failed connect the peer's
                 // own connection is welcome: it is how a restarted router comes back fastest.
-                let n = Notification::new(code::CEASE, subcode::CONNECTION_REJECTED, vec![]);
-                out.push(Output::RejectIncoming(n));
+                out.push(Output::RejectIncoming(cease(
+                    CeaseSubcode::ConnectionRejected,
+                )));
                 return;
             }
             State::Established => {
@@ -720,7 +711,7 @@ impl Fsm {
         }
         out.push(Output::StopTimer(Timer::ConnectRetry));
         out.push(Output::AdoptIncoming);
-        self.open_sent(local, iface, "peer connected, OPEN sent", out);
+        self.open_sent(local, iface, StateReason::PeerConnected, out);
         self.open_received(open, out);
     }
 
@@ -730,10 +721,12 @@ impl Fsm {
         if self.stopped {
             return;
         }
+        let reason = DownReason::Bfd(reason);
         match self.state {
             State::OpenSent | State::OpenConfirm | State::Established => {
-                let n = Notification::new(code::CEASE, subcode::BFD_DOWN, vec![]);
-                self.send(Message::Notification(n), out);
+                if let Some(n) = reason.notification() {
+                    self.send(Message::Notification(n), out);
+                }
                 out.push(Output::Close);
                 self.stop_session_timers(out);
                 self.reset_session();
@@ -748,6 +741,10 @@ impl Fsm {
             State::Active => {}
         }
         self.held_by_bfd = true;
+        let reason = StateReason::Down {
+            reason,
+            next_attempt: None,
+        };
         self.transition(State::Idle, reason, out);
     }
 
@@ -763,12 +760,11 @@ impl Fsm {
         match (timer, self.state) {
             (Timer::ConnectRetry, State::Idle) if !self.stopped => self.connect_or_wait(out),
             (Timer::ConnectRetry, State::Connect) => {
-                let ms = self.cfg.connect_timeout.as_millis();
-                self.fail(format!("connect timed out after {ms} ms"), None, out);
+                let timeout = self.cfg.connect_timeout;
+                self.fail(DownReason::ConnectTimedOut(timeout), out);
             }
             (Timer::Hold, s) if self.is_connected() => {
-                let n = Notification::new(code::HOLD_TIMER_EXPIRED, 0, Vec::new());
-                self.fail(format!("hold timer expired in {s}"), Some(n), out);
+                self.fail(DownReason::HoldTimerExpired(s), out);
             }
             (Timer::Keepalive, State::OpenConfirm | State::Established) => {
                 self.send(Message::Keepalive, out);
@@ -781,15 +777,12 @@ impl Fsm {
                 self.retry_delay = self.cfg.connect_retry_min;
             }
             (Timer::InitialRoutes, State::Established) if !self.initial_done => {
-                let missing: Vec<String> =
-                    self.initial_pending.iter().map(|f| f.to_string()).collect();
-                out.push(Output::Warn(format!(
-                    "no End-of-RIB for {} within {} ms: taking the routes received so far as \
-                     the peer's initial routes",
-                    missing.join(", "),
-                    self.cfg.initial_routes_wait.as_millis()
-                )));
-                self.initial_pending.clear();
+                out.push(Output::Warn(Warning::NoEndOfRib {
+                    missing: std::mem::take(&mut self.initial_pending)
+                        .into_iter()
+                        .collect(),
+                    waited: self.cfg.initial_routes_wait,
+                }));
                 self.initial_done = true;
                 self.sync_routes(out);
             }
@@ -814,15 +807,16 @@ impl Fsm {
         self.counters.messages_in += 1;
         if let Message::Notification(n) = &msg {
             self.counters.notifications_in += 1;
-            self.last_notification = Some((false, n.clone()));
-            let reason = format!("NOTIFICATION received: {n}");
-            if (n.code, n.subcode) == (code::CEASE, subcode::CONNECTION_COLLISION_RESOLUTION) {
+            self.last_notification = Some(Notified::received(n.clone()));
+            let collision = NotificationKind::Cease(CeaseSubcode::ConnectionCollisionResolution);
+            let reason = DownReason::NotificationReceived(n.clone());
+            if n.kind() == Some(collision) {
                 // The peer kept its other connection (RFC 4271 §6.8): nothing failed, so no
                 // damping; its connection is taken when it arrives.
                 let delay = self.jitter(self.cfg.connect_retry_min);
-                self.end_session(reason, None, delay, false, out);
+                self.end_session(reason, delay, false, out);
             } else {
-                self.fail(reason, None, out);
+                self.fail(reason, out);
             }
             return;
         }
@@ -830,7 +824,7 @@ impl Fsm {
             (State::OpenSent, Message::Open(open)) => self.open_received(open, out),
             (State::OpenConfirm, Message::Keepalive) => {
                 self.restart_hold_timer(out);
-                self.transition(State::Established, "KEEPALIVE received", out);
+                self.transition(State::Established, StateReason::KeepaliveReceived, out);
                 self.await_initial_routes(out);
                 self.sync_routes(out);
             }
@@ -845,57 +839,22 @@ impl Fsm {
                 self.route_refresh_received(afi, safi, out);
             }
             (state, msg) => {
-                let sub = match state {
-                    State::OpenSent => subcode::UNEXPECTED_IN_OPENSENT,
-                    State::OpenConfirm => subcode::UNEXPECTED_IN_OPENCONFIRM,
-                    _ => subcode::UNEXPECTED_IN_ESTABLISHED,
-                };
-                let n = Notification::new(code::FSM, sub, Vec::new());
-                self.fail(
-                    format!("unexpected {} in {state}", msg.kind()),
-                    Some(n),
-                    out,
-                );
+                let message = msg.kind();
+                self.fail(DownReason::Unexpected { message, state }, out);
             }
         }
     }
 
+    /// The peer's OPEN (RFC 4271 §6.2 checks), then what both sides settled.
     fn open_received(&mut self, open: Open, out: &mut Vec<Output>) {
-        let open_error = |sub: u8, data: Vec<u8>| Notification::new(code::OPEN_MESSAGE, sub, data);
-        if open.asn != self.cfg.remote_asn {
-            let reason = format!(
-                "peer sent AS {} but is configured as AS {}",
-                open.asn, self.cfg.remote_asn
-            );
-            return self.fail(reason, Some(open_error(subcode::BAD_PEER_AS, vec![])), out);
-        }
-        if self.ibgp() && open.router_id == self.cfg.router_id {
-            let reason = format!("iBGP peer uses our router id {}", open.router_id);
-            let n = open_error(subcode::BAD_BGP_IDENTIFIER, vec![]);
-            return self.fail(reason, Some(n), out);
-        }
-        if open.hold_time == 1 || open.hold_time == 2 {
-            let reason = format!("unacceptable hold time {} from peer", open.hold_time);
-            let n = open_error(subcode::UNACCEPTABLE_HOLD_TIME, vec![]);
-            return self.fail(reason, Some(n), out);
-        }
-        let four_octet_asn = open.capabilities.four_octet_asn.is_some();
-        if !four_octet_asn && self.cfg.local_asn > u32::from(u16::MAX) {
-            // RFC 6793's AS_TRANS/AS4_PATH handling for old speakers is not implemented:
-            // refuse clearly rather than send a path the peer would misread.
-            let mut cap = vec![65, 4];
-            cap.extend_from_slice(&self.cfg.local_asn.to_be_bytes());
-            let reason = format!(
-                "peer does not support 4-byte ASNs, which our AS {} needs",
-                self.cfg.local_asn
-            );
-            let n = open_error(subcode::UNSUPPORTED_CAPABILITY, cap);
-            return self.fail(reason, Some(n), out);
+        if let Err(e) = self.check_open(&open) {
+            return self.fail(e.into(), out);
         }
         let Some((local_address, interface)) = self.local.clone() else {
             // open_sent always sets it first; treat a gap as a bug, not a panic.
-            return self.fail("internal: no local address".into(), None, out);
+            return self.fail(DownReason::NoLocalAddress, out);
         };
+        let four_octet_asn = open.capabilities.four_octet_asn.is_some();
         let hold_time = self.cfg.hold_time.min(open.hold_time);
         let keepalive = if hold_time == 0 {
             0
@@ -908,9 +867,7 @@ impl Fsm {
             .filter(|f| ours.supports(*f) && open.capabilities.supports(*f))
             .collect();
         if families.is_empty() {
-            out.push(Output::Warn(
-                "peer accepts neither IPv4 nor IPv6 unicast: no routes will be sent".into(),
-            ));
+            out.push(Output::Warn(Warning::NoFamilies));
         }
         let add_path_rx = families
             .iter()
@@ -942,9 +899,31 @@ impl Fsm {
         }
         self.transition(
             State::OpenConfirm,
-            format!("OPEN received, hold time {hold_time} s"),
+            StateReason::OpenReceived { hold_time },
             out,
         );
+    }
+
+    fn check_open(&self, open: &Open) -> Result<(), OpenError> {
+        if open.asn != self.cfg.remote_asn {
+            return Err(OpenError::BadPeerAs {
+                sent: open.asn,
+                configured: self.cfg.remote_asn,
+            });
+        }
+        if self.ibgp() && open.router_id == self.cfg.router_id {
+            return Err(OpenError::OurRouterId(open.router_id));
+        }
+        if open.hold_time == 1 || open.hold_time == 2 {
+            return Err(OpenError::HoldTime(open.hold_time));
+        }
+        let four_octet_asn = open.capabilities.four_octet_asn.is_some();
+        if !four_octet_asn && self.cfg.local_asn > u32::from(u16::MAX) {
+            // RFC 6793's AS_TRANS/AS4_PATH handling for old speakers is not implemented:
+            // refuse clearly rather than send a path the peer would misread.
+            return Err(OpenError::NoFourOctetAsn(self.cfg.local_asn));
+        }
+        Ok(())
     }
 
     /// Import into the Adj-RIB-In and the sightings (`import.rs`); End-of-RIB markers.
@@ -958,19 +937,13 @@ impl Fsm {
         self.counters.update_errors_in += done.errors;
         out.extend(done.warnings.into_iter().map(Output::Warn));
         if let Some((count, family)) = done.over_limit {
-            // RFC 4486: Cease / Maximum Number of Prefixes Reached, data AFI, SAFI, limit.
-            let mut data = Vec::with_capacity(7);
-            let (afi, safi) = family.afi_safi();
-            data.extend_from_slice(&afi.to_be_bytes());
-            data.push(safi);
-            data.extend_from_slice(&self.cfg.max_prefixes.to_be_bytes());
-            let n = Notification::new(code::CEASE, subcode::MAX_PREFIXES_REACHED, data);
-            let reason = format!(
-                "peer sent {count} prefixes, more than max_prefixes {}",
-                self.cfg.max_prefixes
-            );
+            let reason = DownReason::MaxPrefixes {
+                count,
+                limit: self.cfg.max_prefixes,
+                family,
+            };
             let hold = self.cfg.max_prefixes_restart;
-            return self.end_session(reason, Some(n), hold, true, out);
+            return self.end_session(reason, hold, true, out);
         }
         if let Some(family) = u.end_of_rib {
             self.end_of_rib(family, out);
@@ -984,9 +957,7 @@ impl Fsm {
             .filter(|f| negotiated.is_some_and(|n| n.families.contains(f)));
         let Some(family) = family else {
             // RFC 2918 §4: ignore a family that was not negotiated.
-            out.push(Output::Warn(format!(
-                "ROUTE-REFRESH for AFI {afi} SAFI {safi}, not negotiated: ignored"
-            )));
+            out.push(Output::Warn(Warning::RefreshNotNegotiated { afi, safi }));
             return;
         };
         let routes: BTreeMap<IpNetwork, PathAttributes> = self
@@ -1082,16 +1053,12 @@ impl Fsm {
             self.rib_out.insert(*p, a.clone());
         }
         // Say once per session which routes this peer cannot get, not on every change.
-        let new_unroutable: Vec<String> = unroutable
+        let new_unroutable: Vec<IpNetwork> = unroutable
             .into_iter()
             .filter(|p| self.warned_unroutable.insert(*p))
-            .map(|p| p.to_string())
             .collect();
         if !new_unroutable.is_empty() {
-            out.push(Output::Warn(format!(
-                "not sent to this peer (family not negotiated, or no next hop for it): {}",
-                new_unroutable.join(", ")
-            )));
+            out.push(Output::Warn(Warning::Unroutable(new_unroutable)));
         }
         for update in group_updates(d.withdraw, d.announce.into_iter().collect()) {
             self.send(Message::Update(update), out);
@@ -1134,7 +1101,7 @@ mod bfd_tests;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::bgp::message::{Community, AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
+    use crate::bgp::message::{code, subcode, Community, AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
     use crate::bgp::rib_in::RouteKey;
 
     pub(crate) const LOCAL: &str = "198.18.1.1";
@@ -1415,7 +1382,7 @@ pub(crate) mod tests {
         assert_eq!(f.state(), State::Idle);
         assert!(out.contains(&Output::Close));
         assert!(retry_delay(&out).unwrap() <= Duration::from_secs(1));
-        assert!(f.last_error().unwrap().contains("timed out"));
+        assert!(f.last_error().unwrap().to_string().contains("timed out"));
     }
 
     #[test]
@@ -1477,8 +1444,8 @@ pub(crate) mod tests {
         let out = f.process(recv(Message::Open(open)));
         let n = notification(&out).unwrap();
         assert_eq!((n.code, n.subcode), (2, 2));
-        assert!(f.last_error().unwrap().contains("65002"));
-        assert_eq!(f.last_notification(), Some(&(true, n)));
+        assert!(f.last_error().unwrap().to_string().contains("65002"));
+        assert_eq!(f.last_notification(), Some(&Notified::sent(n)));
     }
 
     #[test]
@@ -1661,7 +1628,7 @@ pub(crate) mod tests {
         assert_eq!(u[0].nlri, [pfx("192.0.2.10/32")]);
         assert!(out
             .iter()
-            .any(|o| matches!(o, Output::Warn(w) if w.contains("2001:db8::10/128"))));
+            .any(|o| matches!(o, Output::Warn(w) if w.to_string().contains("2001:db8::10/128"))));
     }
 
     #[test]
@@ -1769,7 +1736,7 @@ pub(crate) mod tests {
         assert_eq!(f.state(), State::Established);
         assert!(out
             .iter()
-            .any(|o| matches!(o, Output::Warn(w) if w.contains("65001"))));
+            .any(|o| matches!(o, Output::Warn(w) if w.to_string().contains("65001"))));
         assert_eq!(f.counters().update_errors_in, 1);
     }
 
@@ -1784,7 +1751,7 @@ pub(crate) mod tests {
         assert_eq!(f.counters().update_errors_in, 1);
         assert!(out
             .iter()
-            .any(|o| matches!(o, Output::Warn(w) if w.contains("MED"))));
+            .any(|o| matches!(o, Output::Warn(w) if w.to_string().contains("MED"))));
         assert_eq!(f.state(), State::Established);
     }
 
@@ -1806,7 +1773,7 @@ pub(crate) mod tests {
         assert_eq!(f.state(), State::Idle);
         // The configured restart delay, exactly: jitter would only ever shorten it.
         assert_eq!(retry_delay(&out), Some(Duration::from_secs(60)));
-        assert!(f.last_error().unwrap().contains("max_prefixes"));
+        assert!(f.last_error().unwrap().to_string().contains("max_prefixes"));
     }
 
     #[test]
@@ -1959,10 +1926,10 @@ pub(crate) mod tests {
         assert_eq!(f.state(), state, "our own attempt goes on");
         assert_eq!(f.counters().malformed_in, 1);
         assert_eq!(
-            f.last_error(),
+            f.last_error().map(ToString::to_string).as_deref(),
             Some("incoming connection: malformed first message")
         );
-        assert_eq!(f.last_notification(), Some(&(true, bad)));
+        assert_eq!(f.last_notification(), Some(&Notified::sent(bad)));
     }
 
     #[test]
@@ -1984,8 +1951,8 @@ pub(crate) mod tests {
         assert!(out.contains(&Output::Close));
         assert_eq!(f.state(), State::Idle);
         assert!(retry_delay(&out).is_some());
-        assert!(f.last_error().unwrap().contains("Cease"));
-        assert_eq!(f.last_notification(), Some(&(false, cease)));
+        assert!(f.last_error().unwrap().to_string().contains("Cease"));
+        assert_eq!(f.last_notification(), Some(&Notified::received(cease)));
     }
 
     #[test]

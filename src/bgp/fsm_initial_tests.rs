@@ -101,7 +101,7 @@ fn a_peer_that_sends_no_end_of_rib_is_waited_for_only_so_long() {
     assert!(f.initial_routes_done());
     assert!(out
         .iter()
-        .any(|o| matches!(o, Output::Warn(w) if w.contains("no End-of-RIB"))));
+        .any(|o| matches!(o, Output::Warn(w) if w.to_string().contains("no End-of-RIB"))));
     assert_eq!(updates(&out)[0].nlri, [pfx("192.0.2.10/32")]);
     // A late End-of-RIB changes nothing.
     assert!(sent(&f.process(end_of_rib(Family::Ipv6Unicast))).is_empty());

@@ -6,6 +6,7 @@ pub mod fsm;
 pub mod import;
 pub mod listener;
 pub mod message;
+pub mod reason;
 pub mod rib_in;
 pub mod session;
 pub mod socket;

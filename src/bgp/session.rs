@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{code, Family, Message, Notification, Open};
+use super::message::{Family, FsmSubcode, Message, Notification, NotificationKind, Open};
 use super::socket;
 use super::status::PeerStatus;
 use crate::announcer::Exports;
@@ -672,7 +672,10 @@ async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Resu
                         Ok(Message::Open(open)) => Ok(open),
                         Ok(other) => Err(NoOpen {
                             reason: format!("first message was {}, not OPEN", other.kind()),
-                            notification: Some(Notification::new(code::FSM, 0, Vec::new())),
+                            notification: Some(Notification::of(
+                                NotificationKind::Fsm(FsmSubcode::Unspecified),
+                                Vec::new(),
+                            )),
                             malformed: false,
                         }),
                         Err(n) => Err(malformed("malformed first message".into(), n.into())),

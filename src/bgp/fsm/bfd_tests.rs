@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::bgp::message::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
+use crate::bgp::reason::Direction;
 
 const T0: SystemTime = SystemTime::UNIX_EPOCH;
 
@@ -149,11 +150,12 @@ fn bfd_down_ends_an_established_session_with_cease_bfd_down() {
         "the peer drops our routes with the session"
     );
     assert_eq!(
-        f.last_error(),
+        f.last_error().map(ToString::to_string).as_deref(),
         Some("BFD Down: control detection time expired")
     );
     assert_eq!(
-        f.last_notification().map(|(sent, n)| (*sent, n.subcode)),
+        f.last_notification()
+            .map(|l| (l.direction == Direction::Sent, l.notification.subcode)),
         Some((true, 10))
     );
     // No idle-hold timer to come back on: only BFD brings the session back.
