@@ -6,8 +6,8 @@
 //!
 //! One machine per peer. It owns the Adj-RIB-Out (what this session advertised) so that a
 //! session that comes up announces exactly the current desired routes and one that goes down
-//! forgets them. Import (the Adj-RIB-In and the sightings of our own service prefixes) is in
-//! `import.rs`.
+//! forgets them; what is advertised, with which attributes, is `export.rs`. Import (the
+//! Adj-RIB-In and the sightings of our own service prefixes) is `import.rs`.
 //!
 //! Initial routes: a new session announces nothing until the peer's End-of-RIB for every
 //! negotiated family has arrived (or `initial_routes_wait` passed) *and* the daemon has
@@ -21,27 +21,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ipnetwork::IpNetwork;
 
+pub use super::export::Export;
+use super::export::{AdjRibOut, ExportPolicy};
 use super::import::{Import, ImportPolicy};
 use super::message::{
-    AddPath, AsPath, Capabilities, CeaseSubcode, Family, GracefulRestart, Message, NextHop,
-    Notification, NotificationKind, Open, Origin, PathAttributes, Update,
+    AddPath, Capabilities, CeaseSubcode, Family, GracefulRestart, Message, Notification,
+    NotificationKind, Open, PathAttributes, Update,
 };
 use super::reason::{DownReason, Notified, OpenError, StateReason, Warning};
 use super::rib_in::AdjRibIn;
-use crate::announcer::{self, DesiredRoutes};
-use crate::config::RouteAttributes;
+use crate::announcer::DesiredRoutes;
 
 /// Hold timer while waiting for the peer's OPEN. RFC 4271 §8 suggests 4 minutes; a ToR
 /// answers in milliseconds, and a connection whose packets are being dropped (a GTSM or MD5
 /// mismatch on one side) would otherwise hold the session down that long.
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(10);
-/// RFC 4271 requires LOCAL_PREF on iBGP; this is what routers assume when it is missing.
-pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsmConfig {
@@ -68,17 +66,6 @@ pub struct FsmConfig {
     pub jitter_seed: u64,
     /// How long a new session waits for the peer's End-of-RIB before it may announce anyway.
     pub initial_routes_wait: Duration,
-}
-
-/// What the daemon asks of every session; one value shared by all of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Export {
-    pub routes: DesiredRoutes,
-    /// Prefixes whose every received path is kept as a sighting (primary service prefixes).
-    pub watched: Arc<BTreeSet<IpNetwork>>,
-    /// The session (by its `established_transitions` number) the daemon has released: it read
-    /// that session's initial routes. Routes are announced only on a released session.
-    pub released: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +242,7 @@ pub struct Fsm {
     negotiated: Option<Negotiated>,
     desired: DesiredRoutes,
     released: Option<u64>,
-    rib_out: BTreeMap<IpNetwork, PathAttributes>,
+    rib_out: AdjRibOut,
     import: Import,
     /// Families whose End-of-RIB has not arrived yet in this session.
     initial_pending: BTreeSet<Family>,
@@ -265,8 +252,6 @@ pub struct Fsm {
     last_error: Option<DownReason>,
     /// Set when the last session ended on a NOTIFICATION we sent or received, for the CLI.
     last_notification: Option<Notified>,
-    /// Desired prefixes this session cannot carry, already reported.
-    warned_unroutable: BTreeSet<IpNetwork>,
     /// In Idle after a session failed (not merely a connect attempt): the peer is damped, so
     /// its connections are refused too until the idle hold ends.
     damped: bool,
@@ -291,14 +276,13 @@ impl Fsm {
             negotiated: None,
             desired: DesiredRoutes::new(),
             released: None,
-            rib_out: BTreeMap::new(),
+            rib_out: AdjRibOut::default(),
             import: Import::default(),
             initial_pending: BTreeSet::new(),
             initial_done: false,
             counters: Counters::default(),
             last_error: None,
             last_notification: None,
-            warned_unroutable: BTreeSet::new(),
             damped: false,
             bfd_down: false,
             held_by_bfd: false,
@@ -318,7 +302,7 @@ impl Fsm {
         &self.counters
     }
     pub fn rib_out(&self) -> &BTreeMap<IpNetwork, PathAttributes> {
-        &self.rib_out
+        self.rib_out.routes()
     }
     pub fn rib_in(&self) -> &AdjRibIn {
         self.import.rib_in()
@@ -515,14 +499,10 @@ impl Fsm {
                 out.push(Output::StopTimer(Timer::ConnectRetry));
             }
             State::OpenSent | State::OpenConfirm | State::Established => {
-                if self.state == State::Established && !self.rib_out.is_empty() {
-                    // Withdraw explicitly before the Cease: the peer drops the routes either
-                    // way, but this way it does not depend on how it handles the close.
-                    let withdrawn = std::mem::take(&mut self.rib_out).into_keys().collect();
-                    let update = Update {
-                        withdrawn,
-                        ..Update::default()
-                    };
+                // Withdraw explicitly before the Cease: the peer drops the routes either way,
+                // but this way it does not depend on how it handles the close.
+                let withdraw = self.rib_out.withdraw_all();
+                if let Some(update) = withdraw.filter(|_| self.state == State::Established) {
                     self.send(Message::Update(update), out);
                 }
                 self.send(
@@ -550,7 +530,6 @@ impl Fsm {
         self.import.clear();
         self.initial_pending.clear();
         self.initial_done = false;
-        self.warned_unroutable.clear();
     }
 
     fn export_changed(&mut self, export: Export, out: &mut Vec<Output>) {
@@ -960,139 +939,35 @@ impl Fsm {
             out.push(Output::Warn(Warning::RefreshNotNegotiated { afi, safi }));
             return;
         };
-        let routes: BTreeMap<IpNetwork, PathAttributes> = self
-            .rib_out
-            .iter()
-            .filter(|(p, _)| Family::of(p) == family)
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        for update in group_updates(Vec::new(), routes) {
+        for update in self.rib_out.refresh(family) {
             self.send(Message::Update(update), out);
         }
     }
 
-    /// The path attributes this session gives a route, or None when the session has no next
-    /// hop for its family (the route is then not sent to this peer).
-    fn path_attributes(&self, prefix: &IpNetwork, a: &RouteAttributes) -> Option<PathAttributes> {
-        let n = self.negotiated.as_ref()?;
-        let family = Family::of(prefix);
-        if !n.families.contains(&family) {
-            return None;
-        }
-        let next_hop = match family {
-            Family::Ipv4Unicast => {
-                let local = match n.local_address {
-                    IpAddr::V4(a) => Some(a),
-                    IpAddr::V6(_) => n.interface.ipv4,
-                };
-                let ipv4 = a.next_hop_ipv4.or(self.cfg.next_hop_ipv4).or(local)?;
-                NextHop {
-                    ipv4: Some(ipv4),
-                    ..NextHop::default()
-                }
-            }
-            Family::Ipv6Unicast => {
-                let (local_global, link_local) = match n.local_address {
-                    IpAddr::V6(l) if l.is_unicast_link_local() => (None, Some(l)),
-                    IpAddr::V6(l) => (Some(l), None),
-                    IpAddr::V4(_) => (None, None),
-                };
-                let global = a
-                    .next_hop_ipv6
-                    .or(self.cfg.next_hop_ipv6)
-                    .or(local_global)
-                    .or(n.interface.ipv6_global)?;
-                NextHop {
-                    ipv6: Some(global),
-                    ipv6_link_local: link_local,
-                    ..NextHop::default()
-                }
-            }
-        };
-        let ibgp = self.ibgp();
-        let as_path = if ibgp {
-            AsPath::default()
-        } else {
-            let count = 1 + usize::from(a.as_path_prepend);
-            AsPath::sequence(vec![self.cfg.local_asn; count])
-        };
-        let mut attrs = PathAttributes::new(Origin::Igp, as_path, next_hop);
-        attrs.med = a.med;
-        attrs.local_pref = ibgp.then(|| a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
-        attrs.communities = a.communities.clone();
-        attrs.large_communities = a.large_communities.clone();
-        Some(attrs)
-    }
-
-    /// Brings the Adj-RIB-Out to the desired routes: one UPDATE for the withdrawals and one
-    /// per distinct attribute set (the driver splits them into frames that fit).
+    /// Brings the Adj-RIB-Out to the desired routes (none until the session may announce).
     fn sync_routes(&mut self, out: &mut Vec<Output>) {
-        if self.negotiated.is_none() {
+        let Some(negotiated) = &self.negotiated else {
             return;
-        }
-        let mut want = BTreeMap::new();
-        let mut unroutable = Vec::new();
+        };
+        let none = DesiredRoutes::new();
         let desired = if self.may_announce() {
             &self.desired
         } else {
-            &DesiredRoutes::new()
+            &none
         };
-        for (prefix, attrs) in desired {
-            match self.path_attributes(prefix, attrs) {
-                Some(a) => {
-                    want.insert(*prefix, a);
-                }
-                None => unroutable.push(*prefix),
-            }
-        }
-        let d = announcer::diff(&self.rib_out, &want);
-        for p in &d.withdraw {
-            self.rib_out.remove(p);
-        }
-        for (p, a) in &d.announce {
-            self.rib_out.insert(*p, a.clone());
-        }
-        // Say once per session which routes this peer cannot get, not on every change.
-        let new_unroutable: Vec<IpNetwork> = unroutable
-            .into_iter()
-            .filter(|p| self.warned_unroutable.insert(*p))
-            .collect();
-        if !new_unroutable.is_empty() {
-            out.push(Output::Warn(Warning::Unroutable(new_unroutable)));
-        }
-        for update in group_updates(d.withdraw, d.announce.into_iter().collect()) {
+        let policy = ExportPolicy {
+            local_asn: self.cfg.local_asn,
+            ibgp: self.ibgp(),
+            next_hop_ipv4: self.cfg.next_hop_ipv4,
+            next_hop_ipv6: self.cfg.next_hop_ipv6,
+            negotiated,
+        };
+        let synced = self.rib_out.sync(desired, &policy);
+        out.extend(synced.warning.map(Output::Warn));
+        for update in synced.updates {
             self.send(Message::Update(update), out);
         }
     }
-}
-
-/// Withdrawals in one UPDATE, announcements grouped by identical attributes.
-fn group_updates(
-    withdraw: Vec<IpNetwork>,
-    announce: BTreeMap<IpNetwork, PathAttributes>,
-) -> Vec<Update> {
-    let mut updates = Vec::new();
-    if !withdraw.is_empty() {
-        updates.push(Update {
-            withdrawn: withdraw,
-            ..Update::default()
-        });
-    }
-    let mut groups: Vec<(PathAttributes, Vec<IpNetwork>)> = Vec::new();
-    for (prefix, attrs) in announce {
-        match groups.iter_mut().find(|(a, _)| *a == attrs) {
-            Some((_, prefixes)) => prefixes.push(prefix),
-            None => groups.push((attrs, vec![prefix])),
-        }
-    }
-    for (attrs, nlri) in groups {
-        updates.push(Update {
-            attributes: Some(attrs),
-            nlri,
-            ..Update::default()
-        });
-    }
-    updates
 }
 
 #[cfg(test)]
@@ -1101,8 +976,12 @@ mod bfd_tests;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::bgp::message::{code, subcode, Community, AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
+    use crate::bgp::message::{
+        code, subcode, AsPath, Community, NextHop, Origin, AFI_IPV4, AFI_IPV6, SAFI_UNICAST,
+    };
     use crate::bgp::rib_in::RouteKey;
+    use crate::config::RouteAttributes;
+    use std::sync::Arc;
 
     pub(crate) const LOCAL: &str = "198.18.1.1";
     pub(crate) const T0: SystemTime = SystemTime::UNIX_EPOCH;

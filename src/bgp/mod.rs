@@ -2,6 +2,7 @@
 //! session state machine, and the tokio driver that runs it on a socket.
 
 pub mod codec;
+pub mod export;
 pub mod fsm;
 pub mod import;
 pub mod listener;
