@@ -12,6 +12,3 @@ pub mod rib_in;
 pub mod session;
 pub mod socket;
 pub mod status;
-
-#[cfg(test)]
-mod fsm_initial_tests;

@@ -1,15 +1,10 @@
 //! The session machine's part in the split-brain rules: initial routes before announcing,
 //! ADD-PATH and graceful-restart capabilities, sightings of watched prefixes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use super::*;
+use crate::bgp::message::{AddPath, GracefulRestart};
 
-use super::fsm::tests::*;
-use super::fsm::{Export, Fsm, Input, Output, State, Timer};
-use super::message::{AddPath, AsPath, Family, GracefulRestart, Message, Update};
-use super::rib_in::RouteKey;
-
-fn open_sent(f: &mut Fsm) -> super::message::Open {
+fn open_sent(f: &mut Fsm) -> Open {
     let out = connected(f);
     match only_sent(&out) {
         Message::Open(o) => o,
