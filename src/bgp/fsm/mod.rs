@@ -383,6 +383,18 @@ impl Fsm {
         // A failed session (not a failed connect) damps the peer: its own connections are
         // refused during the hold too, or a flapping peer would just come back in.
         self.damped = damp && self.is_connected();
+        self.close_session(&reason, out);
+        out.push(Output::StartTimer(Timer::ConnectRetry, idle_hold));
+        let reason = StateReason::Down {
+            reason,
+            next_attempt: Some(idle_hold),
+        };
+        self.transition(State::Idle, reason, out);
+    }
+
+    /// Tells the peer why when `reason` calls for a NOTIFICATION, closes, and forgets the
+    /// session.
+    fn close_session(&mut self, reason: &DownReason, out: &mut Vec<Output>) {
         if let Some(n) = reason.notification() {
             self.send(Message::Notification(n), out);
         }
@@ -390,12 +402,6 @@ impl Fsm {
         self.stop_session_timers(out);
         self.reset_session();
         self.last_error = Some(reason.clone());
-        out.push(Output::StartTimer(Timer::ConnectRetry, idle_hold));
-        let reason = StateReason::Down {
-            reason,
-            next_attempt: Some(idle_hold),
-        };
-        self.transition(State::Idle, reason, out);
     }
 
     /// BFD declared the path down: the session ends now, whatever it was doing.
@@ -407,13 +413,7 @@ impl Fsm {
         let reason = DownReason::Bfd(reason);
         match self.state {
             State::OpenSent | State::OpenConfirm | State::Established => {
-                if let Some(n) = reason.notification() {
-                    self.send(Message::Notification(n), out);
-                }
-                out.push(Output::Close);
-                self.stop_session_timers(out);
-                self.reset_session();
-                self.last_error = Some(reason.clone());
+                self.close_session(&reason, out);
             }
             State::Connect => {
                 out.push(Output::Close);
