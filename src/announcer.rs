@@ -1,11 +1,12 @@
-//! Which routes should be announced, and what must change on a session to get there. Pure:
-//! health in, prefixes out; the daemon publishes the result to every session.
+//! Which routes should be announced. Pure: health in, prefixes out; the daemon publishes the
+//! result to every session, and each session's export (`bgp/export.rs`) advertises it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
+use crate::bgp::export::Export;
 use crate::config::{RouteAttributes, ServiceConfig};
 use crate::health::checker::Health;
 
@@ -14,7 +15,7 @@ pub type DesiredRoutes = BTreeMap<IpNetwork, RouteAttributes>;
 
 /// What the daemon publishes to every session: the desired routes, the prefixes whose
 /// received paths each session keeps as sightings, and the sessions it has released (peer
-/// name -> session number whose initial routes it read; see `bgp::fsm`).
+/// name -> session number whose initial routes it read; see `bgp::export`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exports {
     pub routes: DesiredRoutes,
@@ -24,8 +25,8 @@ pub struct Exports {
 
 impl Exports {
     /// The export one session sees.
-    pub fn for_peer(&self, peer: &str) -> crate::bgp::fsm::Export {
-        crate::bgp::fsm::Export {
+    pub fn for_peer(&self, peer: &str) -> Export {
+        Export {
             routes: self.routes.clone(),
             watched: Arc::clone(&self.watched),
             released: self.released.get(peer).copied(),
@@ -42,41 +43,6 @@ pub fn desired_routes(services: &[ServiceConfig], health: &[Health]) -> DesiredR
         .filter(|(_, h)| **h == Health::Up)
         .flat_map(|(s, _)| s.prefixes.iter().map(|p| (*p, s.attributes.clone())))
         .collect()
-}
-
-/// What a session must send to move its Adj-RIB-Out (what it advertised, with the
-/// attributes it sent) to `desired`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RibDiff<A> {
-    /// New prefixes, and prefixes whose attributes changed (re-announced, RFC 4271 §9.1.4).
-    pub announce: Vec<(IpNetwork, A)>,
-    pub withdraw: Vec<IpNetwork>,
-}
-
-impl<A> RibDiff<A> {
-    pub fn is_empty(&self) -> bool {
-        self.announce.is_empty() && self.withdraw.is_empty()
-    }
-}
-
-/// `desired` maps prefixes to what we want them to carry, already in the session's own terms
-/// (the session turns service attributes into path attributes before diffing).
-pub fn diff<A: Clone + PartialEq>(
-    rib_out: &BTreeMap<IpNetwork, A>,
-    desired: &BTreeMap<IpNetwork, A>,
-) -> RibDiff<A> {
-    RibDiff {
-        announce: desired
-            .iter()
-            .filter(|(p, a)| rib_out.get(p) != Some(a))
-            .map(|(p, a)| (*p, a.clone()))
-            .collect(),
-        withdraw: rib_out
-            .keys()
-            .filter(|p| !desired.contains_key(p))
-            .copied()
-            .collect(),
-    }
 }
 
 #[cfg(test)]
@@ -123,18 +89,5 @@ user = "u"
         let d = desired_routes(&s, &[Health::Down, Health::Up]);
         assert_eq!(d.keys().copied().collect::<Vec<_>>(), [p("192.0.2.20/32")]);
         assert_eq!(d[&p("192.0.2.20/32")].med, None);
-    }
-
-    #[test]
-    fn diff_announces_missing_and_changed_and_withdraws_extra() {
-        let rib: BTreeMap<_, _> = [(p("192.0.2.10/32"), 1), (p("192.0.2.11/32"), 1)].into();
-        let want: BTreeMap<_, _> = [(p("192.0.2.11/32"), 2), (p("192.0.2.20/32"), 1)].into();
-        let d = diff(&rib, &want);
-        assert_eq!(
-            d.announce,
-            [(p("192.0.2.11/32"), 2), (p("192.0.2.20/32"), 1)]
-        );
-        assert_eq!(d.withdraw, [p("192.0.2.10/32")]);
-        assert!(diff(&want, &want).is_empty());
     }
 }

@@ -292,7 +292,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         let (code, sub) = p
             .last_notification
             .as_ref()
-            .map_or((0, 0), |(_, n)| (n.code, n.subcode));
+            .map_or((0, 0), |l| (l.notification.code, l.notification.subcode));
         last_code.get_or_create(&l).set(f64::from(code));
         last_subcode.get_or_create(&l).set(f64::from(sub));
     }

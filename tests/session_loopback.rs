@@ -11,6 +11,7 @@ use primaryd::announcer::{DesiredRoutes, Exports};
 use primaryd::bgp::codec::{self, CodecContext};
 use primaryd::bgp::fsm::{FsmConfig, State};
 use primaryd::bgp::message::{AsPath, Capabilities, Message, Notification, Open, Update};
+use primaryd::bgp::reason::Direction;
 use primaryd::bgp::rib_in::RouteKey;
 use primaryd::bgp::session::Session;
 use primaryd::bgp::status::PeerStatus;
@@ -607,13 +608,14 @@ async fn a_malformed_open_on_a_connection_the_peer_opened_gets_its_notification(
     })
     .await;
     let s = status.borrow().clone();
-    let error = s.last_error.unwrap_or_default();
+    let error = s.last_error.map(|e| e.to_string()).unwrap_or_default();
     assert!(
         error.starts_with("incoming connection: bad message header: "),
         "{error}"
     );
     assert_eq!(
-        s.last_notification.map(|(sent, n)| (sent, n.code)),
+        s.last_notification
+            .map(|l| (l.direction == Direction::Sent, l.notification.code)),
         Some((true, 1))
     );
 

@@ -84,7 +84,7 @@ pub fn sequence_acceptable(meticulous: bool, last: Option<u32>, seq: u32, detect
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bfd::packet::{AuthSection, ControlPacket, Diag, SessionState};
+    use crate::bfd::packet::{self, AuthSection, ControlPacket};
 
     fn key(t: AuthType) -> AuthKey {
         AuthKey {
@@ -96,24 +96,15 @@ mod tests {
 
     fn signed(k: &AuthKey, seq: u32) -> Vec<u8> {
         let p = ControlPacket {
-            diag: Diag::None,
-            state: SessionState::Up,
-            poll: false,
-            final_: false,
-            control_plane_independent: false,
-            demand: false,
-            detect_mult: 3,
             my_discriminator: 0x11223344,
             your_discriminator: 0x55667788,
-            desired_min_tx_us: 100_000,
-            required_min_rx_us: 100_000,
-            required_min_echo_rx_us: 0,
             auth: Some(AuthSection::Keyed {
                 auth_type: k.auth_type,
                 key_id: k.key_id,
                 sequence: seq,
                 digest: vec![0; 20],
             }),
+            ..packet::tests::packet()
         };
         let mut b = p.encode();
         k.sign(&mut b);

@@ -100,9 +100,48 @@ pub(crate) struct RawPeerBfd {
 
 /// Validates the BFD keys of the peer at `key` (e.g. `bgp.peer[0]`); None when BFD is off.
 pub(crate) fn validate(key: &str, raw: RawPeerBfd) -> (Option<BfdConfig>, Vec<ConfigProblem>) {
-    let mut problems = Vec::new();
-    let mut bad = |k: &str, p: String| problems.push(ConfigProblem::new(format!("{key}.{k}"), p));
+    let mut problems = Problems {
+        key,
+        list: Vec::new(),
+    };
     if !raw.bfd {
+        problems.set_without_bfd(&raw);
+        return (None, problems.list);
+    }
+    let min_tx = problems.interval("bfd_min_tx_ms", raw.min_tx_ms);
+    let min_rx = problems.interval("bfd_min_rx_ms", raw.min_rx_ms);
+    let multiplier = match raw.multiplier {
+        None => DEFAULT_MULTIPLIER,
+        Some(m) if (1..=255).contains(&m) => m as u8,
+        Some(m) => {
+            problems.bad("bfd_multiplier", format!("{m} is invalid: must be 1..=255"));
+            DEFAULT_MULTIPLIER
+        }
+    };
+    let auth = problems.auth(raw);
+    let cfg = BfdConfig {
+        min_tx,
+        min_rx,
+        multiplier,
+        auth,
+    };
+    (Some(cfg), problems.list)
+}
+
+/// The problems found in one peer's BFD keys, each named `key.bfd_…`.
+struct Problems<'a> {
+    key: &'a str,
+    list: Vec<ConfigProblem>,
+}
+
+impl Problems<'_> {
+    fn bad(&mut self, k: &str, problem: String) {
+        let key = format!("{}.{k}", self.key);
+        self.list.push(ConfigProblem::new(key, problem));
+    }
+
+    /// Every `bfd_*` key set on a peer without `bfd = true`.
+    fn set_without_bfd(&mut self, raw: &RawPeerBfd) {
         let set = [
             ("bfd_min_tx_ms", raw.min_tx_ms.is_some()),
             ("bfd_min_rx_ms", raw.min_rx_ms.is_some()),
@@ -112,93 +151,73 @@ pub(crate) fn validate(key: &str, raw: RawPeerBfd) -> (Option<BfdConfig>, Vec<Co
             ("bfd_auth_key_file", raw.auth_key_file.is_some()),
         ];
         for (k, _) in set.iter().filter(|(_, s)| *s) {
-            bad(k, "set, but bfd is not enabled (bfd = true)".into());
+            self.bad(k, "set, but bfd is not enabled (bfd = true)".into());
         }
-        return (None, problems);
     }
-    let mut interval = |k: &str, v: Option<i64>| match v {
-        None => Duration::from_millis(DEFAULT_INTERVAL_MS),
-        Some(ms) if INTERVAL_MS.contains(&ms) => Duration::from_millis(ms as u64),
-        Some(ms) => {
-            bad(
-                k,
-                format!(
-                    "{ms} is invalid: must be {}..={} ms",
-                    INTERVAL_MS.start(),
-                    INTERVAL_MS.end()
-                ),
-            );
-            Duration::from_millis(DEFAULT_INTERVAL_MS)
-        }
-    };
-    let min_tx = interval("bfd_min_tx_ms", raw.min_tx_ms);
-    let min_rx = interval("bfd_min_rx_ms", raw.min_rx_ms);
-    let multiplier = match raw.multiplier {
-        None => DEFAULT_MULTIPLIER,
-        Some(m) if (1..=255).contains(&m) => m as u8,
-        Some(m) => {
-            bad("bfd_multiplier", format!("{m} is invalid: must be 1..=255"));
-            DEFAULT_MULTIPLIER
-        }
-    };
-    let auth_type = match raw.auth.as_deref() {
-        None => None,
-        Some("keyed-sha1") => Some(AuthType::KeyedSha1),
-        Some("meticulous-keyed-sha1") => Some(AuthType::MeticulousKeyedSha1),
-        Some(other) => {
-            bad(
-                "bfd_auth",
-                format!("{other:?} is not supported: \"keyed-sha1\" or \"meticulous-keyed-sha1\""),
-            );
-            None
-        }
-    };
-    let key_id = match raw.auth_key_id {
-        None => 1,
-        Some(id) if (0..=255).contains(&id) => id as u8,
-        Some(id) => {
-            bad(
-                "bfd_auth_key_id",
-                format!("{id} is invalid: must be 0..=255"),
-            );
-            1
-        }
-    };
-    let auth = match (raw.auth.is_some(), raw.auth_key_file) {
-        (true, None) => {
-            bad("bfd_auth_key_file", "required with bfd_auth".into());
-            None
-        }
-        (false, Some(_)) => {
-            bad("bfd_auth_key_file", "set, but bfd_auth is not".into());
-            None
-        }
-        (false, None) => {
-            if raw.auth_key_id.is_some() {
-                bad("bfd_auth_key_id", "set, but bfd_auth is not".into());
+
+    fn interval(&mut self, k: &str, v: Option<i64>) -> Duration {
+        match v {
+            None => Duration::from_millis(DEFAULT_INTERVAL_MS),
+            Some(ms) if INTERVAL_MS.contains(&ms) => Duration::from_millis(ms as u64),
+            Some(ms) => {
+                let (min, max) = (INTERVAL_MS.start(), INTERVAL_MS.end());
+                self.bad(k, format!("{ms} is invalid: must be {min}..={max} ms"));
+                Duration::from_millis(DEFAULT_INTERVAL_MS)
             }
-            None
         }
-        (true, Some(f)) if !f.starts_with('/') => {
-            bad(
-                "bfd_auth_key_file",
-                format!("{f:?} is not an absolute path"),
-            );
-            None
+    }
+
+    /// `bfd_auth`, `bfd_auth_key_id` and `bfd_auth_key_file`, which go together.
+    fn auth(&mut self, raw: RawPeerBfd) -> Option<BfdAuthConfig> {
+        let auth_type = match raw.auth.as_deref() {
+            None => None,
+            Some("keyed-sha1") => Some(AuthType::KeyedSha1),
+            Some("meticulous-keyed-sha1") => Some(AuthType::MeticulousKeyedSha1),
+            Some(other) => {
+                let supported = "\"keyed-sha1\" or \"meticulous-keyed-sha1\"";
+                self.bad(
+                    "bfd_auth",
+                    format!("{other:?} is not supported: {supported}"),
+                );
+                None
+            }
+        };
+        let key_id = match raw.auth_key_id {
+            None => 1,
+            Some(id) if (0..=255).contains(&id) => id as u8,
+            Some(id) => {
+                let problem = format!("{id} is invalid: must be 0..=255");
+                self.bad("bfd_auth_key_id", problem);
+                1
+            }
+        };
+        match (raw.auth.is_some(), raw.auth_key_file) {
+            (true, None) => {
+                self.bad("bfd_auth_key_file", "required with bfd_auth".into());
+                None
+            }
+            (false, Some(_)) => {
+                self.bad("bfd_auth_key_file", "set, but bfd_auth is not".into());
+                None
+            }
+            (false, None) => {
+                if raw.auth_key_id.is_some() {
+                    self.bad("bfd_auth_key_id", "set, but bfd_auth is not".into());
+                }
+                None
+            }
+            (true, Some(f)) if !f.starts_with('/') => {
+                let problem = format!("{f:?} is not an absolute path");
+                self.bad("bfd_auth_key_file", problem);
+                None
+            }
+            (true, Some(f)) => auth_type.map(|auth_type| BfdAuthConfig {
+                auth_type,
+                key_id,
+                key_file: PathBuf::from(f),
+            }),
         }
-        (true, Some(f)) => auth_type.map(|auth_type| BfdAuthConfig {
-            auth_type,
-            key_id,
-            key_file: PathBuf::from(f),
-        }),
-    };
-    let cfg = BfdConfig {
-        min_tx,
-        min_rx,
-        multiplier,
-        auth,
-    };
-    (Some(cfg), problems)
+    }
 }
 
 #[cfg(test)]

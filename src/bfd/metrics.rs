@@ -41,55 +41,84 @@ pub fn register(r: &mut Registry, peers: &[PeerStatus]) {
     if with_bfd.is_empty() {
         return;
     }
-    let up = gauge(r, "bfd_session_up", "1 while the BFD session is Up", None);
-    let state = gauge(
-        r,
-        "bfd_session_state",
-        "1 for the BFD session's current state",
-        None,
-    );
-    let allowed = gauge(
-        r,
-        "bfd_bgp_allowed",
-        "1 while BFD lets the BGP session run (Up, or the peer AdminDown)",
-        None,
-    );
-    let detect = gauge(
-        r,
-        "bfd_detection_time",
-        "Time without packets after which the peer is declared down",
-        Some(Unit::Seconds),
-    );
-    let tx = gauge(
-        r,
-        "bfd_tx_interval",
-        "Negotiated transmit interval (before jitter)",
-        Some(Unit::Seconds),
-    );
-    let pkts_in = counter(r, "bfd_packets_received", "Valid BFD packets received");
-    let pkts_out = counter(r, "bfd_packets_sent", "BFD packets sent");
-    let dropped = counter(
-        r,
-        "bfd_packets_dropped",
-        "BFD packets refused (TTL, discriminator, authentication) or malformed",
-    );
-    let ups = counter(
-        r,
-        "bfd_session_up_transitions",
-        "Times the BFD session went Up",
-    );
-    let downs = counter(
-        r,
-        "bfd_session_down_transitions",
-        "Times the BFD session left Up",
-    );
+    let metrics = Metrics::new(r);
     for (p, b) in with_bfd {
+        metrics.observe(p, &b);
+    }
+}
+
+/// The BFD metric families, registered in the order `/metrics` lists them.
+struct Metrics {
+    up: Family<Labels, FloatGauge>,
+    state: Family<Labels, FloatGauge>,
+    allowed: Family<Labels, FloatGauge>,
+    detect: Family<Labels, FloatGauge>,
+    tx: Family<Labels, FloatGauge>,
+    pkts_in: Family<Labels, Counter>,
+    pkts_out: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
+    ups: Family<Labels, Counter>,
+    downs: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    fn new(r: &mut Registry) -> Self {
+        let seconds = || Some(Unit::Seconds);
+        Metrics {
+            up: gauge(r, "bfd_session_up", "1 while the BFD session is Up", None),
+            state: gauge(
+                r,
+                "bfd_session_state",
+                "1 for the BFD session's current state",
+                None,
+            ),
+            allowed: gauge(
+                r,
+                "bfd_bgp_allowed",
+                "1 while BFD lets the BGP session run (Up, or the peer AdminDown)",
+                None,
+            ),
+            detect: gauge(
+                r,
+                "bfd_detection_time",
+                "Time without packets after which the peer is declared down",
+                seconds(),
+            ),
+            tx: gauge(
+                r,
+                "bfd_tx_interval",
+                "Negotiated transmit interval (before jitter)",
+                seconds(),
+            ),
+            pkts_in: counter(r, "bfd_packets_received", "Valid BFD packets received"),
+            pkts_out: counter(r, "bfd_packets_sent", "BFD packets sent"),
+            dropped: counter(
+                r,
+                "bfd_packets_dropped",
+                "BFD packets refused (TTL, discriminator, authentication) or malformed",
+            ),
+            ups: counter(
+                r,
+                "bfd_session_up_transitions",
+                "Times the BFD session went Up",
+            ),
+            downs: counter(
+                r,
+                "bfd_session_down_transitions",
+                "Times the BFD session left Up",
+            ),
+        }
+    }
+
+    fn observe(&self, p: &PeerStatus, b: &super::status::BfdStatus) {
         let l: Labels = vec![
             ("peer".into(), p.name.clone()),
             ("address".into(), p.address.to_string()),
         ];
-        up.get_or_create(&l)
-            .set(f64::from(u8::from(b.state == SessionState::Up)));
+        let flag = |on: bool| f64::from(u8::from(on));
+        self.up
+            .get_or_create(&l)
+            .set(flag(b.state == SessionState::Up));
         for s in [
             SessionState::AdminDown,
             SessionState::Down,
@@ -98,24 +127,21 @@ pub fn register(r: &mut Registry, peers: &[PeerStatus]) {
         ] {
             let mut sl = l.clone();
             sl.push(("state".into(), s.to_string()));
-            state
-                .get_or_create(&sl)
-                .set(f64::from(u8::from(b.state == s)));
+            self.state.get_or_create(&sl).set(flag(b.state == s));
         }
-        allowed
-            .get_or_create(&l)
-            .set(f64::from(u8::from(b.verdict().allows_session())));
-        detect
-            .get_or_create(&l)
-            .set(b.detection_time.map_or(0.0, |d| d.as_secs_f64()));
-        tx.get_or_create(&l)
-            .set(b.tx_interval.map_or(0.0, |d| d.as_secs_f64()));
+        let allows = b.verdict().allows_session();
+        self.allowed.get_or_create(&l).set(flag(allows));
+        let secs = |d: Option<std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        self.detect.get_or_create(&l).set(secs(b.detection_time));
+        self.tx.get_or_create(&l).set(secs(b.tx_interval));
         let c = &b.counters;
-        pkts_in.get_or_create(&l).inc_by(c.packets_in);
-        pkts_out.get_or_create(&l).inc_by(c.packets_out);
-        dropped.get_or_create(&l).inc_by(c.dropped + b.malformed_in);
-        ups.get_or_create(&l).inc_by(c.up_transitions);
-        downs.get_or_create(&l).inc_by(c.down_transitions);
+        self.pkts_in.get_or_create(&l).inc_by(c.packets_in);
+        self.pkts_out.get_or_create(&l).inc_by(c.packets_out);
+        self.dropped
+            .get_or_create(&l)
+            .inc_by(c.dropped + b.malformed_in);
+        self.ups.get_or_create(&l).inc_by(c.up_transitions);
+        self.downs.get_or_create(&l).inc_by(c.down_transitions);
     }
 }
 

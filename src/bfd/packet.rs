@@ -444,7 +444,7 @@ fn decode_auth(a: &[u8], field: u8) -> Result<AuthSection, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -460,7 +460,8 @@ mod tests {
             .collect()
     }
 
-    fn packet() -> ControlPacket {
+    /// An Up packet with the usual intervals and no authentication.
+    pub(crate) fn packet() -> ControlPacket {
         ControlPacket {
             diag: Diag::None,
             state: SessionState::Up,

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use ipnetwork::IpNetwork;
 
 use super::message::{AsPath, AsPathSegment, Family, PathAttributes, Update};
+use super::reason::Warning;
 use super::rib_in::{AdjRibIn, RouteKey};
 
 /// The session's facts the checks need.
@@ -37,7 +38,7 @@ impl ImportPolicy {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Imported {
     /// Problems to log (RFC 7606 errors, treat-as-withdraw, sightings over the limit).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Each one counts as an UPDATE error handled without a reset.
     pub errors: u64,
     /// The Adj-RIB-In holds more than `max_prefixes` routes: (count, family of the UPDATE).
@@ -109,8 +110,7 @@ impl Import {
         let mut done = Imported::default();
         for e in &u.errors {
             done.errors += 1;
-            done.warnings
-                .push(format!("UPDATE error handled per RFC 7606: {e}"));
+            done.warnings.push(Warning::UpdateError(e.clone()));
         }
         let withdrawn = RouteKey::pair(&u.withdrawn, &u.withdrawn_path_ids);
         self.rib_in.withdraw(&withdrawn);
@@ -138,13 +138,11 @@ impl Import {
             // RFC 4271 §6.3 with RFC 7606 §7.2: treat-as-withdraw.
             done.errors += 1;
             self.rib_in.withdraw(&keys);
-            done.warnings.push(format!(
-                "UPDATE for {} prefixes treated as withdraw: AS_PATH does not start with the \
-                 peer's AS {} ({})",
-                u.nlri.len(),
-                policy.remote_asn,
-                attrs.as_path
-            ));
+            done.warnings.push(Warning::FirstAsNotPeer {
+                prefixes: u.nlri.len(),
+                peer_as: policy.remote_asn,
+                as_path: attrs.as_path.clone(),
+            });
             return done;
         }
         self.rib_in.announce(&keys, attrs, at);
@@ -190,10 +188,10 @@ impl Import {
         }
         if over > 0 {
             done.errors += 1;
-            done.warnings.push(format!(
-                "{over} paths for service prefixes not kept: more than max_prefixes {}",
-                policy.max_prefixes
-            ));
+            done.warnings.push(Warning::SightingsOverLimit {
+                paths: over,
+                limit: policy.max_prefixes,
+            });
         }
     }
 }

@@ -429,18 +429,18 @@ impl Notification {
         let mut data = Vec::with_capacity(end + 1);
         data.push(end as u8);
         data.extend_from_slice(&message.as_bytes()[..end]);
-        Notification::new(code::CEASE, subcode::ADMINISTRATIVE_SHUTDOWN, data)
+        let kind = NotificationKind::Cease(CeaseSubcode::AdministrativeShutdown);
+        Notification::of(kind, data)
     }
 
     /// The RFC 8203 shutdown communication, when this is a Cease that carries a valid one.
     pub fn shutdown_message(&self) -> Option<String> {
-        let shutdown_kind = matches!(
-            self.subcode,
-            subcode::ADMINISTRATIVE_SHUTDOWN | subcode::ADMINISTRATIVE_RESET
-        );
-        if self.code != code::CEASE || !shutdown_kind {
+        use CeaseSubcode::{AdministrativeReset, AdministrativeShutdown};
+        let Some(NotificationKind::Cease(AdministrativeShutdown | AdministrativeReset)) =
+            self.kind()
+        else {
             return None;
-        }
+        };
         let (&len, rest) = self.data.split_first()?;
         let text = rest.get(..len as usize)?;
         std::str::from_utf8(text).ok().map(str::to_owned)

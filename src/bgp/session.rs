@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::codec::{self, CodecContext};
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{code, Family, Message, Notification, Open};
+use super::message::{Family, FsmSubcode, Message, Notification, NotificationKind, Open};
 use super::socket;
 use super::status::PeerStatus;
 use crate::announcer::Exports;
@@ -155,6 +155,8 @@ pub struct Session {
     bfd_rx: Option<watch::Receiver<BfdStatus>>,
     /// Whether BFD lets the session run, as last told to the machine.
     bfd_allows: bool,
+    /// Stopped for good: the run ends once the machine is Idle.
+    stopping: bool,
 }
 
 impl Session {
@@ -182,6 +184,7 @@ impl Session {
             bfd: None,
             bfd_rx: None,
             bfd_allows: true,
+            stopping: false,
         };
         (session, status_rx)
     }
@@ -289,103 +292,107 @@ impl Session {
             self.bfd_changed(&status);
         }
         self.pending.push_back(Input::Start);
-        let mut stopping = false;
         loop {
             while let Some(input) = self.pending.pop_front() {
                 let outputs = self.fsm.process(input);
                 self.execute(outputs).await;
             }
             self.publish();
-            if stopping && self.fsm.state() == State::Idle {
+            if self.stopping && self.fsm.state() == State::Idle {
                 return;
             }
-            let event = self
-                .wait(&mut routes, &mut stop, &mut accepted, stopping)
-                .await;
-            match event {
-                Event::Timer(t) => {
-                    self.timers.set(t, None);
-                    self.pending.push_back(Input::TimerExpired(t));
-                }
-                Event::Connected(Ok(stream)) => {
-                    self.connecting = None;
-                    match Connection::new(stream) {
-                        Ok(conn) => {
-                            let local = conn.local.ip();
-                            self.conn = Some(conn);
-                            let interface = socket::interface_addresses(local);
-                            self.pending
-                                .push_back(Input::TcpConnected { local, interface });
-                        }
-                        Err(e) => {
-                            let error = format!("no local address: {e}");
-                            self.pending.push_back(Input::TcpFailed { error });
-                        }
-                    }
-                }
-                Event::Accepted(stream) => self.accepted(stream),
-                Event::IncomingOpen(conn, Ok(open)) => {
-                    self.incoming_open = None;
-                    let local = conn.local.ip();
-                    self.incoming = Some(conn);
-                    let interface = socket::interface_addresses(local);
-                    self.pending.push_back(Input::Incoming {
-                        local,
-                        interface,
-                        open,
-                    });
-                }
-                Event::IncomingOpen(conn, Err(e)) => {
-                    self.incoming_open = None;
-                    match e.notification {
-                        // Answered like on a connection we opened: the FSM counts it and
-                        // sends the NOTIFICATION on that connection (RejectIncoming).
-                        Some(notification) if self.incoming.is_none() => {
-                            warn!(peer = %self.peer.name, "incoming connection: {}", e.reason);
-                            self.incoming = Some(conn);
-                            self.pending.push_back(Input::IncomingInvalid {
-                                notification,
-                                reason: e.reason,
-                                malformed: e.malformed,
-                            });
-                        }
-                        _ => {
-                            info!(peer = %self.peer.name, "incoming connection dropped: {}", e.reason);
-                            conn.close().await;
-                        }
-                    }
-                }
-                Event::Connected(Err(e)) => {
-                    self.connecting = None;
-                    let error = e.to_string();
-                    self.pending.push_back(Input::TcpFailed { error });
-                }
-                Event::Read(result) => self.on_read(result),
-                Event::RoutesChanged(Some(r)) => {
-                    let export = r.for_peer(&self.peer.name);
-                    self.pending.push_back(Input::Routes(export));
-                }
-                Event::PublishRibIn => {}
-                Event::RoutesChanged(None) => {
-                    // The daemon is gone: nobody can vouch for the routes any more.
-                    stopping = true;
-                    let message = "primaryd route source gone".to_string();
-                    self.pending.push_back(Input::Stop { message });
-                }
-                Event::StopRequested(message) => {
-                    stopping = true;
-                    self.pending.push_back(Input::Stop { message });
-                }
-                Event::Bfd(Some(status)) => self.bfd_changed(&status),
-                Event::Bfd(None) => {
-                    // BFD's engine died: its verdict is unknown, so the session goes (and
-                    // the daemon, seeing this task end, withdraws everything and exits).
-                    self.bfd_rx = None;
-                    stopping = true;
-                    let message = "primaryd BFD engine stopped".to_string();
-                    error!(peer = %self.peer.name, "{message}");
-                    self.pending.push_back(Input::Stop { message });
-                }
+            let event = self.wait(&mut routes, &mut stop, &mut accepted).await;
+            self.handle(event).await;
+        }
+    }
+
+    /// Turns what woke the driver into inputs for the machine.
+    async fn handle(&mut self, event: Event) {
+        match event {
+            Event::Timer(t) => {
+                self.timers.set(t, None);
+                self.pending.push_back(Input::TimerExpired(t));
+            }
+            Event::Connected(result) => self.connected(result),
+            Event::Accepted(stream) => self.accepted(stream),
+            Event::IncomingOpen(conn, result) => self.incoming_open(conn, result).await,
+            Event::Read(result) => self.on_read(result),
+            Event::RoutesChanged(Some(r)) => {
+                let export = r.for_peer(&self.peer.name);
+                self.pending.push_back(Input::Routes(export));
+            }
+            Event::PublishRibIn => {}
+            // The daemon is gone: nobody can vouch for the routes any more.
+            Event::RoutesChanged(None) => self.stop("primaryd route source gone".to_string()),
+            Event::StopRequested(message) => self.stop(message),
+            Event::Bfd(Some(status)) => self.bfd_changed(&status),
+            Event::Bfd(None) => {
+                // BFD's engine died: its verdict is unknown, so the session goes (and the
+                // daemon, seeing this task end, withdraws everything and exits).
+                self.bfd_rx = None;
+                let message = "primaryd BFD engine stopped".to_string();
+                error!(peer = %self.peer.name, "{message}");
+                self.stop(message);
+            }
+        }
+    }
+
+    /// Stops the session for good: the run ends once the machine is Idle.
+    fn stop(&mut self, message: String) {
+        self.stopping = true;
+        self.pending.push_back(Input::Stop { message });
+    }
+
+    /// Our connect completed, or failed.
+    fn connected(&mut self, result: io::Result<TcpStream>) {
+        self.connecting = None;
+        let error = match result.map(Connection::new) {
+            Ok(Ok(conn)) => {
+                let local = conn.local.ip();
+                self.conn = Some(conn);
+                let interface = socket::interface_addresses(local);
+                self.pending
+                    .push_back(Input::TcpConnected { local, interface });
+                return;
+            }
+            Ok(Err(e)) => format!("no local address: {e}"),
+            Err(e) => e.to_string(),
+        };
+        self.pending.push_back(Input::TcpFailed { error });
+    }
+
+    /// The OPEN of a connection the peer opened, or why there is none.
+    async fn incoming_open(&mut self, conn: Connection, result: Result<Open, NoOpen>) {
+        self.incoming_open = None;
+        let e = match result {
+            Ok(open) => {
+                let local = conn.local.ip();
+                self.incoming = Some(conn);
+                let interface = socket::interface_addresses(local);
+                self.pending.push_back(Input::Incoming {
+                    local,
+                    interface,
+                    open,
+                });
+                return;
+            }
+            Err(e) => e,
+        };
+        match e.notification {
+            // Answered like on a connection we opened: the FSM counts it and sends the
+            // NOTIFICATION on that connection (RejectIncoming).
+            Some(notification) if self.incoming.is_none() => {
+                warn!(peer = %self.peer.name, "incoming connection: {}", e.reason);
+                self.incoming = Some(conn);
+                self.pending.push_back(Input::IncomingInvalid {
+                    notification,
+                    reason: e.reason,
+                    malformed: e.malformed,
+                });
+            }
+            _ => {
+                info!(peer = %self.peer.name, "incoming connection dropped: {}", e.reason);
+                conn.close().await;
             }
         }
     }
@@ -395,61 +402,34 @@ impl Session {
         routes: &mut watch::Receiver<Exports>,
         stop: &mut watch::Receiver<Option<String>>,
         accepted: &mut mpsc::Receiver<TcpStream>,
-        stopping: bool,
     ) -> Event {
+        let stopping = self.stopping;
         let next_timer = self.timers.next();
         let rib_in_due = self.rib_in_publish_due();
-        let connecting = &mut self.connecting;
-        let incoming_open = &mut self.incoming_open;
-        let conn = &mut self.conn;
-        let bfd_rx = &mut self.bfd_rx;
+        let (bfd_rx, conn) = (&mut self.bfd_rx, &mut self.conn);
+        let (connecting, incoming_open) = (&mut self.connecting, &mut self.incoming_open);
         let bfd = async {
-            match bfd_rx.as_mut() {
-                Some(rx) => match rx.changed().await {
-                    Ok(()) => Some(rx.borrow_and_update().clone()),
-                    Err(_) => None,
-                },
-                None => std::future::pending().await,
+            let rx = some_or_pending(bfd_rx.as_mut()).await;
+            match rx.changed().await {
+                Ok(()) => Some(rx.borrow_and_update().clone()),
+                Err(_) => None,
             }
         };
         let timer = async {
-            match next_timer {
-                Some((t, at)) => {
-                    sleep_until(at).await;
-                    t
-                }
-                None => std::future::pending().await,
-            }
-        };
-        let connect = async {
-            match connecting.as_mut() {
-                Some(f) => f.await,
-                None => std::future::pending().await,
-            }
+            let (t, at) = some_or_pending(next_timer).await;
+            sleep_until(at).await;
+            t
         };
         let read = async {
-            match conn.as_mut() {
-                Some(c) => {
-                    if c.buf.capacity() - c.buf.len() < codec::MAX_MESSAGE_LEN {
-                        c.buf.reserve(codec::MAX_MESSAGE_LEN);
-                    }
-                    c.reader.read_buf(&mut c.buf).await
-                }
-                None => std::future::pending().await,
+            let c = some_or_pending(conn.as_mut()).await;
+            if c.buf.capacity() - c.buf.len() < codec::MAX_MESSAGE_LEN {
+                c.buf.reserve(codec::MAX_MESSAGE_LEN);
             }
+            c.reader.read_buf(&mut c.buf).await
         };
-        let incoming = async {
-            match incoming_open.as_mut() {
-                Some(f) => f.await,
-                None => std::future::pending().await,
-            }
-        };
-        let publish = async {
-            match rib_in_due {
-                Some(at) => sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let publish = async { sleep_until(some_or_pending(rib_in_due).await).await };
+        let connect = async { some_or_pending(connecting.as_mut()).await.await };
+        let incoming = async { some_or_pending(incoming_open.as_mut()).await.await };
         tokio::select! {
             b = bfd, if !stopping => Event::Bfd(b),
             t = timer => Event::Timer(t),
@@ -654,6 +634,14 @@ impl Session {
     }
 }
 
+/// The value, or never: a `select!` branch for something the session does not have now.
+async fn some_or_pending<T>(value: Option<T>) -> T {
+    match value {
+        Some(v) => v,
+        None => std::future::pending().await,
+    }
+}
+
 /// Reads until the first message is complete; it must be an OPEN. What is malformed gets
 /// the codec's NOTIFICATION, another message an FSM error (RFC 6608, subcode 0: we have not
 /// sent our OPEN on this connection yet).
@@ -672,7 +660,10 @@ async fn read_open(mut conn: Connection, ctx: CodecContext) -> (Connection, Resu
                         Ok(Message::Open(open)) => Ok(open),
                         Ok(other) => Err(NoOpen {
                             reason: format!("first message was {}, not OPEN", other.kind()),
-                            notification: Some(Notification::new(code::FSM, 0, Vec::new())),
+                            notification: Some(Notification::of(
+                                NotificationKind::Fsm(FsmSubcode::Unspecified),
+                                Vec::new(),
+                            )),
                             malformed: false,
                         }),
                         Err(n) => Err(malformed("malformed first message".into(), n.into())),

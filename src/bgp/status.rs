@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use ipnetwork::IpNetwork;
 
 use super::fsm::{Counters, Fsm, State};
-use super::message::{Notification, PathAttributes};
+use super::message::PathAttributes;
+use super::reason::{DownReason, Notified};
 use super::rib_in::AdjRibIn;
 use crate::config::PeerConfig;
 
@@ -29,9 +30,10 @@ pub struct PeerStatus {
     /// Negotiated capabilities, as names (`ipv4-unicast`, `route-refresh`, ...).
     pub capabilities: Vec<String>,
     pub counters: Counters,
-    pub last_error: Option<String>,
-    /// The NOTIFICATION that ended the last session: (sent by us, notification).
-    pub last_notification: Option<(bool, Notification)>,
+    /// Why the last session ended (or the last attempt failed).
+    pub last_error: Option<DownReason>,
+    /// The NOTIFICATION that ended the last session, and who sent it.
+    pub last_notification: Option<Notified>,
     pub rib_out: Arc<BTreeMap<IpNetwork, PathAttributes>>,
     /// When each prefix in `rib_out` was first advertised in this session.
     pub advertised_since: BTreeMap<IpNetwork, SystemTime>,
@@ -100,7 +102,7 @@ impl PeerStatus {
             }
         };
         self.counters = fsm.counters().clone();
-        self.last_error = fsm.last_error().map(str::to_owned);
+        self.last_error = fsm.last_error().cloned();
         self.last_notification = fsm.last_notification().cloned();
         if *self.rib_out != *fsm.rib_out() {
             self.rib_out = Arc::new(fsm.rib_out().clone());

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::bgp::message::{Notification, PathAttributes, RawAttribute};
+use crate::bgp::message::{PathAttributes, RawAttribute};
+use crate::bgp::reason::Notified;
 use crate::bgp::status::PeerStatus;
 
 /// RFC 3339 UTC, second precision.
@@ -86,9 +87,10 @@ pub struct LastNotification {
 }
 
 impl LastNotification {
-    fn new(sent: bool, n: &Notification) -> Self {
+    fn new(last: &Notified) -> Self {
+        let n = &last.notification;
         LastNotification {
-            direction: if sent { "sent" } else { "received" }.into(),
+            direction: last.direction.to_string(),
             code: n.code,
             subcode: n.subcode,
             text: n.to_string(),
@@ -152,11 +154,8 @@ pub fn peers(status: &[PeerStatus], now: SystemTime) -> Vec<PeerView> {
             malformed_in: p.counters.malformed_in,
             update_errors_in: p.counters.update_errors_in,
             established_transitions: p.counters.established_transitions,
-            last_error: p.last_error.clone(),
-            last_notification: p
-                .last_notification
-                .as_ref()
-                .map(|(sent, n)| LastNotification::new(*sent, n)),
+            last_error: p.last_error.as_ref().map(ToString::to_string),
+            last_notification: p.last_notification.as_ref().map(LastNotification::new),
             bfd: p
                 .bfd
                 .as_ref()

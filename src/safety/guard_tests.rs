@@ -76,6 +76,16 @@ fn announcing(g: &Guard) -> Option<Option<u64>> {
     }
 }
 
+/// The guard of a daemon that restarted: its record says it announced term 7 of the server
+/// that started at `at(0)`.
+fn restarted_daemon() -> Guard {
+    Guard::new(Record {
+        server_start: Some(at(0)),
+        announced_term: Some(7),
+        ..Record::default()
+    })
+}
+
 fn hold(g: &Guard) -> Hold {
     g.verdict().hold().cloned().expect("withdrawn")
 }
@@ -283,12 +293,7 @@ fn a_server_restarted_while_withdrawn_is_held_until_confirmed() {
 
 #[test]
 fn a_daemon_restart_or_a_start_time_read_a_second_apart_is_not_a_server_restart() {
-    let record = Record {
-        server_start: Some(at(0)),
-        announced_term: Some(7),
-        ..Record::default()
-    };
-    let mut g = Guard::new(record);
+    let mut g = restarted_daemon();
     let mut w = World::primary(7);
     w.started = Some(at(1));
     eval(&mut g, &w);
@@ -297,12 +302,7 @@ fn a_daemon_restart_or_a_start_time_read_a_second_apart_is_not_a_server_restart(
 
 #[test]
 fn a_restarted_server_promoted_since_needs_no_confirm() {
-    let record = Record {
-        server_start: Some(at(0)),
-        announced_term: Some(7),
-        ..Record::default()
-    };
-    let mut g = Guard::new(record);
+    let mut g = restarted_daemon();
     let mut w = World::primary(8);
     w.started = Some(at(600));
     eval(&mut g, &w);
@@ -315,12 +315,7 @@ fn announce_if_newest_waits_for_every_sessions_initial_routes() {
         on_restart: OnRestart::AnnounceIfNewest,
         ..Policy::default()
     };
-    let record = Record {
-        server_start: Some(at(0)),
-        announced_term: Some(7),
-        ..Record::default()
-    };
-    let mut g = Guard::new(record);
+    let mut g = restarted_daemon();
     let mut w = World::primary(7);
     w.started = Some(at(60));
     w.routes_in = false;

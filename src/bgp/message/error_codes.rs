@@ -90,7 +90,7 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Cease subcodes (RFC 4486, RFC 8203).
+    /// Cease subcodes (RFC 4486, RFC 8203, RFC 9384).
     CeaseSubcode {
         MaxPrefixesReached = 1,
         AdministrativeShutdown = 2,
@@ -100,6 +100,8 @@ wire_enum! {
         OtherConfigurationChange = 6,
         ConnectionCollisionResolution = 7,
         OutOfResources = 8,
+        /// The BFD session to the peer went down (RFC 9384).
+        BfdDown = 10,
     }
 }
 
@@ -312,6 +314,11 @@ mod tests {
                 K::Cease(CeaseSubcode::OutOfResources),
                 code::CEASE,
                 subcode::OUT_OF_RESOURCES,
+            ),
+            (
+                K::Cease(CeaseSubcode::BfdDown),
+                code::CEASE,
+                subcode::BFD_DOWN,
             ),
         ] {
             let n = Notification::of(kind, vec![1]);

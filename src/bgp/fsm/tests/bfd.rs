@@ -2,44 +2,19 @@
 //! Cease/BFD Down (RFC 9384), and no session is started or accepted until BFD is up.
 
 use super::*;
-use crate::bgp::message::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
+use crate::bgp::reason::Direction;
 
-const T0: SystemTime = SystemTime::UNIX_EPOCH;
-
+/// The kit's configuration, passive or not, with room for the routes these tests send.
 fn cfg(passive: bool) -> FsmConfig {
     FsmConfig {
-        local_asn: 4_200_000_001,
-        router_id: "198.19.0.11".parse().unwrap(),
-        remote_asn: 65001,
-        hold_time: 9,
         passive,
-        connect_retry_min: Duration::from_secs(1),
-        connect_retry_max: Duration::from_secs(8),
-        stable_after: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(5),
         max_prefixes: 10,
-        max_prefixes_restart: Duration::from_secs(60),
-        next_hop_ipv4: None,
-        next_hop_ipv6: None,
-        jitter_seed: 7,
-        initial_routes_wait: Duration::from_secs(2),
+        ..super::cfg()
     }
 }
 
 fn open() -> Open {
-    Open {
-        asn: 65001,
-        hold_time: 3,
-        router_id: "198.19.0.1".parse().unwrap(),
-        capabilities: Capabilities {
-            four_octet_asn: Some(65001),
-            multiprotocol: vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
-            route_refresh: true,
-            add_path: vec![],
-            graceful_restart: None,
-            other: vec![],
-        },
-    }
+    peer_open(3)
 }
 
 fn down() -> Input {
@@ -149,11 +124,12 @@ fn bfd_down_ends_an_established_session_with_cease_bfd_down() {
         "the peer drops our routes with the session"
     );
     assert_eq!(
-        f.last_error(),
+        f.last_error().map(ToString::to_string).as_deref(),
         Some("BFD Down: control detection time expired")
     );
     assert_eq!(
-        f.last_notification().map(|(sent, n)| (*sent, n.subcode)),
+        f.last_notification()
+            .map(|l| (l.direction == Direction::Sent, l.notification.subcode)),
         Some((true, 10))
     );
     // No idle-hold timer to come back on: only BFD brings the session back.

@@ -1,15 +1,10 @@
 //! The session machine's part in the split-brain rules: initial routes before announcing,
 //! ADD-PATH and graceful-restart capabilities, sightings of watched prefixes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use super::*;
+use crate::bgp::message::{AddPath, GracefulRestart};
 
-use super::fsm::tests::*;
-use super::fsm::{Export, Fsm, Input, Output, State, Timer};
-use super::message::{AddPath, AsPath, Family, GracefulRestart, Message, Update};
-use super::rib_in::RouteKey;
-
-fn open_sent(f: &mut Fsm) -> super::message::Open {
+fn open_sent(f: &mut Fsm) -> Open {
     let out = connected(f);
     match only_sent(&out) {
         Message::Open(o) => o,
@@ -101,7 +96,7 @@ fn a_peer_that_sends_no_end_of_rib_is_waited_for_only_so_long() {
     assert!(f.initial_routes_done());
     assert!(out
         .iter()
-        .any(|o| matches!(o, Output::Warn(w) if w.contains("no End-of-RIB"))));
+        .any(|o| matches!(o, Output::Warn(w) if w.to_string().contains("no End-of-RIB"))));
     assert_eq!(updates(&out)[0].nlri, [pfx("192.0.2.10/32")]);
     // A late End-of-RIB changes nothing.
     assert!(sent(&f.process(end_of_rib(Family::Ipv6Unicast))).is_empty());
@@ -123,7 +118,7 @@ fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
     assert_eq!(f.state(), State::Established);
     assert!(out.contains(&Output::StartTimer(
         Timer::InitialRoutes,
-        super::fsm::END_OF_RIB_PROMISED_WAIT
+        crate::bgp::fsm::END_OF_RIB_PROMISED_WAIT
     )));
     assert!(updates(&f.process(end_of_rib(Family::Ipv4Unicast))).is_empty());
     let out = f.process(end_of_rib(Family::Ipv6Unicast));
@@ -141,7 +136,7 @@ fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
     let out = f.process(Input::TimerExpired(Timer::InitialRoutes));
     assert!(out
         .iter()
-        .any(|o| matches!(o, Output::Warn(w) if w.contains("within 30000 ms"))));
+        .any(|o| matches!(o, Output::Warn(Warning::NoEndOfRib { waited, .. }) if *waited == crate::bgp::fsm::END_OF_RIB_PROMISED_WAIT)));
     assert_eq!(updates(&out)[0].nlri, [pfx("192.0.2.10/32")]);
 }
 
