@@ -21,10 +21,10 @@ use tokio::task::{AbortHandle, Id, JoinSet};
 use tracing::{error, info, warn};
 
 mod check;
-mod control;
 mod host;
 mod observe;
 mod reload;
+mod requests;
 mod safety;
 mod systemd;
 
@@ -37,12 +37,12 @@ use crate::bgp::session::Session;
 use crate::bgp::socket;
 use crate::bgp::status::PeerStatus;
 use crate::config::{self, Config, PeerConfig, Secrets, ServiceConfig};
-use crate::control::protocol::{Command, Response};
-use crate::control::server;
 use crate::health::checker::Health;
-use crate::health::control::HealthControl;
+use crate::health::services::HealthServices;
 use crate::health::task::HealthEvent;
 use crate::metrics::{self, CheckLatency, ServiceCounts};
+use crate::operator::protocol::{Command, Response};
+use crate::operator::server;
 use crate::rlimit;
 use crate::safety::store::GuardStore;
 use safety::{Decision, Effect, Identity, SafetyState};
@@ -172,7 +172,7 @@ struct Daemon {
     inboxes: watch::Sender<Arc<Vec<PeerInbox>>>,
     listeners: Vec<AbortHandle>,
     accepting: JoinSet<std::io::Error>,
-    health: HealthControl,
+    health: HealthServices,
     services: BTreeMap<String, ServiceHandle>,
     checks: JoinSet<()>,
     events: mpsc::Sender<HealthEvent>,
@@ -240,7 +240,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
         inboxes: watch::channel(Arc::new(Vec::new())).0,
         listeners: Vec::new(),
         accepting: JoinSet::new(),
-        health: HealthControl::new(&config.control.state_dir),
+        health: HealthServices::new(&config.control.state_dir),
         services: BTreeMap::new(),
         checks: JoinSet::new(),
         events: events_tx,
@@ -272,7 +272,7 @@ pub async fn run(path: PathBuf, config: Config, secrets: Secrets) -> Result<(), 
 
     let latency = CheckLatency::default();
     let (commands_tx, mut commands_rx) = mpsc::channel::<(Command, Reply)>(8);
-    let handler = Arc::new(control::ControlHandler {
+    let handler = Arc::new(requests::RequestHandler {
         published: published_rx.clone(),
         health: d.health.clone(),
         commands: commands_tx,

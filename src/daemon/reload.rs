@@ -14,7 +14,7 @@ use tracing::error;
 use super::Reply;
 use crate::blocking::Lane;
 use crate::config::{self, Config, ConfigError, Secrets};
-use crate::control::protocol::Response;
+use crate::operator::protocol::Response;
 
 pub(super) type Read = Result<(Config, Secrets), ConfigError>;
 

@@ -95,7 +95,7 @@ impl Asked {
 mod tests {
     use super::*;
     use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes, ServiceConfig};
-    use crate::health::mysql::ProbeResult;
+    use crate::health::mysql::{ProbeResult, Problem, Variable};
     use crate::health::state::{CheckInput, ServiceState};
     use std::time::{Duration, Instant, SystemTime};
 
@@ -136,7 +136,10 @@ mod tests {
         // A check is running (started before the request): not pending for it.
         let (tx, mut rx) = oneshot::channel();
         asked.push(tx);
-        let s = check(&mut st, ProbeResult::Unhealthy("read_only=1".into()));
+        let s = check(
+            &mut st,
+            ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
+        );
         asked.finished(&s);
         assert!(rx.try_recv().is_err(), "the older check does not answer");
         assert!(asked.pending());
@@ -163,7 +166,10 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         asked.push(tx);
         asked.starting();
-        let s = check(&mut st, ProbeResult::Unhealthy("read_only=1".into()));
+        let s = check(
+            &mut st,
+            ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
+        );
         asked.finished(&s);
         let o = rx.try_recv().expect("answered");
         assert_eq!((o.passed, o.checks, o.health), (false, 1, Health::Down));

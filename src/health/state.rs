@@ -135,10 +135,6 @@ impl ServiceState {
         &self.reason
     }
 
-    pub fn is_drained(&self) -> bool {
-        self.drained.is_some()
-    }
-
     /// When damping will allow the announcement it is holding back.
     pub fn damped_until(&self) -> Option<Instant> {
         self.damped_until
@@ -264,7 +260,7 @@ impl ServiceState {
 mod tests {
     use super::*;
     use crate::config::{MysqlConfig, MysqlEndpoint, RouteAttributes};
-    use crate::health::mysql::FailureKind;
+    use crate::health::mysql::{FailureKind, Problem, Variable};
 
     fn service(rise: u32, fall: u32, min_up_ms: u64) -> ServiceConfig {
         let mut mysql = MysqlConfig::new(MysqlEndpoint::Socket("/x.sock".into()), "u");
@@ -294,7 +290,7 @@ mod tests {
 
     fn ro() -> CheckInput {
         CheckInput {
-            result: ProbeResult::Unhealthy("read_only=1".into()),
+            result: ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
             ..ok()
         }
     }

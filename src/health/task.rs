@@ -28,7 +28,7 @@ use super::mysql::{MysqlProbe, ProbeResult};
 use super::on_demand::Asked;
 use super::state::{CheckInput, ServiceState, ServiceStatus};
 use super::term::ServerFacts;
-use super::watch::{Watch, WatchEnd};
+use super::watch_connection::{Watch, WatchEnd};
 use crate::blocking::{self, Lane};
 use crate::config::ServiceConfig;
 
@@ -54,7 +54,7 @@ pub struct HealthEvent {
     pub facts: Option<ServerFacts>,
 }
 
-/// Requests from the control path (see [`super::control::HealthControl`]).
+/// Requests from the control path (see [`super::control::HealthServices`]).
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Drain (`Some`) or undrain (`None`); answered with the status after the change.
