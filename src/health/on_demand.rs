@@ -94,7 +94,7 @@ impl Asked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes, ServiceConfig};
+    use crate::config::{MysqlConfig, MysqlEndpoint};
     use crate::health::mysql::{ProbeResult, Problem, Variable};
     use crate::health::state::{CheckInput, ServiceState};
     use std::time::{Duration, Instant, SystemTime};
@@ -113,17 +113,7 @@ mod tests {
     fn state(rise: u32) -> ServiceState {
         let mut mysql = MysqlConfig::new(MysqlEndpoint::Socket("/none".into()), "primaryd");
         (mysql.rise, mysql.fall) = (rise, 1);
-        let svc = ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["192.0.2.10/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        };
+        let svc = crate::config::test_service("192.0.2.10/32", mysql);
         ServiceState::new(&svc, None, Instant::now())
     }
 

@@ -511,24 +511,14 @@ pub(crate) async fn run_task(setup: TaskSetup) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes};
+    use crate::config::{MysqlConfig, MysqlEndpoint};
 
     pub(crate) fn service(endpoint: MysqlEndpoint) -> ServiceConfig {
         let mut mysql = MysqlConfig::new(endpoint, "primaryd");
         mysql.interval = Duration::from_millis(10);
         mysql.timeout = Duration::from_millis(500);
         (mysql.rise, mysql.fall) = (1, 3);
-        ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["127.0.0.1/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        }
+        crate::config::test_service("127.0.0.1/32", mysql)
     }
 
     /// A drain record that cannot be read in time (a FIFO without a writer here; a hung
