@@ -20,7 +20,7 @@ use tracing::debug;
 
 use crate::bgp::fsm::State;
 use crate::bgp::status::PeerStatus;
-use crate::control::views::ServiceView;
+use crate::operator::views::ServiceView;
 
 type Labels = Vec<(String, String)>;
 
@@ -400,7 +400,7 @@ mod tests {
             fall: 1,
             term: Some(7),
             conflict: state == "conflict",
-            clients: Some(crate::control::views::ClientsView {
+            clients: Some(crate::operator::views::ClientsView {
                 refusal: "refused".into(),
                 export: "fallback".into(),
                 connections_reset: 5,

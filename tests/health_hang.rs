@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use primaryd::config::{self, ServiceConfig};
 use primaryd::health::checker::Health;
-use primaryd::health::control::HealthControl;
+use primaryd::health::services::HealthServices;
 use primaryd::health::state::ServiceStatus;
 use support::{MariaDb, MariaDbOpts, Net, STEP};
 use tokio::sync::{mpsc, watch};
@@ -66,7 +66,7 @@ fn a_hung_server_is_withdrawn_timeout_after_its_last_healthy_answer() {
         .build()
         .expect("runtime");
     let state_dir = tempfile::tempdir().expect("state dir");
-    let control = HealthControl::new(state_dir.path());
+    let control = HealthServices::new(state_dir.path());
     let (tx, mut events) = mpsc::channel(1024);
     let password = Some(db.check_credentials().1.to_string());
     let task = {

@@ -21,8 +21,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 use primaryd::config::{self, MysqlConfig, MysqlEndpoint, Role, ServiceConfig, TlsConfig};
 use primaryd::health::checker::Health;
-use primaryd::health::control::{self, HealthControl, Target};
-use primaryd::health::mysql::{FailureKind, Flavour, MysqlProbe, ProbeResult, HEARTBEAT_TABLE_SQL};
+use primaryd::health::mysql::{
+    FailureKind, Flavour, Healthy, MysqlProbe, ProbeResult, HEARTBEAT_TABLE_SQL,
+};
+use primaryd::health::services::{self, HealthServices, Target};
 use primaryd::health::state::ServiceStatus;
 use primaryd::health::task::{self, HealthEvent};
 use tokio::sync::{mpsc, watch};
@@ -399,6 +401,14 @@ fn writable() -> ProbeResult {
     ProbeResult::writable()
 }
 
+/// An unhealthy result as the operator reads it (`None`: not unhealthy).
+fn unhealthy(r: &ProbeResult) -> Option<String> {
+    match r {
+        ProbeResult::Unhealthy(problems) => Some(problems.to_string()),
+        _ => None,
+    }
+}
+
 /// Probes until `want` holds or the deadline passes; returns the last result.
 async fn probe_until(
     p: &mut MysqlProbe,
@@ -470,10 +480,10 @@ fn down(s: &ServiceStatus) -> bool {
 /// events (the tasks stop when nobody listens).
 fn start_health(
     config: &config::Config,
-) -> (HealthControl, JoinSet<()>, tokio::task::JoinHandle<()>) {
+) -> (HealthServices, JoinSet<()>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel(64);
     let passwords = vec![Some(CHECK_PASS.to_string()); config.services.len()];
-    let (control, tasks) = control::start(config, passwords, tx);
+    let (control, tasks) = services::start(config, passwords, tx);
     let events = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     (control, tasks, events)
 }
@@ -544,10 +554,7 @@ async fn mariadb_probe_through_failures() {
 
     // Demotion.
     server.sql("SET GLOBAL read_only = 1").await;
-    assert_eq!(
-        tcp.probe().await,
-        ProbeResult::Unhealthy("read_only=1".into())
-    );
+    assert_eq!(unhealthy(&tcp.probe().await), Some("read_only=1".into()));
     assert!(
         tcp.is_connected(),
         "not writable is an answer, not a failure"
@@ -729,10 +736,8 @@ async fn mariadb_replica_roles() {
     // read_only is 0 on this replica: only the replication rule stops it as a primary.
     let mut p = probe(&replica.tcp(2000));
     assert_eq!(
-        p.probe().await,
-        ProbeResult::Unhealthy(
-            "replication IO and SQL threads running on a primary (connection 'from_db1')".into()
-        )
+        unhealthy(&p.probe().await),
+        Some("replication IO and SQL threads running on a primary (connection 'from_db1')".into())
     );
     let mut p = probe(&primary.unix(2000));
     assert_eq!(p.probe().await, writable());
@@ -742,21 +747,21 @@ async fn mariadb_replica_roles() {
     reader_cfg.max_lag = Duration::from_secs(1);
     let mut reader = replica_probe(&reader_cfg);
     assert_eq!(
-        replica_probe(&primary.unix(2000)).probe().await,
-        ProbeResult::Unhealthy(
+        unhealthy(&replica_probe(&primary.unix(2000)).probe().await),
+        Some(
             "read_only=0 (a replica must be read-only); not replicating: no replication \
              configured"
                 .into()
         )
     );
     assert_eq!(
-        reader.probe().await,
-        ProbeResult::Unhealthy("read_only=0 (a replica must be read-only)".into())
+        unhealthy(&reader.probe().await),
+        Some("read_only=0 (a replica must be read-only)".into())
     );
     replica.sql("SET GLOBAL read_only = 1").await;
     assert_eq!(
         reader.probe().await,
-        ProbeResult::Healthy("replica, lag 0 s".into())
+        ProbeResult::Healthy(Healthy::Replica { lag_s: 0 })
     );
 
     // Lag: the replica's SQL thread waits behind a table lock while the primary writes;
@@ -789,8 +794,10 @@ async fn mariadb_replica_roles() {
     let r = probe_until(&mut reader, Duration::from_secs(15), |r| !r.is_healthy()).await;
     match &r {
         ProbeResult::Unhealthy(reason) => assert!(
-            reason.starts_with("replication lag ")
-                && reason.ends_with(" s > max_lag_s 1 (connection 'from_db1')"),
+            reason.to_string().starts_with("replication lag ")
+                && reason
+                    .to_string()
+                    .ends_with(" s > max_lag_s 1 (connection 'from_db1')"),
             "{reason}"
         ),
         other => panic!("expected lag, got {other:?}"),
@@ -804,17 +811,15 @@ async fn mariadb_replica_roles() {
     .await;
     assert_eq!(
         r,
-        ProbeResult::Healthy("replica, lag 0 s".into()),
+        ProbeResult::Healthy(Healthy::Replica { lag_s: 0 }),
         "caught up"
     );
 
     // Replication stopped: withdrawn, naming the thread.
     replica.sql("STOP SLAVE 'from_db1' SQL_THREAD").await;
     assert_eq!(
-        reader.probe().await,
-        ProbeResult::Unhealthy(
-            "replication SQL thread not running (No) (connection 'from_db1')".into()
-        )
+        unhealthy(&reader.probe().await),
+        Some("replication SQL thread not running (No) (connection 'from_db1')".into())
     );
     replica.sql("START SLAVE 'from_db1' SQL_THREAD").await;
     let r = probe_until(
@@ -1155,7 +1160,7 @@ fn write_probe_damping_watch_kill_drain_and_disable_file() {
         assert!(state.path().join("main.drained").exists());
         assert!(matches!(
             control.drain(&Target::Service("nope".into()), None).await,
-            Err(control::DrainError::UnknownService(_))
+            Err(services::DrainError::UnknownService(_))
         ));
         drop((control, tasks));
         events.abort();

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use primaryd::config::{self, ServiceConfig};
 use primaryd::health::checker::Health;
-use primaryd::health::control::HealthControl;
 use primaryd::health::fence::FenceError;
+use primaryd::health::services::HealthServices;
 use primaryd::health::state::ServiceStatus;
 use primaryd::health::task::HealthEvent;
 use primaryd::health::term::{ServerFacts, TermState};
@@ -47,7 +47,7 @@ fn service(db: &MariaDb) -> ServiceConfig {
 
 /// One service's health task, started as the daemon starts it.
 struct Checked {
-    control: HealthControl,
+    control: HealthServices,
     task: tokio::task::JoinHandle<()>,
     events: mpsc::Receiver<HealthEvent>,
     status: watch::Receiver<ServiceStatus>,
@@ -58,7 +58,7 @@ impl Checked {
     fn start(rt: &Runtime, db: &MariaDb) -> Checked {
         let _guard = rt.enter();
         let state_dir = tempfile::tempdir().expect("state dir");
-        let control = HealthControl::new(state_dir.path());
+        let control = HealthServices::new(state_dir.path());
         // Events come only on changes: a test never fills this.
         let (tx, events) = mpsc::channel(1024);
         let password = Some(db.check_credentials().1.to_string());

@@ -652,14 +652,14 @@ async fn unknown_optional_attributes_are_kept_and_shown_in_received_routes() {
     wait_status(&mut status, |s| s.rib_in.len() == 1).await;
     let status = status.borrow().clone();
     let now = std::time::SystemTime::now();
-    let view = primaryd::control::views::received(&[status], None, now).unwrap();
+    let view = primaryd::operator::views::received(&[status], None, now).unwrap();
     let json = serde_json::to_value(&view).unwrap();
     assert_eq!(
         json[0]["attributes"]["unknown"],
         serde_json::json!([{"type_code": 200, "flags": 0xc0, "value": "010203"}]),
         "{json:#}"
     );
-    let table = primaryd::control::render::received(&view);
+    let table = primaryd::operator::render::received(&view);
     assert!(
         table
             .lines()

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::status::BfdStatus;
-use crate::control::render::{duration, table};
-use crate::control::views::timestamp;
+use crate::operator::render::{duration, table};
+use crate::operator::views::timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BfdView {

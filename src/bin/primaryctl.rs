@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use primaryd::control::protocol::{Command, Request, Response, PROTOCOL_VERSION};
-use primaryd::control::{render, views};
+use primaryd::operator::protocol::{Command, Request, Response, PROTOCOL_VERSION};
+use primaryd::operator::{render, views};
 
 /// Show what this host announces, to whom, and why; drain and reload primaryd.
 #[derive(Parser)]
@@ -136,10 +136,12 @@ fn main() -> ExitCode {
     let data = response.data.unwrap_or(serde_json::Value::Null);
     // `check`: 0 announced, 2 not announced (scripts and orchestrator hooks read it).
     let status = match &command {
-        Command::Check { .. } => serde_json::from_value(data.clone())
-            .map_or(1, |v: Vec<primaryd::control::check::CheckView>| {
-                primaryd::control::check::exit_status(&v)
-            }),
+        Command::Check { .. } => serde_json::from_value(data.clone()).map_or(
+            1,
+            |v: Vec<primaryd::operator::check::CheckView>| {
+                primaryd::operator::check::exit_status(&v)
+            },
+        ),
         _ => 0,
     };
     let text = if json {
@@ -225,8 +227,8 @@ fn human(command: &Command, data: serde_json::Value) -> Result<String, serde_jso
             render::services(&v)
         }
         Command::Check { .. } => {
-            let v: Vec<primaryd::control::check::CheckView> = serde_json::from_value(data)?;
-            primaryd::control::check::render(&v)
+            let v: Vec<primaryd::operator::check::CheckView> = serde_json::from_value(data)?;
+            primaryd::operator::check::render(&v)
         }
         Command::Drain { .. }
         | Command::Undrain { .. }

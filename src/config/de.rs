@@ -11,7 +11,8 @@ use toml::de::{DeArray, DeInteger, DeTable, DeValue};
 use toml::Spanned;
 
 use super::locate::position;
-use super::{ConfigProblem, RawConfig};
+use super::raw::RawConfig;
+use super::ConfigProblem;
 
 /// More rounds than this and the rest of the file is not looked at.
 const MAX_ROUNDS: usize = 100;

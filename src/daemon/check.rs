@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::control::{shown, ControlHandler};
+use super::requests::{shown, RequestHandler};
 use super::Published;
 use crate::bgp::fsm::State;
 use crate::bgp::status::PeerStatus;
-use crate::control::check::{CheckPeer, CheckView};
-use crate::control::protocol::{Command, Response};
-use crate::health::control::{HealthControl, Target};
 use crate::health::on_demand::CheckOutcome;
+use crate::health::services::{HealthServices, Target};
+use crate::operator::check::{CheckPeer, CheckView};
+use crate::operator::protocol::{Command, Response};
 
 /// How long the answer waits for the announce to be written to every ready peer.
 const ANNOUNCE_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(h: &ControlHandler, service: Option<String>) -> Response {
+pub(super) async fn run(h: &RequestHandler, service: Option<String>) -> Response {
     let target = service.clone().map_or(Target::All, Target::Service);
     let outcomes = match h.health.check_now(&target).await {
         Ok(o) => o,
@@ -69,13 +69,13 @@ pub(super) async fn run(h: &ControlHandler, service: Option<String>) -> Response
 /// for too, unless the rules withdraw the service meanwhile.
 async fn sent(
     published: &watch::Receiver<Published>,
-    health: &HealthControl,
+    health: &HealthServices,
     o: CheckOutcome,
 ) -> (CheckView, Vec<String>) {
     let name = o.service.clone();
     let decided = || {
         let p = published.borrow();
-        let prefixes = super::control::prefixes_of(&p.config, &name);
+        let prefixes = super::requests::prefixes_of(&p.config, &name);
         let v = health.status(&name).map(|s| shown(&p, &s));
         (v, prefixes, p.peers.clone())
     };

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::control::service_view;
+use super::requests::service_view;
 use super::Published;
 use crate::bgp::status::PeerStatus;
-use crate::control::views;
-use crate::health::control::HealthControl;
+use crate::health::services::HealthServices;
 use crate::metrics::{self, CheckLatency, ServiceCounts};
+use crate::operator::views;
 
 pub(super) fn scraper(
     published: watch::Receiver<Published>,
-    health: HealthControl,
+    health: HealthServices,
     latency: CheckLatency,
 ) -> Arc<dyn Fn() -> String + Send + Sync> {
     Arc::new(move || {
@@ -39,7 +39,7 @@ pub(super) fn scraper(
 
 /// Feeds the check-latency histogram from every service's published checks.
 pub(super) async fn observe_latency(
-    health: HealthControl,
+    health: HealthServices,
     mut published: watch::Receiver<Published>,
     latency: CheckLatency,
 ) -> String {

@@ -232,22 +232,7 @@ impl Entry {
                 } else {
                     guard.evaluate(&inputs, service.policy)
                 };
-                for a in actions {
-                    effects.push(match a {
-                        Action::Persist(record) => Effect::Persist {
-                            service: name.clone(),
-                            record,
-                        },
-                        Action::Fence(reason) => Effect::Fence {
-                            service: name.clone(),
-                            reason,
-                        },
-                        Action::NewTerm { above } => Effect::NewTerm {
-                            service: name.clone(),
-                            above,
-                        },
-                    });
-                }
+                effects.extend(actions.into_iter().map(|a| effect_of(name, a)));
                 let term = match self.facts.as_ref().map(|f| &f.term) {
                     Some(OwnTerm::Known { own, .. }) => *own,
                     _ => None,
@@ -288,6 +273,16 @@ impl Entry {
             since,
         };
         announce.then_some(term)
+    }
+}
+
+/// What the daemon carries out for a guard's action.
+fn effect_of(service: &str, action: Action) -> Effect {
+    let service = service.to_string();
+    match action {
+        Action::Persist(record) => Effect::Persist { service, record },
+        Action::Fence(reason) => Effect::Fence { service, reason },
+        Action::NewTerm { above } => Effect::NewTerm { service, above },
     }
 }
 

@@ -220,7 +220,7 @@ pub fn stale_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes};
+    use crate::config::{MysqlConfig, MysqlEndpoint};
     use crate::health::mysql::ProbeResult;
     use crate::health::state::{CheckInput, ServiceState};
     use std::time::Instant;
@@ -229,17 +229,7 @@ mod tests {
         let mut mysql = MysqlConfig::new(MysqlEndpoint::Socket("/none".into()), "primaryd");
         mysql.interval = Duration::from_millis(200);
         mysql.timeout = Duration::from_millis(1000);
-        ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["192.0.2.10/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        }
+        crate::config::test_service("192.0.2.10/32", mysql)
     }
 
     fn status(checked: bool) -> ServiceStatus {

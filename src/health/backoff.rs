@@ -29,11 +29,6 @@ impl Backoff {
         self.not_before.is_none_or(|t| now >= t)
     }
 
-    /// When the next attempt may be made (`None`: now).
-    pub fn not_before(&self) -> Option<Instant> {
-        self.not_before
-    }
-
     /// Consecutive failures since the last success.
     pub fn failures(&self) -> u32 {
         self.failures

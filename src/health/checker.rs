@@ -116,7 +116,7 @@ impl Checker {
                     );
                 }
             }
-            ProbeResult::Unhealthy(reason) | ProbeResult::Failed { reason, .. } => {
+            ProbeResult::Unhealthy(_) | ProbeResult::Failed { .. } => {
                 self.successes = 0;
                 self.failures = self.failures.saturating_add(1);
                 let lost = matches!(
@@ -130,7 +130,7 @@ impl Checker {
                     Health::Up if !lost && self.failures < self.fall => return None,
                     _ => {
                         self.health = Health::Down;
-                        self.reason = reason.clone();
+                        self.reason = result.to_string();
                     }
                 }
             }
@@ -146,6 +146,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::mysql::{Problem, Variable};
     use proptest::prelude::*;
 
     fn w() -> ProbeResult {
@@ -153,7 +154,7 @@ mod tests {
     }
 
     fn ro() -> ProbeResult {
-        ProbeResult::Unhealthy("read_only=1".into())
+        ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into())
     }
 
     fn failed(kind: FailureKind) -> ProbeResult {
@@ -283,7 +284,7 @@ mod tests {
     fn any_result() -> impl Strategy<Value = ProbeResult> {
         prop_oneof![
             4 => Just(ProbeResult::writable()),
-            1 => Just(ProbeResult::Unhealthy("read_only=1".into())),
+            1 => Just(ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into())),
             1 => Just(failed(FailureKind::Lost)),
             1 => Just(failed(FailureKind::Timeout)),
             1 => Just(failed(FailureKind::Query)),

@@ -10,7 +10,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use tracing::{info, warn};
 
-use super::mysql::{query_rows, row_values, value_as_u64};
+use super::mysql::answers::{row_values, value_as_u64};
+use super::mysql::probe::query_rows;
 use super::term::{Incarnation, PromotionWitness, TermDecision, TermRows, TermState};
 use crate::config::WriteProbeTable;
 

@@ -69,8 +69,8 @@ async fn run(opts: Opts, timeout: Duration) -> Result<Flavour, FenceError> {
         .query_first("SELECT VERSION()")
         .await
         .map_err(|e| failed("SELECT VERSION()", e))?;
-    let flavour =
-        Flavour::from_version(&version.unwrap_or_default()).map_err(FenceError::Failed)?;
+    let flavour = Flavour::from_version(&version.unwrap_or_default())
+        .map_err(|e| FenceError::Failed(e.to_string()))?;
     // read_only=1 waits for the global read lock: give up on the server side too.
     let secs = timeout.as_millis().div_ceil(1000).max(1);
     conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))

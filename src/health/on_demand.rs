@@ -94,8 +94,8 @@ impl Asked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes, ServiceConfig};
-    use crate::health::mysql::ProbeResult;
+    use crate::config::{MysqlConfig, MysqlEndpoint};
+    use crate::health::mysql::{ProbeResult, Problem, Variable};
     use crate::health::state::{CheckInput, ServiceState};
     use std::time::{Duration, Instant, SystemTime};
 
@@ -113,17 +113,7 @@ mod tests {
     fn state(rise: u32) -> ServiceState {
         let mut mysql = MysqlConfig::new(MysqlEndpoint::Socket("/none".into()), "primaryd");
         (mysql.rise, mysql.fall) = (rise, 1);
-        let svc = ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["192.0.2.10/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        };
+        let svc = crate::config::test_service("192.0.2.10/32", mysql);
         ServiceState::new(&svc, None, Instant::now())
     }
 
@@ -136,7 +126,10 @@ mod tests {
         // A check is running (started before the request): not pending for it.
         let (tx, mut rx) = oneshot::channel();
         asked.push(tx);
-        let s = check(&mut st, ProbeResult::Unhealthy("read_only=1".into()));
+        let s = check(
+            &mut st,
+            ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
+        );
         asked.finished(&s);
         assert!(rx.try_recv().is_err(), "the older check does not answer");
         assert!(asked.pending());
@@ -163,7 +156,10 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         asked.push(tx);
         asked.starting();
-        let s = check(&mut st, ProbeResult::Unhealthy("read_only=1".into()));
+        let s = check(
+            &mut st,
+            ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
+        );
         asked.finished(&s);
         let o = rx.try_recv().expect("answered");
         assert_eq!((o.passed, o.checks, o.health), (false, 1, Health::Down));

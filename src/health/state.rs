@@ -135,10 +135,6 @@ impl ServiceState {
         &self.reason
     }
 
-    pub fn is_drained(&self) -> bool {
-        self.drained.is_some()
-    }
-
     /// When damping will allow the announcement it is holding back.
     pub fn damped_until(&self) -> Option<Instant> {
         self.damped_until
@@ -263,24 +259,14 @@ impl ServiceState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, RouteAttributes};
-    use crate::health::mysql::FailureKind;
+    use crate::config::{MysqlConfig, MysqlEndpoint};
+    use crate::health::mysql::{FailureKind, Problem, Variable};
 
     fn service(rise: u32, fall: u32, min_up_ms: u64) -> ServiceConfig {
         let mut mysql = MysqlConfig::new(MysqlEndpoint::Socket("/x.sock".into()), "u");
         (mysql.rise, mysql.fall) = (rise, fall);
         mysql.min_up_interval = Duration::from_millis(min_up_ms);
-        ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["192.0.2.10/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        }
+        crate::config::test_service("192.0.2.10/32", mysql)
     }
 
     fn ok() -> CheckInput {
@@ -294,7 +280,7 @@ mod tests {
 
     fn ro() -> CheckInput {
         CheckInput {
-            result: ProbeResult::Unhealthy("read_only=1".into()),
+            result: ProbeResult::Unhealthy(Problem::On(Variable::ReadOnly).into()),
             ..ok()
         }
     }

@@ -28,7 +28,7 @@ use super::mysql::{MysqlProbe, ProbeResult};
 use super::on_demand::Asked;
 use super::state::{CheckInput, ServiceState, ServiceStatus};
 use super::term::ServerFacts;
-use super::watch::{Watch, WatchEnd};
+use super::watch_connection::{Watch, WatchEnd};
 use crate::blocking::{self, Lane};
 use crate::config::ServiceConfig;
 
@@ -54,7 +54,7 @@ pub struct HealthEvent {
     pub facts: Option<ServerFacts>,
 }
 
-/// Requests from the control path (see [`super::control::HealthControl`]).
+/// Requests from the control path (see [`super::control::HealthServices`]).
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Drain (`Some`) or undrain (`None`); answered with the status after the change.
@@ -320,10 +320,241 @@ async fn prepare(
     drained
 }
 
-async fn watch_end(watch: &mut Option<Watch>) -> WatchEnd {
-    match watch {
-        Some(w) => w.ended().await,
-        None => std::future::pending().await,
+/// The watch connection of one service and when it may be parked again.
+struct WatchSlot {
+    watch: Option<Watch>,
+    started: Instant,
+    backoff: Backoff,
+}
+
+impl WatchSlot {
+    fn new() -> WatchSlot {
+        WatchSlot {
+            watch: None,
+            started: Instant::now(),
+            backoff: Backoff::new(WATCH_RETRY_MIN, WATCH_RETRY_MAX),
+        }
+    }
+
+    fn is_parked(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    async fn end(&mut self) -> WatchEnd {
+        match &mut self.watch {
+            Some(w) => w.ended().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// After the watch ended: true when a check is due now (it had been parked).
+    fn ended(&mut self, name: &str, end: WatchEnd) -> bool {
+        self.watch = None;
+        if end.parked && self.started.elapsed() >= WATCH_STABLE {
+            self.backoff.succeeded();
+        }
+        let retry = self.backoff.failed(Instant::now());
+        if end.parked {
+            info!(service = %name, reason = %end.reason, "watch ended; checking now");
+        } else {
+            debug!(service = %name, reason = %end.reason, retry_ms = retry.as_millis() as u64, "watch not parked");
+        }
+        end.parked
+    }
+
+    /// Parks the watch once there is a healthy connection to watch.
+    fn park(&mut self, name: &str, probe: &MysqlProbe) {
+        let now = Instant::now();
+        if self.watch.is_some() || !self.backoff.ready(now) {
+            return;
+        }
+        if let Some(flavour) = probe.flavour() {
+            debug!(service = %name, "parking the watch connection");
+            self.watch = Some(Watch::start(probe.opts(), flavour, probe.timeout()));
+            self.started = now;
+        }
+    }
+}
+
+/// What the loop does next.
+enum Next {
+    /// Check now (`true`: because the watch ended).
+    Check(bool),
+    /// Stop: the daemon is gone.
+    Stop,
+}
+
+/// One service's checks: everything the task's loop keeps between checks.
+struct Checks<'a> {
+    service: &'a ServiceConfig,
+    out: Outlet<'a>,
+    commands: mpsc::Receiver<Command>,
+    probe: MysqlProbe,
+    fencer: Fencer,
+    state: ServiceState,
+    /// The facts last sent to the daemon.
+    sent_facts: Option<ServerFacts>,
+    lanes: HostLanes,
+    ticker: tokio::time::Interval,
+    watch: WatchSlot,
+    /// The previous failed probe's text: repeats of the same failure are logged at trace only.
+    last_failure: Option<String>,
+    /// An operator's confirm waiting for the probe (which a running check borrows).
+    confirm: Option<u64>,
+    /// When the previous check answered healthy: the next one must answer within timeout_ms
+    /// of it (super::deadline).
+    last_healthy: Option<Instant>,
+    /// `primaryctl check` requests waiting for a check of their own.
+    asked: Asked,
+}
+
+impl Checks<'_> {
+    /// Applies a control command; false when the daemon is gone.
+    async fn apply(&mut self, cmd: Command) -> bool {
+        let watching = self.watch.is_parked();
+        self.out
+            .apply(
+                cmd,
+                &mut self.state,
+                watching,
+                &mut self.fencer,
+                &mut self.confirm,
+                &mut self.asked,
+            )
+            .await
+    }
+
+    /// Waits for a reason to check, applying commands and damping's end meanwhile.
+    async fn next(&mut self) -> Next {
+        loop {
+            let damped = self.state.damped_until();
+            tokio::select! {
+                biased;
+                _ = self.out.events.closed() => return Next::Stop,
+                Some(cmd) = self.commands.recv() => {
+                    if !self.apply(cmd).await {
+                        return Next::Stop;
+                    }
+                }
+                // A requested check starts at once (and resets the schedule, like the watch's).
+                () = std::future::ready(()), if self.asked.pending() => return Next::Check(true),
+                end = self.watch.end() => {
+                    let now = self.watch.ended(self.out.name, end);
+                    self.out.publish(&self.state, false);
+                    if now {
+                        return Next::Check(true);
+                    }
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                    damped.unwrap_or_else(Instant::now),
+                )), if damped.is_some() => {
+                    if let Some(t) = self.state.tick(Instant::now()) {
+                        self.out.publish(&self.state, self.watch.is_parked());
+                        if !self.out.report(t, self.state.facts()).await {
+                            return Next::Stop;
+                        }
+                    }
+                }
+                _ = self.ticker.tick() => return Next::Check(false),
+            }
+        }
+    }
+
+    /// The check, with the host facts beside it. Commands are applied while it runs; it is
+    /// never cancelled except when the daemon is gone (`None`).
+    async fn probe(&mut self) -> Option<(ProbeResult, (Option<String>, Option<String>))> {
+        let (service, cfg) = (self.service, &self.service.mysql);
+        let facts = async {
+            tokio::join!(
+                disabled(service, &self.lanes.disable_file, cfg.timeout),
+                addresses(service, &self.lanes.addresses, cfg.timeout)
+            )
+        };
+        let budget = super::deadline::check_budget(
+            cfg.interval,
+            cfg.timeout,
+            self.last_healthy,
+            Instant::now(),
+        );
+        let check = async { tokio::join!(self.probe.probe_within(budget), facts) };
+        tokio::pin!(check);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.out.events.closed() => return None,
+                Some(cmd) = self.commands.recv() => {
+                    let watching = self.watch.is_parked();
+                    let alive = self
+                        .out
+                        .apply(cmd, &mut self.state, watching, &mut self.fencer, &mut self.confirm, &mut self.asked)
+                        .await;
+                    if !alive {
+                        return None;
+                    }
+                }
+                r = &mut check => return Some(r),
+            }
+        }
+    }
+
+    /// One check and what follows from it; `None` when the daemon is gone (during the
+    /// check), `Some(false)` when it went away after it.
+    async fn check(&mut self, from_watch: bool) -> Option<bool> {
+        let started = Instant::now();
+        self.asked.starting();
+        if let Some(above) = self.confirm.take() {
+            self.probe.confirm_term_above(above);
+        }
+        let (result, (disabled, address)) = self.probe().await?;
+        let latency = started.elapsed();
+        if from_watch {
+            // The next regular check is a full interval after this one.
+            self.ticker.reset();
+        }
+        self.last_healthy = result.is_healthy().then(Instant::now);
+        self.log_failure(&result, latency);
+        let check = CheckInput {
+            result,
+            latency,
+            disabled,
+            address,
+        };
+        let transition = self.state.observe(check, Instant::now());
+        self.state.set_facts(self.probe.facts().cloned());
+        if self.service.mysql.watch_connection {
+            self.watch.park(self.out.name, &self.probe);
+        }
+        let watching = self.watch.is_parked();
+        self.out.publish(&self.state, watching);
+        if !self
+            .out
+            .after_check(&self.state, transition, &mut self.sent_facts)
+            .await
+        {
+            return Some(false);
+        }
+        let now = self
+            .state
+            .status(Instant::now(), SystemTime::now(), watching);
+        self.asked.finished(&now);
+        Some(true)
+    }
+
+    /// A failure is logged at debug the first time, at trace while it repeats.
+    fn log_failure(&mut self, result: &ProbeResult, latency: Duration) {
+        let name = self.out.name;
+        match result {
+            ProbeResult::Healthy(_) => self.last_failure = None,
+            failed => {
+                let text = failed.to_string();
+                if self.last_failure.as_deref() != Some(text.as_str()) {
+                    debug!(service = %name, result = ?failed, latency_ms = latency.as_millis() as u64, "check failed");
+                    self.last_failure = Some(text);
+                } else {
+                    trace!(service = %name, result = ?failed, "check failed again");
+                }
+            }
+        }
     }
 }
 
@@ -334,7 +565,7 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         password,
         drains,
         events,
-        mut commands,
+        commands,
         status,
     } = setup;
     let drained = tokio::select! {
@@ -343,192 +574,76 @@ pub(crate) async fn run_task(setup: TaskSetup) {
         d = prepare(&service, drains, PREPARE_DEADLINE) => d,
     };
     let name = service.name.as_str();
-    let cfg = &service.mysql;
-    let out = Outlet {
-        index,
-        name,
-        events: &events,
-        status: &status,
-    };
-    let mut probe = MysqlProbe::for_service(&service, password);
-    let mut fencer = Fencer {
-        opts: probe.opts(),
-        timeout: probe.timeout(),
-        last_reason: None,
-    };
-    // The facts last sent to the daemon.
-    let mut sent_facts: Option<ServerFacts> = None;
-    let lanes = HostLanes::default();
-    let mut state = ServiceState::new(&service, drained, Instant::now());
-    let mut ticker = tokio::time::interval(cfg.interval);
+    let probe = MysqlProbe::for_service(&service, password);
+    let mut ticker = tokio::time::interval(service.mysql.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut watch: Option<Watch> = None;
-    let mut watch_started = Instant::now();
-    let mut watch_backoff = Backoff::new(WATCH_RETRY_MIN, WATCH_RETRY_MAX);
-    // The previous failed probe's text: repeats of the same failure are logged at trace only.
-    let mut last_failure: Option<String> = None;
-    // An operator's confirm waiting for the probe (which a running check borrows).
-    let mut confirm: Option<u64> = None;
-    // When the previous check answered healthy: the next one must answer within timeout_ms
-    // of it (super::deadline).
-    let mut last_healthy: Option<Instant> = None;
-    // `primaryctl check` requests waiting for a check of their own.
-    let mut asked = Asked::default();
-    debug!(service = %name, endpoint = %cfg.endpoint, role = %service.role, "health checks starting");
-    out.publish(&state, false);
-    if state.health() == Health::Down {
-        // A persisted drain: tell the daemon now (it starts everything as Unknown).
+    let mut checks = Checks {
+        service: &service,
+        out: Outlet {
+            index,
+            name,
+            events: &events,
+            status: &status,
+        },
+        commands,
+        fencer: Fencer {
+            opts: probe.opts(),
+            timeout: probe.timeout(),
+            last_reason: None,
+        },
+        probe,
+        state: ServiceState::new(&service, drained, Instant::now()),
+        sent_facts: None,
+        lanes: HostLanes::default(),
+        ticker,
+        watch: WatchSlot::new(),
+        last_failure: None,
+        confirm: None,
+        last_healthy: None,
+        asked: Asked::default(),
+    };
+    debug!(service = %name, endpoint = %service.mysql.endpoint, role = %service.role, "health checks starting");
+    if !checks.start().await {
+        return;
+    }
+    while let Next::Check(from_watch) = checks.next().await {
+        match checks.check(from_watch).await {
+            Some(true) => {}
+            Some(false) => break,
+            None => return,
+        }
+    }
+    debug!(service = %name, "health checks stopped: event receiver gone");
+}
+
+impl Checks<'_> {
+    /// The first status, and a persisted drain told to the daemon at once (it starts
+    /// everything as Unknown); false when the daemon is gone.
+    async fn start(&mut self) -> bool {
+        self.out.publish(&self.state, false);
+        if self.state.health() != Health::Down {
+            return true;
+        }
         let t = Transition {
             from: Health::Unknown,
             to: Health::Down,
-            reason: state.reason().to_string(),
+            reason: self.state.reason().to_string(),
         };
-        if !out.report(t, None).await {
-            return;
-        }
+        self.out.report(t, None).await
     }
-    loop {
-        let damped = state.damped_until();
-        // Wait for a reason to check; stop promptly when the daemon is gone.
-        let from_watch = tokio::select! {
-            biased;
-            _ = events.closed() => break,
-            Some(cmd) = commands.recv() => {
-                if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm, &mut asked).await {
-                    break;
-                }
-                continue;
-            }
-            // A requested check starts at once (and resets the schedule, like the watch's).
-            () = std::future::ready(()), if asked.pending() => true,
-            end = watch_end(&mut watch) => {
-                watch = None;
-                if end.parked && watch_started.elapsed() >= WATCH_STABLE {
-                    watch_backoff.succeeded();
-                }
-                let retry = watch_backoff.failed(Instant::now());
-                if end.parked {
-                    info!(service = %name, reason = %end.reason, "watch ended; checking now");
-                } else {
-                    debug!(service = %name, reason = %end.reason, retry_ms = retry.as_millis() as u64, "watch not parked");
-                }
-                out.publish(&state, false);
-                if !end.parked {
-                    continue;
-                }
-                true
-            }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(
-                damped.unwrap_or_else(Instant::now),
-            )), if damped.is_some() => {
-                if let Some(t) = state.tick(Instant::now()) {
-                    out.publish(&state, watch.is_some());
-                    if !out.report(t, state.facts()).await {
-                        break;
-                    }
-                }
-                continue;
-            }
-            _ = ticker.tick() => false,
-        };
-
-        // The check, with the host facts beside it. Commands are applied while it runs; it is
-        // never cancelled except when the daemon is gone.
-        let started = Instant::now();
-        asked.starting();
-        if let Some(above) = confirm.take() {
-            probe.confirm_term_above(above);
-        }
-        let (result, (disabled, address)) = {
-            let facts = async {
-                tokio::join!(
-                    disabled(&service, &lanes.disable_file, cfg.timeout),
-                    addresses(&service, &lanes.addresses, cfg.timeout)
-                )
-            };
-            let budget =
-                super::deadline::check_budget(cfg.interval, cfg.timeout, last_healthy, started);
-            let check = async { tokio::join!(probe.probe_within(budget), facts) };
-            tokio::pin!(check);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = events.closed() => return,
-                    Some(cmd) = commands.recv() => {
-                        if !out.apply(cmd, &mut state, watch.is_some(), &mut fencer, &mut confirm, &mut asked).await {
-                            return;
-                        }
-                    }
-                    r = &mut check => break r,
-                }
-            }
-        };
-        let latency = started.elapsed();
-        if from_watch {
-            // The next regular check is a full interval after this one.
-            ticker.reset();
-        }
-        last_healthy = result.is_healthy().then(Instant::now);
-        match &result {
-            ProbeResult::Healthy(_) => last_failure = None,
-            failed => {
-                let text = failed.to_string();
-                if last_failure.as_deref() != Some(text.as_str()) {
-                    debug!(service = %name, result = ?failed, latency_ms = latency.as_millis() as u64, "check failed");
-                    last_failure = Some(text);
-                } else {
-                    trace!(service = %name, result = ?failed, "check failed again");
-                }
-            }
-        }
-        let check = CheckInput {
-            result,
-            latency,
-            disabled,
-            address,
-        };
-        let transition = state.observe(check, Instant::now());
-        state.set_facts(probe.facts().cloned());
-
-        // Park the watch once there is a healthy connection to watch.
-        let now = Instant::now();
-        if cfg.watch_connection && watch.is_none() && watch_backoff.ready(now) {
-            if let Some(flavour) = probe.flavour() {
-                debug!(service = %name, "parking the watch connection");
-                watch = Some(Watch::start(probe.opts(), flavour, probe.timeout()));
-                watch_started = now;
-            }
-        }
-        out.publish(&state, watch.is_some());
-        if !out.after_check(&state, transition, &mut sent_facts).await {
-            break;
-        }
-        asked.finished(&state.status(Instant::now(), SystemTime::now(), watch.is_some()));
-    }
-    debug!(service = %name, "health checks stopped: event receiver gone");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MysqlConfig, MysqlEndpoint, Role, RouteAttributes};
+    use crate::config::{MysqlConfig, MysqlEndpoint};
 
     pub(crate) fn service(endpoint: MysqlEndpoint) -> ServiceConfig {
         let mut mysql = MysqlConfig::new(endpoint, "primaryd");
         mysql.interval = Duration::from_millis(10);
         mysql.timeout = Duration::from_millis(500);
         (mysql.rise, mysql.fall) = (1, 3);
-        ServiceConfig {
-            name: "main".into(),
-            prefixes: vec!["127.0.0.1/32".parse().unwrap()],
-            role: Role::Primary,
-            attributes: RouteAttributes::default(),
-            mysql,
-            disable_file: None,
-            manage_addresses: false,
-            policy: Default::default(),
-            fallback: Default::default(),
-        }
+        crate::config::test_service("127.0.0.1/32", mysql)
     }
 
     /// A drain record that cannot be read in time (a FIFO without a writer here; a hung

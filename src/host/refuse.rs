@@ -91,12 +91,6 @@ impl Refuser {
         Ok(out)
     }
 
-    /// Deletes the table (tests; primaryd itself never does: the table must outlive it).
-    pub fn delete(&self) -> Result<(), RefuseError> {
-        let t = &self.table;
-        self.apply(&format!("add table inet {t}\ndelete table inet {t}\n"))
-    }
-
     /// One transaction: the table, its two sets and its chain declared (idempotent), the
     /// chain's rules rewritten, then the elements added and removed. `add` then `delete` of an
     /// element removes it whether or not it was there.

@@ -12,22 +12,22 @@ use super::{Published, Reply, DRAIN_ACK_TIMEOUT};
 use crate::bgp::fsm::State;
 use crate::bgp::status::PeerStatus;
 use crate::config::Config;
-use crate::control::protocol::{Command, Response};
-use crate::control::server::Handler;
-use crate::control::views;
 use crate::health::checker::Health;
-use crate::health::control::{DrainError, HealthControl, Target};
+use crate::health::services::{DrainError, HealthServices, Target};
 use crate::health::state::ServiceStatus;
+use crate::operator::protocol::{Command, Response};
+use crate::operator::server::Handler;
+use crate::operator::views;
 
 /// Answers `primaryctl`: `show` from published status, drain through the health tasks,
 /// reload through the daemon loop.
-pub(super) struct ControlHandler {
+pub(super) struct RequestHandler {
     pub(super) published: watch::Receiver<Published>,
-    pub(super) health: HealthControl,
+    pub(super) health: HealthServices,
     pub(super) commands: mpsc::Sender<(Command, Reply)>,
 }
 
-impl Handler for ControlHandler {
+impl Handler for RequestHandler {
     fn handle(&self, command: Command) -> Pin<Box<dyn Future<Output = Response> + Send + '_>> {
         Box::pin(async move {
             let published = self.published.borrow().clone();
@@ -84,7 +84,7 @@ impl Handler for ControlHandler {
     }
 }
 
-impl ControlHandler {
+impl RequestHandler {
     /// Drains, then answers only once every established peer was sent the withdraw (its
     /// published Adj-RIB-Out no longer has the prefixes).
     async fn drain(&self, service: Option<String>, published: &Published) -> Response {

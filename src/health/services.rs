@@ -2,7 +2,7 @@
 //! conflict rules use: service snapshots, drain and undrain, fencing.
 //!
 //! ```text
-//! let (control, tasks) = health::control::start(&config, passwords, events_tx);
+//! let (control, tasks) = health::services::start(&config, passwords, events_tx);
 //! control.statuses()                                  // show services
 //! control.drain(&Target::Service("main".into()), Some("kernel upgrade".into())).await?
 //! control.undrain(&Target::All).await?
@@ -81,7 +81,7 @@ struct ServiceHandle {
 
 /// Handle on the running health tasks; cheap to clone.
 #[derive(Clone)]
-pub struct HealthControl {
+pub struct HealthServices {
     inner: Arc<Inner>,
 }
 
@@ -93,14 +93,14 @@ struct Inner {
     busy: Mutex<()>,
 }
 
-/// Starts one health task per service, in `tasks` (see [`HealthControl::add`]). Must run
+/// Starts one health task per service, in `tasks` (see [`HealthServices::add`]). Must run
 /// inside a tokio runtime.
 pub fn start(
     config: &Config,
     passwords: Vec<Option<String>>,
     events: mpsc::Sender<HealthEvent>,
-) -> (HealthControl, JoinSet<()>) {
-    let control = HealthControl::new(&config.control.state_dir);
+) -> (HealthServices, JoinSet<()>) {
+    let control = HealthServices::new(&config.control.state_dir);
     let mut tasks = JoinSet::new();
     let passwords = passwords.into_iter().chain(std::iter::repeat(None));
     for (index, (service, password)) in config.services.iter().zip(passwords).enumerate() {
@@ -109,10 +109,10 @@ pub fn start(
     (control, tasks)
 }
 
-impl HealthControl {
+impl HealthServices {
     /// No services yet; drains are persisted under `state_dir`.
-    pub fn new(state_dir: &Path) -> HealthControl {
-        HealthControl {
+    pub fn new(state_dir: &Path) -> HealthServices {
+        HealthServices {
             inner: Arc::new(Inner {
                 services: std::sync::Mutex::new(Vec::new()),
                 store: DrainStore::new(state_dir),
@@ -190,11 +190,6 @@ impl HealthControl {
         self.handle(name).map(|s| s.status)
     }
 
-    /// Where drains are persisted.
-    pub fn drain_store(&self) -> &DrainStore {
-        &self.inner.store
-    }
-
     fn handle(&self, name: &str) -> Option<ServiceHandle> {
         self.services().into_iter().find(|s| s.name == name)
     }
@@ -261,7 +256,7 @@ impl HealthControl {
     }
 }
 
-impl HealthControl {
+impl HealthServices {
     /// Makes the service's server read-only (`SET GLOBAL read_only = 1`, and
     /// `super_read_only = 1` on MySQL), logged once with `reason`. Answers within the check
     /// timeout (plus the time to reach the task), whatever a running check is doing.
@@ -280,7 +275,7 @@ impl HealthControl {
     }
 }
 
-impl HealthControl {
+impl HealthServices {
     /// An operator confirmed the service's server as the primary: its next healthy check
     /// writes a promotion term above `above` (docs/safety.md). False if the service is gone.
     pub async fn confirm_term(&self, name: &str, above: u64) -> bool {
@@ -305,7 +300,7 @@ async fn set(h: &ServiceHandle, drained: Option<DrainInfo>) -> Result<ServiceSta
     answer.await.map_err(|_| gone())
 }
 
-impl HealthControl {
+impl HealthServices {
     /// `primaryctl check`: every target service checks now (all at once); each answers after
     /// a check that started after the request, once its result reached the daemon
     /// ([`super::on_demand`]).
