@@ -21,6 +21,8 @@ pub struct Exports {
     pub routes: DesiredRoutes,
     pub watched: Arc<BTreeSet<IpNetwork>>,
     pub released: Arc<BTreeMap<String, u64>>,
+    /// Routes held while their refusal is installed: kept where advertised, not announced.
+    pub held: Arc<BTreeSet<IpNetwork>>,
 }
 
 impl Exports {
@@ -30,6 +32,7 @@ impl Exports {
             routes: self.routes.clone(),
             watched: Arc::clone(&self.watched),
             released: self.released.get(peer).copied(),
+            held: Arc::clone(&self.held),
         }
     }
 }

@@ -99,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
                         routes: r,
                         watched: Arc::new(watched),
                         released,
+                        held: Arc::default(),
                     })
                 }
                 2 => Input::TcpClosed { error: "x".into() },

@@ -32,6 +32,9 @@ pub struct Export {
     /// The session (by its `established_transitions` number) the daemon has released: it read
     /// that session's initial routes. Routes are announced only on a released session.
     pub released: Option<u64>,
+    /// Prefixes withdrawn by the rules whose route is held until this host refuses their
+    /// addresses (docs/clients.md): kept where already advertised, never newly announced.
+    pub held: Arc<BTreeSet<IpNetwork>>,
 }
 
 /// The session's facts the attributes depend on.
@@ -73,11 +76,24 @@ impl AdjRibOut {
     }
 
     /// Brings the Adj-RIB-Out to `desired`: one UPDATE for the withdrawals and one per
-    /// distinct attribute set (the driver splits them into frames that fit).
-    pub fn sync(&mut self, desired: &DesiredRoutes, policy: &ExportPolicy) -> Synced {
+    /// distinct attribute set (the driver splits them into frames that fit). A `held` prefix
+    /// keeps the route this session advertised, unchanged, and is not announced where it was
+    /// not: a session that comes up while a withdraw waits for its refusal gets nothing.
+    pub fn sync(
+        &mut self,
+        desired: &DesiredRoutes,
+        held: &BTreeSet<IpNetwork>,
+        policy: &ExportPolicy,
+    ) -> Synced {
         let mut want = BTreeMap::new();
         let mut unroutable = Vec::new();
         for (prefix, attrs) in desired {
+            if held.contains(prefix) {
+                if let Some(sent) = self.routes.get(prefix) {
+                    want.insert(*prefix, sent.clone());
+                }
+                continue;
+            }
             match path_attributes(prefix, attrs, policy) {
                 Some(a) => {
                     want.insert(*prefix, a);

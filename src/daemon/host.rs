@@ -5,8 +5,9 @@
 //! Start-up installs the refusal of every service address before any session exists;
 //! shutdown installs it again before the final withdraw and resets what was announced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
@@ -152,6 +153,7 @@ impl HostState {
     ) -> Vec<(String, Vec<IpAddr>)> {
         let now = Instant::now();
         let mut resets = self.forget_removed(services);
+        let mut held = BTreeSet::new();
         for service in services {
             let name = &service.name;
             let entry = self.entries.entry(name.clone()).or_insert_with(|| Entry {
@@ -184,7 +186,13 @@ impl HostState {
                 let _ = self.jobs.send((name.clone(), job));
             }
             match export {
-                Export::Primary => exports.routes.extend(entry.primary.clone()),
+                Export::Primary => {
+                    exports.routes.extend(entry.primary.clone());
+                    if !primary {
+                        // The rules withdrew it: kept only where it is advertised already.
+                        held.extend(entry.primary.keys().copied());
+                    }
+                }
                 Export::Fallback => {
                     let attrs = host::fallback_attributes(service, me.community_asn, me.router_id);
                     for p in &service.prefixes {
@@ -201,6 +209,7 @@ impl HostState {
                 resets.push((name.clone(), host::addresses(service)));
             }
         }
+        exports.held = Arc::new(held);
         resets
     }
 

@@ -196,6 +196,7 @@ impl SafetyState {
             routes,
             watched: Arc::new(watched),
             released: Arc::new(released),
+            held: Arc::default(),
         };
         (exports, effects)
     }

@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ipnetwork::IpNetwork;
@@ -62,6 +63,7 @@ pub struct Fsm {
     local: Option<(IpAddr, InterfaceAddresses)>,
     negotiated: Option<Negotiated>,
     desired: DesiredRoutes,
+    held: Arc<BTreeSet<IpNetwork>>,
     released: Option<u64>,
     rib_out: AdjRibOut,
     import: Import,
@@ -96,6 +98,7 @@ impl Fsm {
             local: None,
             negotiated: None,
             desired: DesiredRoutes::new(),
+            held: Arc::default(),
             released: None,
             rib_out: AdjRibOut::default(),
             import: Import::default(),
@@ -322,6 +325,7 @@ impl Fsm {
 
     fn export_changed(&mut self, export: Export, out: &mut Vec<Output>) {
         self.desired = export.routes;
+        self.held = export.held;
         self.released = export.released;
         let added = self.import.set_watched(export.watched);
         if self.state != State::Established {
@@ -606,7 +610,7 @@ impl Fsm {
             next_hop_ipv6: self.cfg.next_hop_ipv6,
             negotiated,
         };
-        let synced = self.rib_out.sync(desired, &policy);
+        let synced = self.rib_out.sync(desired, &self.held, &policy);
         out.extend(synced.warning.map(Output::Warn));
         for update in synced.updates {
             self.send(Message::Update(update), out);

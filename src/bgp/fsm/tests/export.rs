@@ -196,3 +196,43 @@ fn route_refresh_resends_the_family_from_the_rib_out() {
     assert_eq!(f.counters().route_refresh_in, 3);
     assert_eq!(f.state(), State::Established);
 }
+
+/// An Export of `desired` with `held` prefixes, released for the session `f` is in.
+fn export_held(f: &Fsm, desired: DesiredRoutes, held: &[&str]) -> Input {
+    let Input::Routes(mut e) = export(f, desired) else {
+        unreachable!()
+    };
+    e.held = std::sync::Arc::new(held.iter().map(|p| pfx(p)).collect());
+    Input::Routes(e)
+}
+
+#[test]
+fn a_held_route_stays_where_advertised_and_is_announced_nowhere_else() {
+    // The rules withdrew the service while its refusal is being installed: the route is held
+    // on the session that advertised it (unchanged, even if its attributes would change)...
+    let mut f = established(&["192.0.2.10/32", "192.0.2.20/32"]);
+    let before = f.rib_out()[&pfx("192.0.2.10/32")].clone();
+    let mut changed = routes(&["192.0.2.10/32", "192.0.2.20/32"]);
+    changed.get_mut(&pfx("192.0.2.10/32")).unwrap().med = Some(7);
+    let input = export_held(&f, changed, &["192.0.2.10/32"]);
+    assert!(updates(&f.process(input)).is_empty());
+    assert_eq!(f.rib_out()[&pfx("192.0.2.10/32")], before);
+    // ...and withdrawn once the hold ends with the route no longer desired.
+    let input = export(&f, routes(&["192.0.2.20/32"]));
+    let u = updates(&f.process(input));
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].withdrawn, [pfx("192.0.2.10/32")]);
+    // A session that comes up during the hold never announces the held route: the old
+    // primary's session that returns after an isolation must not put it back beside the new.
+    let mut f = Fsm::new(cfg());
+    let input = export_held(
+        &f,
+        routes(&["192.0.2.10/32", "192.0.2.20/32"]),
+        &["192.0.2.10/32"],
+    );
+    f.process(input);
+    let out = establish(&mut f, peer_open(3));
+    let announced: Vec<IpNetwork> = updates(&out).into_iter().flat_map(|u| u.nlri).collect();
+    assert_eq!(announced, [pfx("192.0.2.20/32")]);
+    assert!(!f.rib_out().contains_key(&pfx("192.0.2.10/32")));
+}
