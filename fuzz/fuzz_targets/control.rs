@@ -1,4 +1,4 @@
-//! Fuzzes the control socket: the real server (`control::server::serve`, behind a handler that
+//! Fuzzes the control socket: the real server (`operator::server::serve`, behind a handler that
 //! echoes the command) on a Unix socket, sent the input as one client's byte stream. Every
 //! answer must be what the documented rules give, worked out here line by line with
 //! `parse_request`: a line (newline included) of at most `MAX_REQUEST_LEN` bytes that is UTF-8
@@ -18,8 +18,8 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use primaryd::control::protocol::{parse_request, Command, Response, MAX_REQUEST_LEN};
-use primaryd::control::server::{bind, serve, Handler};
+use primaryd::operator::protocol::{parse_request, Command, Response, MAX_REQUEST_LEN};
+use primaryd::operator::server::{bind, serve, Handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::runtime::Runtime;
