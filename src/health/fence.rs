@@ -119,15 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_server_times_out_on_time() {
-        // Accepts TCP but never greets, like a SIGSTOPped server.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s);
-            }
-        });
+        let (port, hold) = crate::health::test_servers::silent().await;
         let opts = mysql_async::OptsBuilder::default()
             .ip_or_hostname("127.0.0.1")
             .tcp_port(port)

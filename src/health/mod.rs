@@ -34,4 +34,6 @@ pub mod services;
 pub mod state;
 pub mod task;
 pub mod term;
+#[cfg(test)]
+pub(crate) mod test_servers;
 pub mod watch_connection;

@@ -219,6 +219,17 @@ impl Validator {
             .ok()
     }
 
+    /// `KEY.next_hop_ipv4` and `KEY.next_hop_ipv6`, each checked for its family.
+    fn next_hops(
+        &mut self,
+        key: &str,
+        v4: Option<&str>,
+        v6: Option<&str>,
+    ) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        let v4 = self.ipv4(&format!("{key}.next_hop_ipv4"), v4);
+        (v4, self.ipv6(&format!("{key}.next_hop_ipv6"), v6))
+    }
+
     fn optional_u32(&mut self, key: &str, v: Option<i64>) -> Option<u32> {
         let v = v?;
         u32::try_from(v)

@@ -43,6 +43,11 @@ impl Validator {
         }
         let (max_prefixes, max_prefixes_restart) = self.max_prefixes(key, &raw);
         let bfd = self.bfd(key, &raw);
+        let (next_hop_ipv4, next_hop_ipv6) = self.next_hops(
+            key,
+            raw.next_hop_ipv4.as_deref(),
+            raw.next_hop_ipv6.as_deref(),
+        );
         PeerConfig {
             name: raw.name,
             address,
@@ -58,14 +63,8 @@ impl Validator {
             ttl_security: raw.ttl_security,
             max_prefixes,
             max_prefixes_restart,
-            next_hop_ipv4: self.ipv4(
-                &format!("{key}.next_hop_ipv4"),
-                raw.next_hop_ipv4.as_deref(),
-            ),
-            next_hop_ipv6: self.ipv6(
-                &format!("{key}.next_hop_ipv6"),
-                raw.next_hop_ipv6.as_deref(),
-            ),
+            next_hop_ipv4,
+            next_hop_ipv6,
             initial_routes_wait: self.initial_routes_wait(key, raw.initial_routes_wait_ms),
             bfd,
         }

@@ -85,20 +85,21 @@ impl Validator {
                 0
             }
         };
+        let med = self.optional_u32(&format!("{key}.med"), raw.med);
+        let local_pref = self.optional_u32(&format!("{key}.local_pref"), raw.local_pref);
+        let (next_hop_ipv4, next_hop_ipv6) = self.next_hops(
+            key,
+            raw.next_hop_ipv4.as_deref(),
+            raw.next_hop_ipv6.as_deref(),
+        );
         RouteAttributes {
             communities,
             large_communities,
-            med: self.optional_u32(&format!("{key}.med"), raw.med),
-            local_pref: self.optional_u32(&format!("{key}.local_pref"), raw.local_pref),
+            med,
+            local_pref,
             as_path_prepend,
-            next_hop_ipv4: self.ipv4(
-                &format!("{key}.next_hop_ipv4"),
-                raw.next_hop_ipv4.as_deref(),
-            ),
-            next_hop_ipv6: self.ipv6(
-                &format!("{key}.next_hop_ipv6"),
-                raw.next_hop_ipv6.as_deref(),
-            ),
+            next_hop_ipv4,
+            next_hop_ipv6,
         }
     }
 

@@ -478,6 +478,20 @@ pub(crate) async fn query_rows(conn: &mut Conn, sql: &str) -> mysql_async::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::test_servers;
+
+    fn assert_lost(r: &ProbeResult) {
+        assert!(
+            matches!(
+                r,
+                ProbeResult::Failed {
+                    kind: FailureKind::Lost,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
 
     fn tcp_config(port: u16, timeout_ms: u64) -> MysqlConfig {
         let mut c = MysqlConfig::new(
@@ -519,29 +533,12 @@ mod tests {
             .port();
         let mut p = MysqlProbe::new(&tcp_config(port, 1000), None);
         let r = p.probe().await;
-        assert!(
-            matches!(
-                r,
-                ProbeResult::Failed {
-                    kind: FailureKind::Lost,
-                    ..
-                }
-            ),
-            "{r:?}"
-        );
+        assert_lost(&r);
     }
 
     #[tokio::test]
     async fn silent_server_times_out_on_time() {
-        // Accepts TCP but never sends the greeting, like a SIGSTOPped server.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s);
-            }
-        });
+        let (port, hold) = test_servers::silent().await;
         let mut p = MysqlProbe::new(&tcp_config(port, 200), None);
         let start = std::time::Instant::now();
         let r = p.probe().await;
@@ -575,25 +572,10 @@ mod tests {
 
     #[tokio::test]
     async fn server_closing_at_once_is_lost() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let close = tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                drop(s);
-            }
-        });
+        let (port, close) = test_servers::closing().await;
         let mut p = MysqlProbe::new(&tcp_config(port, 1000), None);
         let r = p.probe().await;
-        assert!(
-            matches!(
-                r,
-                ProbeResult::Failed {
-                    kind: FailureKind::Lost,
-                    ..
-                }
-            ),
-            "{r:?}"
-        );
+        assert_lost(&r);
         close.abort();
     }
 }
