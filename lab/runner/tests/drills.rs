@@ -5,7 +5,7 @@
 //! the test asserts on its JSON report). Run as root; the tests fail (never skip) otherwise.
 //!
 //! Labs are named `pt{pid}x{n}` (namespaces `pt{pid}x{n}-db1`, ...), so they never collide with
-//! a developer's `plab` or with tests/support's `pd...` namespaces. One lab at a time (a lock),
+//! a developer's `plab` or with testkit's `pd...` namespaces. One lab at a time (a lock),
 //! each removed by `down` when its test ends, also on panic; a lab whose test process was
 //! killed is removed by the next run.
 
