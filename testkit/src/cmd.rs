@@ -83,6 +83,12 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&run_checked(cmd).stdout).into_owned()
 }
 
+/// `ip` with a whitespace-separated argument line, which must succeed; its stdout.
+#[track_caller]
+pub fn ip(args: &str) -> String {
+    run_ok(Command::new("ip").args(args.split_whitespace()))
+}
+
 /// `kill -SIG PID`; whether it succeeded.
 pub fn signal(pid: u32, sig: &str) -> bool {
     try_run(

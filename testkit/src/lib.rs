@@ -14,7 +14,7 @@ pub mod host;
 pub mod poll;
 pub mod time;
 
-pub use cmd::{kill_child, run, run_checked, run_ok, signal, try_run, try_run_ok, CmdError};
+pub use cmd::{ip, kill_child, run, run_checked, run_ok, signal, try_run, try_run_ok, CmdError};
 #[cfg(feature = "fixtures")]
 pub use fixtures::*;
 pub use host::{
