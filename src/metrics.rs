@@ -89,7 +89,12 @@ fn counter_family(registry: &mut Registry, name: &str, help: &str) -> Family<Lab
     family
 }
 
-/// The OpenMetrics text for one scrape.
+/// 1.0 for true, 0.0 for false: a gauge that is a flag.
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+/// The OpenMetrics text for one scrape. Families appear in the order they are registered.
 pub fn render(s: &Snapshot<'_>) -> String {
     let mut r = Registry::with_prefix("primaryd");
     let build = gauge_family(&mut r, "build_info", "Build information", None);
@@ -97,93 +102,9 @@ pub fn render(s: &Snapshot<'_>) -> String {
         .get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))]))
         .set(1.0);
 
-    let up = gauge_family(
-        &mut r,
-        "service_up",
-        "1 while the service's check passes (state up)",
-        None,
-    );
-    let announced = gauge_family(
-        &mut r,
-        "service_announced",
-        "1 while the service's prefixes are announced",
-        None,
-    );
-    let drained = gauge_family(
-        &mut r,
-        "service_drained",
-        "1 while the service is drained",
-        None,
-    );
-    let conflict = gauge_family(
-        &mut r,
-        "conflict",
-        "1 while the service is withdrawn because another primary announces it",
-        None,
-    );
-    let term = gauge_family(
-        &mut r,
-        "service_term",
-        "The promotion term this server holds for the service",
-        None,
-    );
-    let refused = gauge_family(
-        &mut r,
-        "service_refused",
-        "1 while the service's addresses are refused on this host (TCP reset)",
-        None,
-    );
-    let fallback = gauge_family(
-        &mut r,
-        "service_fallback",
-        "1 while this host announces the service's fallback route",
-        None,
-    );
-    let resets = counter_family(
-        &mut r,
-        "connections_reset",
-        "Connections to the service's addresses reset on withdraws",
-    );
-    let transitions = counter_family(&mut r, "service_transitions", "Health state changes");
-    let announcements = counter_family(
-        &mut r,
-        "service_announcements",
-        "Times the service's prefixes were announced",
-    );
-    let withdrawals = counter_family(
-        &mut r,
-        "service_withdrawals",
-        "Times the service's prefixes were withdrawn",
-    );
-    for (v, counts) in s.services {
-        let l = labels(&[("service", &v.name)]);
-        up.get_or_create(&l)
-            .set(f64::from(u8::from(v.state == "up")));
-        announced
-            .get_or_create(&l)
-            .set(f64::from(u8::from(v.announced)));
-        drained
-            .get_or_create(&l)
-            .set(f64::from(u8::from(v.drained)));
-        conflict
-            .get_or_create(&l)
-            .set(f64::from(u8::from(v.conflict)));
-        if let Some(t) = v.term {
-            term.get_or_create(&l).set(t as f64);
-        }
-        if let Some(c) = &v.clients {
-            refused
-                .get_or_create(&l)
-                .set(f64::from(u8::from(c.refusal == "refused")));
-            fallback
-                .get_or_create(&l)
-                .set(f64::from(u8::from(c.export == "fallback")));
-            resets.get_or_create(&l).inc_by(c.connections_reset);
-        }
-        transitions.get_or_create(&l).inc_by(counts.transitions);
-        announcements.get_or_create(&l).inc_by(counts.announcements);
-        withdrawals.get_or_create(&l).inc_by(counts.withdrawals);
-    }
+    register_service_states(&mut r, s.services);
+    register_service_clients(&mut r, s.services);
+    register_service_counts(&mut r, s.services);
     r.register_with_unit(
         "check_duration",
         "Duration of health checks",
@@ -191,74 +112,134 @@ pub fn render(s: &Snapshot<'_>) -> String {
         s.latency.0.clone(),
     );
 
+    register_session_states(&mut r, s.peers);
+    register_session_counters(&mut r, s.peers);
+    crate::bfd::metrics::register(&mut r, s.peers);
+
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut out, &r);
+    out
+}
+
+/// Per service: up, announced, drained, conflict, term.
+fn register_service_states(r: &mut Registry, services: &[(ServiceView, ServiceCounts)]) {
+    let up = gauge_family(
+        r,
+        "service_up",
+        "1 while the service's check passes (state up)",
+        None,
+    );
+    let announced = gauge_family(
+        r,
+        "service_announced",
+        "1 while the service's prefixes are announced",
+        None,
+    );
+    let drained = gauge_family(r, "service_drained", "1 while the service is drained", None);
+    let conflict = gauge_family(
+        r,
+        "conflict",
+        "1 while the service is withdrawn because another primary announces it",
+        None,
+    );
+    let term = gauge_family(
+        r,
+        "service_term",
+        "The promotion term this server holds for the service",
+        None,
+    );
+    for (v, _) in services {
+        let l = labels(&[("service", &v.name)]);
+        up.get_or_create(&l).set(flag(v.state == "up"));
+        announced.get_or_create(&l).set(flag(v.announced));
+        drained.get_or_create(&l).set(flag(v.drained));
+        conflict.get_or_create(&l).set(flag(v.conflict));
+        if let Some(t) = v.term {
+            term.get_or_create(&l).set(t as f64);
+        }
+    }
+}
+
+/// Per service with client handling: refused, fallback, connections reset.
+fn register_service_clients(r: &mut Registry, services: &[(ServiceView, ServiceCounts)]) {
+    let refused = gauge_family(
+        r,
+        "service_refused",
+        "1 while the service's addresses are refused on this host (TCP reset)",
+        None,
+    );
+    let fallback = gauge_family(
+        r,
+        "service_fallback",
+        "1 while this host announces the service's fallback route",
+        None,
+    );
+    let resets = counter_family(
+        r,
+        "connections_reset",
+        "Connections to the service's addresses reset on withdraws",
+    );
+    for (v, _) in services {
+        let l = labels(&[("service", &v.name)]);
+        if let Some(c) = &v.clients {
+            refused.get_or_create(&l).set(flag(c.refusal == "refused"));
+            fallback.get_or_create(&l).set(flag(c.export == "fallback"));
+            resets.get_or_create(&l).inc_by(c.connections_reset);
+        }
+    }
+}
+
+/// Per service: transitions, announcements, withdrawals.
+fn register_service_counts(r: &mut Registry, services: &[(ServiceView, ServiceCounts)]) {
+    let transitions = counter_family(r, "service_transitions", "Health state changes");
+    let announcements = counter_family(
+        r,
+        "service_announcements",
+        "Times the service's prefixes were announced",
+    );
+    let withdrawals = counter_family(
+        r,
+        "service_withdrawals",
+        "Times the service's prefixes were withdrawn",
+    );
+    for (v, counts) in services {
+        let l = labels(&[("service", &v.name)]);
+        transitions.get_or_create(&l).inc_by(counts.transitions);
+        announcements.get_or_create(&l).inc_by(counts.announcements);
+        withdrawals.get_or_create(&l).inc_by(counts.withdrawals);
+    }
+}
+
+fn peer_labels(p: &PeerStatus) -> Labels {
+    labels(&[("peer", &p.name), ("address", &p.address.to_string())])
+}
+
+/// Per BGP session: established, the FSM state, uptime.
+fn register_session_states(r: &mut Registry, peers: &[PeerStatus]) {
     let established = gauge_family(
-        &mut r,
+        r,
         "bgp_session_established",
         "1 while the BGP session is Established",
         None,
     );
     let state = gauge_family(
-        &mut r,
+        r,
         "bgp_session_state",
         "1 for the session's current FSM state",
         None,
     );
     let uptime = gauge_family(
-        &mut r,
+        r,
         "bgp_session_uptime",
         "Time in the Established state",
         Some(Unit::Seconds),
     );
-    let msgs_in = counter_family(&mut r, "bgp_messages_received", "BGP messages received");
-    let msgs_out = counter_family(&mut r, "bgp_messages_sent", "BGP messages sent");
-    let updates_in = counter_family(&mut r, "bgp_updates_received", "UPDATE messages received");
-    let updates_out = counter_family(&mut r, "bgp_updates_sent", "UPDATE messages sent");
-    let malformed = counter_family(
-        &mut r,
-        "bgp_malformed_messages",
-        "Malformed messages received (each reset the session)",
-    );
-    let errors = counter_family(
-        &mut r,
-        "bgp_update_errors",
-        "UPDATE errors handled without a reset (RFC 7606) or routes refused on import",
-    );
-    let flaps = counter_family(
-        &mut r,
-        "bgp_established_transitions",
-        "Times the session became Established",
-    );
-    let rcvd = gauge_family(
-        &mut r,
-        "bgp_prefixes_received",
-        "Prefixes in the Adj-RIB-In",
-        None,
-    );
-    let sent = gauge_family(
-        &mut r,
-        "bgp_prefixes_advertised",
-        "Prefixes in the Adj-RIB-Out",
-        None,
-    );
-    let last_code = gauge_family(
-        &mut r,
-        "bgp_last_notification_code",
-        "Error code of the last NOTIFICATION that ended a session (0: none)",
-        None,
-    );
-    let last_subcode = gauge_family(
-        &mut r,
-        "bgp_last_notification_subcode",
-        "Subcode of that NOTIFICATION",
-        None,
-    );
     let now = SystemTime::now();
-    for p in s.peers {
-        let l = labels(&[("peer", &p.name), ("address", &p.address.to_string())]);
+    for p in peers {
+        let l = peer_labels(p);
         let is_up = p.state == State::Established;
-        established
-            .get_or_create(&l)
-            .set(f64::from(u8::from(is_up)));
+        established.get_or_create(&l).set(flag(is_up));
         for st in [
             "Idle",
             "Connect",
@@ -271,7 +252,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
             sl.push(("state".into(), st.into()));
             state
                 .get_or_create(&sl)
-                .set(f64::from(u8::from(p.state.to_string() == st)));
+                .set(flag(p.state.to_string() == st));
         }
         let secs = if is_up {
             now.duration_since(p.since).map_or(0.0, |d| d.as_secs_f64())
@@ -279,6 +260,56 @@ pub fn render(s: &Snapshot<'_>) -> String {
             0.0
         };
         uptime.get_or_create(&l).set(secs);
+    }
+}
+
+/// Per BGP session: message and error counters, prefix counts, the last NOTIFICATION.
+fn register_session_counters(r: &mut Registry, peers: &[PeerStatus]) {
+    let msgs_in = counter_family(r, "bgp_messages_received", "BGP messages received");
+    let msgs_out = counter_family(r, "bgp_messages_sent", "BGP messages sent");
+    let updates_in = counter_family(r, "bgp_updates_received", "UPDATE messages received");
+    let updates_out = counter_family(r, "bgp_updates_sent", "UPDATE messages sent");
+    let malformed = counter_family(
+        r,
+        "bgp_malformed_messages",
+        "Malformed messages received (each reset the session)",
+    );
+    let errors = counter_family(
+        r,
+        "bgp_update_errors",
+        "UPDATE errors handled without a reset (RFC 7606) or routes refused on import",
+    );
+    let flaps = counter_family(
+        r,
+        "bgp_established_transitions",
+        "Times the session became Established",
+    );
+    let rcvd = gauge_family(
+        r,
+        "bgp_prefixes_received",
+        "Prefixes in the Adj-RIB-In",
+        None,
+    );
+    let sent = gauge_family(
+        r,
+        "bgp_prefixes_advertised",
+        "Prefixes in the Adj-RIB-Out",
+        None,
+    );
+    let last_code = gauge_family(
+        r,
+        "bgp_last_notification_code",
+        "Error code of the last NOTIFICATION that ended a session (0: none)",
+        None,
+    );
+    let last_subcode = gauge_family(
+        r,
+        "bgp_last_notification_subcode",
+        "Subcode of that NOTIFICATION",
+        None,
+    );
+    for p in peers {
+        let l = peer_labels(p);
         let c = &p.counters;
         msgs_in.get_or_create(&l).inc_by(c.messages_in);
         msgs_out.get_or_create(&l).inc_by(c.messages_out);
@@ -296,13 +327,6 @@ pub fn render(s: &Snapshot<'_>) -> String {
         last_code.get_or_create(&l).set(f64::from(code));
         last_subcode.get_or_create(&l).set(f64::from(sub));
     }
-
-    crate::bfd::metrics::register(&mut r, s.peers);
-
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = encode(&mut out, &r);
-    out
 }
 
 /// Serves `GET /metrics` (anything else: 404) with the text `scrape` renders, until the

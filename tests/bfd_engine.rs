@@ -2,8 +2,6 @@
 //! whose packets pass through a relay the test can cut in both directions, as when a host
 //! freezes or its link drops packets. The relay forwards with TTL 255, as a neighbour sends.
 
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +13,7 @@ use primaryd::bfd::fsm::Intervals;
 use primaryd::bfd::packet::{AuthType, Diag, SessionState};
 use primaryd::bfd::socket::bind_sender;
 use primaryd::bfd::status::{BfdStatus, Verdict};
-use support::wait_until;
+use testkit::wait_until;
 
 const LOOPBACK: &str = "127.0.0.1";
 /// Generous: two cores run other tests at the same time. The detection itself is 300 ms.

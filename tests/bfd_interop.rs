@@ -7,14 +7,12 @@
 //! otherwise. Times are printed; the bounds asserted are generous (CI runs labs side by side),
 //! the figures are for docs/benchmarks.md.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::examples::{self, BFD_KEY};
-use support::{
+use testkit::examples::{self, BFD_KEY};
+use testkit::{
     run, FrrNeighbor, MariaDbOpts, Net, PacketDrop, PdBfd, PdConfig, PdPeer, PdService, Primaryd,
     PrimarydOpts, STEP,
 };
@@ -84,7 +82,7 @@ fn times_until(
 /// FRR 8.4 re-creates its BFD session once the first BGP session is up (it then knows the
 /// session's source address and interface), which the DB host sees as the peer going Down:
 /// BGP restarts once, a second later. Waits until that is over.
-fn settled(net: &Net, tor: &support::Frr, peer: &str, local: &str) {
+fn settled(net: &Net, tor: &testkit::Frr, peer: &str, local: &str) {
     net.wait_until(
         STEP,
         "FRR's BFD session has its final source and is up",
@@ -110,7 +108,7 @@ fn a_frozen_host_loses_its_routes_at_frr_bfd_routers_long_before_the_hold_timer(
     net.start_frr("tor2", &l2, &tor2.render());
     let tor3 = examples::frr_ebgp(&l3);
     let n = tor3.neighbors[0].clone();
-    let mut tor3 = support::FrrConfig {
+    let mut tor3 = testkit::FrrConfig {
         neighbors: vec![FrrNeighbor {
             timers: Some((1, 3)),
             ..n

@@ -1,11 +1,9 @@
 //! End to end: primaryd peers with a real FRR ToR and checks a real MariaDB, each test in its
-//! own pair of network namespaces (see tests/support). What is asserted is what the network
+//! own pair of network namespaces (see testkit/src/fixtures). What is asserted is what the network
 //! sees: the /32 in the ToR's kernel table (installed by zebra, `proto bgp`) and FRR's own
 //! record of the session. Run as root; every test fails (never skips) otherwise.
 
-mod support;
-
-use support::{
+use testkit::{
     wait_for, wait_until, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, DB_ASN, SERVICE_PREFIX, STEP,
 };
 

@@ -1,15 +1,13 @@
 //! Interop with BIRD 2.0 (as a ToR that installs routes in its kernel) and GoBGP 3 (as a route
-//! collector), each test in its own set of network namespaces (see tests/support/net.rs).
+//! collector), each test in its own set of network namespaces (see testkit/src/fixtures/net.rs).
 //! BIRD shows what it understood (`birdc show route all`); GoBGP lists the path attributes by
 //! type code, so it also shows what was *not* sent. Run as root; the tests fail (never skip)
 //! otherwise.
 
-mod support;
-
 use std::time::Instant;
 
-use support::examples;
-use support::{
+use testkit::examples;
+use testkit::{
     Bird, Checks, Gobgp, MariaDbOpts, Net, PdConfig, PdService, PrimarydOpts, DB_ASN,
     PRIMARY_MARKS, STEP,
 };
@@ -177,7 +175,7 @@ fn bird_installs_the_routes_with_the_configured_attributes_over_ipv4_and_ipv6_se
     for family in ["ipv4", "ipv6"] {
         let before = bird_import_updates(tor1, family);
         tor1.birdc("reload in db1");
-        support::hold_until(
+        testkit::hold_until(
             STEP,
             "tor1 keeps every route in its kernel table",
             || {

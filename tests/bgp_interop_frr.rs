@@ -1,16 +1,14 @@
 //! Interop with FRR 8.4 as the ToR, each test in its own set of network namespaces (see
-//! tests/support/net.rs): what primaryd sends is asserted as FRR shows it (`show bgp … json`,
-//! `show bgp neighbors … json`) and as zebra installs it (`ip route` in the ToR's namespace).
-//! The FRR configs are the documented examples (docs/tor-examples/, checked by the last test).
-//! Run as root; every lab test fails (never skips) otherwise.
-
-mod support;
+//! testkit/src/fixtures/net.rs): what primaryd sends is asserted as FRR shows it (`show bgp …
+//! json`, `show bgp neighbors … json`) and as zebra installs it (`ip route` in the ToR's
+//! namespace). The FRR configs are the documented examples (docs/tor-examples/, checked by the last
+//! test). Run as root; every lab test fails (never skips) otherwise.
 
 use std::fs;
 use std::time::Instant;
 
-use support::examples::{self, tor_asn};
-use support::{
+use testkit::examples::{self, tor_asn};
+use testkit::{
     withdrawn_before_notification, Checks, Frr, Link, MariaDbOpts, Net, PdConfig, PdService,
     PrimarydOpts, DB_ASN, PRIMARY_MARKS, STEP,
 };
@@ -191,7 +189,7 @@ fn check_route_refresh(
     let t = Instant::now();
     let mut after = before.clone();
     // Every poll until the answer is complete: the routes stay in both tables.
-    support::hold_until(
+    testkit::hold_until(
         STEP,
         &format!("{prefixes:?} stay in {}'s BGP and kernel tables", frr.name),
         || {

@@ -1,15 +1,13 @@
 //! TCP MD5 signatures (RFC 2385) and GTSM (RFC 5082) against FRR 8.4 configured the same way,
-//! each test in its own set of network namespaces (see tests/support/net.rs). Both run in
+//! each test in its own set of network namespaces (see testkit/src/fixtures/net.rs). Both run in
 //! the kernel, so a "never established" is backed by the kernel's own drop counters
 //! (`nstat`: TcpExtTCPMD5Failure, TcpExtTCPMinTTLDrop) and by primaryd's failed attempts.
 //! Run as root; the tests fail (never skip) otherwise.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::examples;
-use support::{
+use testkit::examples;
+use testkit::{
     hold_until, kernel_counter, Checks, Frr, Link, MariaDbOpts, Net, PdConfig, PdService,
     PrimarydOpts, STEP,
 };
@@ -39,7 +37,7 @@ fn wait_routes(net: &Net, frr: &Frr) {
 /// for [`NEVER_WINDOW`] and until `counter` in `counter_ns` grew by [`MIN_DROPS`].
 fn assert_never_established(
     net: &Net,
-    pd: &support::Primaryd,
+    pd: &testkit::Primaryd,
     tor: &Frr,
     peer: &str,
     addr: &str,
@@ -238,7 +236,7 @@ fn gtsm_sessions_establish_only_when_the_peer_sends_ttl_255() {
         &format!("router bgp {}", examples::tor_asn(&l2)),
         &format!("neighbor {} ttl-security hops 1", l2.db_v4),
     ]);
-    let back = support::wait_for_result(STEP, || {
+    let back = testkit::wait_for_result(STEP, || {
         net.assert_alive();
         [V4, V6].iter().all(|p| tor2.bgp_kernel_route(p).is_some())
     });
@@ -251,7 +249,7 @@ fn gtsm_sessions_establish_only_when_the_peer_sends_ttl_255() {
                  TCP connections with 198.18.2.0 in the DB namespace (local port, remote port): \
                  {:?}; primaryd about tor2:\n{}",
                 tor2.neighbor_state(&l2.db_v4),
-                support::tcp_connections(&net.db_ns, &l2.router_v4),
+                testkit::tcp_connections(&net.db_ns, &l2.router_v4),
                 pd.peer_log("tor2", "")
                     .iter()
                     .filter(|l| !l.contains("second incoming connection"))

@@ -1,15 +1,13 @@
 //! Session hygiene against FRR 8.4, each test in its own set of network namespaces (see
-//! tests/support/net.rs): hold time 0, a ToR whose bgpd crashes and comes back, passive mode,
-//! connection collisions (RFC 4271 §6.8) forced deterministically, and routes received from
+//! testkit/src/fixtures/net.rs): hold time 0, a ToR whose bgpd crashes and comes back, passive
+//! mode, connection collisions (RFC 4271 §6.8) forced deterministically, and routes received from
 //! the ToR with the max_prefixes limit (RFC 4486). Run as root; the tests fail (never skip)
 //! otherwise.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::examples;
-use support::{
+use testkit::examples;
+use testkit::{
     log_time, tcp_connections, Checks, Frr, Link, MariaDbOpts, Net, PdConfig, PdService,
     PrimarydOpts, STEP,
 };
@@ -139,7 +137,7 @@ fn hold_time_zero_stays_up_and_a_restarted_bgpd_is_repeered_and_gets_the_routes(
 fn hold_bgp_messages(net: &Net, peer: &str, undo: bool) {
     let op = if undo { "-D" } else { "-A" };
     for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
-        support::run_ok(std::process::Command::new("ip").args([
+        testkit::run_ok(std::process::Command::new("ip").args([
             "netns", "exec", &net.db_ns, "iptables", op, chain, "-p", "tcp", dir, peer, "-m",
             "length", "--length", "70:65535", "-j", "DROP",
         ]));
@@ -305,7 +303,7 @@ fn holds(net: &Net, window: Duration, mut cond: impl FnMut() -> bool) -> Result<
         if !cond() {
             return Err(t.elapsed());
         }
-        std::thread::sleep(support::POLL);
+        std::thread::sleep(testkit::POLL);
     }
     Ok(())
 }
@@ -314,7 +312,7 @@ const RESTART_S: u32 = 5;
 
 /// `primaryctl show routes received --peer NAME --json`: prefix → attributes.
 fn received(
-    pd: &support::Primaryd,
+    pd: &testkit::Primaryd,
     peer: &str,
 ) -> std::collections::BTreeMap<String, serde_json::Value> {
     pd.ctl_json(&["show", "routes", "received", "--peer", peer])
@@ -330,7 +328,7 @@ fn received(
 /// primaryd's Adj-RIB-In for tor2 holds tor2's routes as tor2 sent them (FRR's `network`
 /// routes: ORIGIN IGP, MED 0, AS_PATH 65002; the IPv6 one with FRR's global and link-local
 /// next hop), keeps them, and drops one that tor2 withdraws.
-fn check_received(c: &mut Checks, net: &Net, pd: &support::Primaryd, tor2: &Frr, l2: &Link) {
+fn check_received(c: &mut Checks, net: &Net, pd: &testkit::Primaryd, tor2: &Frr, l2: &Link) {
     let (v4, v6) = ("198.18.97.0/24", "2001:db8:97::/48");
     let rib = net.wait_for(STEP, "primaryd shows tor2's two routes as received", || {
         let r = received(pd, "tor2");
@@ -378,7 +376,7 @@ fn check_received(c: &mut Checks, net: &Net, pd: &support::Primaryd, tor2: &Frr,
     );
     // A withdraw from the ToR removes just that route.
     announce(tor2, examples::tor_asn(l2), v4, false);
-    let gone = support::wait_for_result(STEP, || !received(pd, "tor2").contains_key(v4));
+    let gone = testkit::wait_for_result(STEP, || !received(pd, "tor2").contains_key(v4));
     c.check(
         gone.is_ok(),
         format!("{v4}, withdrawn by tor2, is still in primaryd's Adj-RIB-In after {gone:?}"),
@@ -446,7 +444,7 @@ fn received_routes_are_kept_and_count_against_max_prefixes_which_ends_the_sessio
              {:?}; FRR also sends primaryd's own routes back (AS_PATH 65001 {}), which are \
              AS-path loops and must not count: {:?}",
             tor1.last_notification(&addr).reason,
-            support::DB_ASN,
+            testkit::DB_ASN,
             pd.peer_log("tor1", "max_prefixes")
         ),
     );

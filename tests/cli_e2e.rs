@@ -4,15 +4,13 @@
 //! control clients, and the errors for a daemon that is not there, a socket that is not
 //! permitted, or a stdout that is closed.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{
+use testkit::{
     hold_until, run, wait_until, Lab, MariaDbOpts, Primaryd, PrimarydOpts, DB_ADDR, SERVICE_PREFIX,
     STEP,
 };
@@ -62,7 +60,7 @@ fn metric(page: &str, prefix: &str) -> Option<f64> {
 
 struct Setup {
     lab: Lab,
-    db: Arc<support::MariaDb>,
+    db: Arc<testkit::MariaDb>,
     daemon: Arc<Primaryd>,
     socket: PathBuf,
     config_path: PathBuf,

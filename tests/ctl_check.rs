@@ -4,14 +4,12 @@
 //! (exit 0, `rise` checks back to back); a demotion is withdrawn before it (exit 2); an
 //! unknown service or a missing daemon is an error (exit 1).
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{run, Lab, MariaDbOpts, Primaryd, PrimarydOpts, SERVICE_PREFIX, STEP};
+use testkit::{run, Lab, MariaDbOpts, Primaryd, PrimarydOpts, SERVICE_PREFIX, STEP};
 
 const PRIMARYCTL: &str = env!("CARGO_BIN_EXE_primaryctl");
 
@@ -49,13 +47,13 @@ fn check_announces_a_promotion_before_answering_and_withdraws_a_demotion() {
     };
     let daemon = lab.start_primaryd(&db, opts);
     let sock = socket(&daemon);
-    support::wait_until(STEP, "the control socket listens", || {
+    testkit::wait_until(STEP, "the control socket listens", || {
         ctl(sock, &["show", "services"]).status.success()
     });
-    support::wait_until(STEP, "the first check saw read_only=1", || {
+    testkit::wait_until(STEP, "the first check saw read_only=1", || {
         daemon.ctl_json(&["show", "services"])[0]["last_result"] == "read_only=1"
     });
-    support::wait_until(STEP, "tor1 established", || {
+    testkit::wait_until(STEP, "tor1 established", || {
         daemon.ctl_json(&["show", "peers"])[0]["state"] == "Established"
     });
     assert!(lab.route_absent(SERVICE_PREFIX));

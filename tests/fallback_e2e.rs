@@ -1,6 +1,6 @@
 //! Clients never hang (issue 12), end to end: two DB hosts behind one router (FRR with
 //! `frr defaults datacenter` multipath, and BIRD), a client namespace, IPv4 and IPv6
-//! ([`support::Pair`]). What is asserted is what the router and the client see:
+//! ([`testkit::Pair`]). What is asserted is what the router and the client see:
 //!
 //! - the router's best (and only multipath) route is the primary's, over the other host's
 //!   fallback, which is there too (prepended, GRACEFUL_SHUTDOWN, the fallback mark);
@@ -9,13 +9,11 @@
 //! - the other host's promotion moves the route, and clients connect there;
 //! - neither host's conflict rules take the other's fallback for a second primary.
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{in_ns, tcp_connect, Pair, PairRouter};
+use testkit::{in_ns, tcp_connect, Pair, PairRouter};
 
 const V4: &str = "192.0.2.10";
 const V6: &str = "2001:db8::10";

@@ -1,18 +1,16 @@
 //! End to end, health side: the primaryd binary with a real FRR ToR and a real MariaDB (see
-//! tests/support). What is asserted is what the network sees: the service /32 in the ToR's
+//! testkit/src/fixtures). What is asserted is what the network sees: the service /32 in the ToR's
 //! kernel table. Run as root; every test fails (never skips) otherwise.
-
-mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use primaryd::health::drain::{DrainInfo, DrainStore};
-use support::{run_ok, wait_until, Lab, MariaDbOpts, PrimarydOpts, SERVICE_PREFIX, STEP};
+use testkit::{run_ok, wait_until, Lab, MariaDbOpts, PrimarydOpts, SERVICE_PREFIX, STEP};
 
 /// The lab config plus a `[control]` state dir and socket in the lab's folder and extra
 /// `[[service]]` keys.
-fn config(lab: &Lab, db: &support::MariaDb, opts: PrimarydOpts, service_extra: &str) -> String {
+fn config(lab: &Lab, db: &testkit::MariaDb, opts: PrimarydOpts, service_extra: &str) -> String {
     let text = lab.primaryd_config(db, opts);
     let state_dir = lab.dir().join("state");
     let text = text.replacen(

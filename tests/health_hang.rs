@@ -1,10 +1,8 @@
 //! A hung server (SIGSTOP) is withdrawn `timeout_ms` after its last healthy answer, whatever
 //! the phase of the check cycle (issue 12, point 3): the check that runs when it hangs ends at
 //! the deadline counted from that answer, not `timeout_ms` after its own start. The server runs
-//! in a lab's DB namespace ([`support::Net`], no routers); the health task runs in this process
+//! in a lab's DB namespace ([`testkit::Net`], no routers); the health task runs in this process
 //! and reaches it over its Unix socket. Everything goes away with the lab, also on failure.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ use primaryd::config::{self, ServiceConfig};
 use primaryd::health::checker::Health;
 use primaryd::health::services::HealthServices;
 use primaryd::health::state::ServiceStatus;
-use support::{MariaDb, MariaDbOpts, Net, STEP};
+use testkit::{MariaDb, MariaDbOpts, Net, STEP};
 use tokio::sync::{mpsc, watch};
 
 const INTERVAL_MS: u64 = 290;

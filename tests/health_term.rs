@@ -1,9 +1,7 @@
 //! The promotion term, the server facts and fencing against real MariaDB servers (issue 11).
-//! The servers run in a lab's DB namespace ([`support::Net`], no routers); the health tasks
+//! The servers run in a lab's DB namespace ([`testkit::Net`], no routers); the health tasks
 //! run in this process, as the daemon runs them, and reach the servers over their Unix
 //! sockets. Every server, namespace and folder goes away with the lab, also on failure.
-
-mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,7 +12,7 @@ use primaryd::health::services::HealthServices;
 use primaryd::health::state::ServiceStatus;
 use primaryd::health::task::HealthEvent;
 use primaryd::health::term::{ServerFacts, TermState};
-use support::{MariaDb, MariaDbOpts, Net, STEP};
+use testkit::{MariaDb, MariaDbOpts, Net, STEP};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
 
@@ -189,7 +187,7 @@ fn term_written_once_then_kept_over_daemon_and_server_restarts() {
     assert_eq!(db.term_rows(SERVICE), [(1, 1)]);
 
     // Server restart, at least 3 s after it started so the start time visibly moves.
-    support::wait_until(STEP, "Uptime >= 3 s", || db.uptime() >= 3);
+    testkit::wait_until(STEP, "Uptime >= 3 s", || db.uptime() >= 3);
     db.kill9();
     let down = b.next_event(&rt);
     assert_eq!(down.health, Health::Down, "{down:?}");
@@ -231,7 +229,7 @@ fn promoted_replica_writes_newest_plus_one() {
         f.term == known(Some(1), Some((1, 1)))
     });
     db2.replicate_from(&db1);
-    support::wait_until(STEP, "the term row replicated to db2", || {
+    testkit::wait_until(STEP, "the term row replicated to db2", || {
         db2.query("SHOW TABLES FROM primaryd LIKE 'term'").len() == 1
             && db2.term_rows(SERVICE) == [(1, 1)]
     });

@@ -1,10 +1,8 @@
 //! The host's refusal (nftables) and reset (sock_diag) against the kernel, without BGP: a DB
 //! namespace with the service addresses on `lo` and a server listening on them, a client
-//! namespace on a link beside it ([`support::Net`]; the link's namespace runs no router here).
+//! namespace on a link beside it ([`testkit::Net`]; the link's namespace runs no router here).
 //! The nftables table has a name unique to this process and lives in the DB namespace, which
 //! the lab removes with everything in it, also on failure.
-
-mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -15,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use primaryd::host::refuse::Refuser;
 use primaryd::host::reset;
-use support::{run_ok, Net};
+use testkit::{run_ok, Net};
 
 const PORT: u16 = 33061;
 const V4: &str = "192.0.2.10";

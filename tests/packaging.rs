@@ -8,19 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use testkit::run_checked as run;
 
 fn text(out: &Output) -> String {
     format!(

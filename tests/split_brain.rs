@@ -1,6 +1,6 @@
 //! One writable destination (issue 11), end to end: two DB hosts behind one router (FRR with
 //! `frr defaults datacenter` multipath, and BIRD), each with MariaDB and primaryd with the
-//! promotion term table ([`support::Pair`]). What is asserted is the router's **BGP table**:
+//! promotion term table ([`testkit::Pair`]). What is asserted is the router's **BGP table**:
 //! which hosts it holds a *primary* path from (the marks on the routes, docs/safety.md), not
 //! only what it installed.
 //!
@@ -10,11 +10,9 @@
 //! - an old primary that restarts after the promotion, without ADD-PATH: the router's best
 //!   path (the new primary's) is enough for it to see the newer term and stay withdrawn.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Pair, PairOpts, PairRouter, STEP};
+use testkit::{Pair, PairOpts, PairRouter, STEP};
 
 const V4: &str = "192.0.2.10/32";
 const V6: &str = "2001:db8::10/128";
@@ -185,7 +183,7 @@ fn double_promotion_deposes_the_old_primary(router: PairRouter, fence: bool) {
 
     // And it stays so: one primary at the router, db2's, for a while of 100 ms checks.
     let start = Instant::now();
-    support::hold_until(
+    testkit::hold_until(
         STEP,
         "only db2 announces as primary",
         || primaries(&pair) == [(1, 2)],
@@ -239,7 +237,7 @@ fn restarted_old_primary_stays_withdrawn(router: PairRouter) {
     let (_, reason) = pd1.service_state("main");
     assert!(reason.contains("term 2 > our 1"), "{reason}");
     let start = Instant::now();
-    support::hold_until(
+    testkit::hold_until(
         STEP,
         "only db2 announces as primary",
         || primaries(&pair) == [(1, 2)],

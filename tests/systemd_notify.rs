@@ -5,14 +5,12 @@
 //! and withdraws before exiting 0. (The suite's machine runs no systemd: the unit itself is
 //! checked by `systemd-analyze verify` in tests/packaging.rs.)
 
-mod support;
-
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{run, Lab, MariaDbOpts, PrimarydOpts, SERVICE_PREFIX, STEP};
+use testkit::{run, Lab, MariaDbOpts, PrimarydOpts, SERVICE_PREFIX, STEP};
 
 const PRIMARYCTL: &str = env!("CARGO_BIN_EXE_primaryctl");
 

@@ -11,28 +11,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// RFC 3339 UTC (`2026-11-22T06:07:01.519234Z`) to Unix milliseconds.
-pub fn parse_rfc3339_ms(s: &str) -> Option<f64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec: f64 = t.next()?.parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hh * 3600 + mm * 60) as f64 + sec) * 1000.0)
-}
+pub use testkit::parse_rfc3339_ms;
 
 /// The lines of a log that carry a timestamp; others (MariaDB's, the start script's) are
 /// skipped.
@@ -194,15 +173,6 @@ pub fn update_list(l: &LogLine, field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500.0));
-        assert_eq!(
-            parse_rfc3339_ms("2000-03-01T00:00:00Z"),
-            Some(951_868_800_000.0)
-        );
-    }
 
     #[test]
     fn stamped_exabgp_lines() {

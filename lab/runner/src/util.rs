@@ -1,28 +1,22 @@
-//! Small process and time helpers.
+//! Small process and time helpers: the test kit's (shared with primaryd's tests), in the
+//! runner's error type, and the runner's own.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
+pub use testkit::{alive, comm, is_root, mounts_below, netns_list};
+
+/// Runs a command to completion with stdin closed.
 pub fn run(cmd: &mut Command) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))
+    Ok(testkit::try_run(cmd)?)
 }
 
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> Result<String> {
-    let out = run(cmd)?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let out = testkit::try_run_ok(cmd)?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -71,88 +65,16 @@ pub fn now_ms() -> f64 {
 }
 
 /// Polls `f` every `every` until it returns `Some` or `within` passes.
-pub fn wait_for<T>(
-    within: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() >= within {
-            return None;
-        }
-        std::thread::sleep(every);
-    }
-}
-
-/// Last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(t) => {
-            let lines: Vec<&str> = t.lines().collect();
-            lines[lines.len().saturating_sub(n)..].join("\n")
-        }
-        Err(e) => format!("[cannot read {}: {e}]", path.display()),
-    }
-}
-
-pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+pub fn wait_for<T>(within: Duration, every: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    testkit::poll(within, every, f).ok()
 }
 
 /// Processes whose network namespace is `ns` (`ip netns pids`).
 pub fn netns_pids(ns: &str) -> Vec<i32> {
-    run(Command::new("ip").args(["netns", "pids", ns]))
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    testkit::netns_pids(ns)
 }
 
-pub fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-pub fn netns_list() -> Vec<String> {
-    run(Command::new("ip").args(["netns", "list"]))
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Mount points at or below `dir`, deepest first.
-pub fn mounts_below(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().to_string();
-    let mut v: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
-        .collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    v.dedup();
-    v
-}
-
-/// The process exists and is not a zombie.
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .map(|i| s[i + 1..].trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
+/// Last `n` lines of a file, without the final newline (callers add their own).
+pub fn tail(path: &Path, n: usize) -> String {
+    testkit::tail(path, n).trim_end_matches('\n').to_string()
 }

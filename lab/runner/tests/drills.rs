@@ -5,7 +5,7 @@
 //! the test asserts on its JSON report). Run as root; the tests fail (never skip) otherwise.
 //!
 //! Labs are named `pt{pid}x{n}` (namespaces `pt{pid}x{n}-db1`, ...), so they never collide with
-//! a developer's `plab` or with tests/support's `pd...` namespaces. One lab at a time (a lock),
+//! a developer's `plab` or with testkit's `pd...` namespaces. One lab at a time (a lock),
 //! each removed by `down` when its test ends, also on panic; a lab whose test process was
 //! killed is removed by the next run.
 
@@ -24,12 +24,7 @@ static LOCK: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn require_root() {
-    if unsafe { libc::geteuid() } != 0 {
-        panic!(
-            "the lab tests build network namespaces and start FRR, BIRD and MariaDB: run them as \
-             root (e.g. sudo -E cargo test --workspace)"
-        );
-    }
+    testkit::require_root("the lab tests build network namespaces and start FRR, BIRD and MariaDB");
 }
 
 /// primaryd and primaryctl are built beside the runner by `cargo test --workspace`.
@@ -56,35 +51,17 @@ fn runner(id: &str) -> Command {
 }
 
 fn netns_of(id: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
+    testkit::netns_list()
+        .into_iter()
         .filter(|n| n.starts_with(&format!("{id}-")))
-        .map(str::to_string)
-        .collect()
-}
-
-fn mounts_below(dir: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&format!("{dir}/")) || *m == dir)
-        .map(str::to_string)
         .collect()
 }
 
 /// Labs of test processes that no longer exist (killed before their Drop ran).
 fn remove_stale_labs() {
     let mut ids = std::collections::BTreeSet::new();
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(id) = l
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.split('-').next())
-        {
+    for n in testkit::netns_list() {
+        if let Some(id) = n.split('-').next() {
             ids.insert(id.to_string());
         }
     }
@@ -561,22 +538,13 @@ fn down_cleans_up_after_a_runner_killed_during_up() {
     );
     assert_eq!(netns_of(&lab.id), Vec::<String>::new());
     assert!(!Path::new(&dir).exists(), "{dir} left behind");
-    assert_eq!(mounts_below(&dir), Vec::<String>::new());
+    assert_eq!(testkit::mounts_below(Path::new(&dir)), Vec::<String>::new());
 
     // And once more after a complete `up` whose runner is gone: the daemons are killed too.
     lab.up();
-    let pids: Vec<String> = netns_of(&lab.id)
+    let pids: Vec<u32> = netns_of(&lab.id)
         .iter()
-        .flat_map(|n| {
-            let o = Command::new("ip")
-                .args(["netns", "pids", n])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|n| testkit::netns_pids(n))
         .collect();
     assert!(pids.len() >= 10, "{pids:?}");
     let out = runner(&lab.id).arg("down").output().unwrap();
@@ -587,13 +555,10 @@ fn down_cleans_up_after_a_runner_killed_during_up() {
     );
     for p in pids {
         // Gone, or a zombie its new parent has not reaped yet.
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .map(|i| stat[i + 1..].trim_start().chars().next());
         assert!(
-            matches!(state, None | Some(Some('Z'))),
-            "process {p} survived down: {stat}"
+            !testkit::alive(p),
+            "process {p} ({}) survived down",
+            testkit::comm(p)
         );
     }
     assert!(netns_of(&lab.id).is_empty() && !Path::new(&dir).exists());

@@ -44,10 +44,7 @@ fn ok(cmd: &mut Command, what: &str) -> String {
 
 #[test]
 fn hooks_follow_takeovers_and_failovers_and_abort_when_they_must() {
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the lab needs root (network namespaces)"
-    );
+    testkit::require_root("the lab needs network namespaces");
     let lab = Lab(format!("pt{}x0", std::process::id()));
     ok(runner(&lab.0).arg("up"), "primaryd-lab up");
     // The reports go to the lab's folder, which `down` removes.

@@ -114,7 +114,17 @@ fn v6(global: &str, link_local: Option<&str>) -> NextHop {
 /// FRR keeps the DB hosts' IPv4 next hops (same link) and puts its own IPv6 ones; BIRD keeps
 /// both.
 pub(super) fn captures() -> Vec<(&'static str, CodecContext, Message)> {
-    let (v4p, v6p) = ("192.0.2.10/32", "2001:db8::10/128");
+    let mut all = frr_captures();
+    all.extend(bird_captures());
+    all
+}
+
+const V4P: &str = "192.0.2.10/32";
+const V6P: &str = "2001:db8::10/128";
+
+/// FRR's: its own IPv6 next hops, the DB hosts' IPv4 ones.
+fn frr_captures() -> Vec<(&'static str, CodecContext, Message)> {
+    let (v4p, v6p) = (V4P, V6P);
     let frr6 = v6("2001:db8:1::2", Some("fe80::2"));
     let frr_other = [128, 70, 6, 73, 71];
     let c = ADD_PATH_BOTH;
@@ -158,6 +168,14 @@ pub(super) fn captures() -> Vec<(&'static str, CodecContext, Message)> {
         ("frr-8.4-addpath-ipv4-withdraw-2.hex", c, withdrawal(v4p, 3)),
         ("frr-8.4-addpath-ipv6-withdraw-1.hex", c, withdrawal(v6p, 2)),
         ("frr-8.4-addpath-ipv6-withdraw-2.hex", c, withdrawal(v6p, 3)),
+    ]
+}
+
+/// BIRD's: the DB hosts' next hops in both families.
+fn bird_captures() -> Vec<(&'static str, CodecContext, Message)> {
+    let (v4p, v6p) = (V4P, V6P);
+    let c = ADD_PATH_BOTH;
+    vec![
         (
             "bird-2-addpath-open.hex",
             FOUR,

@@ -54,23 +54,9 @@ fn apply(frame: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
-fn seeds() -> Vec<(Vec<u8>, CodecContext)> {
-    let mut both = announce(&["192.0.2.10/32", "198.18.0.0/16"], vec![65001, 65002]);
-    both.withdrawn = nets(&["192.0.2.11/32"]);
-    let nlri = nets(&["192.0.2.10/32", "2001:db8::10/128", "2001:db8:1::/48"]);
-    let mut attrs = rich_attrs(&nlri);
-    attrs.next_hop.ipv6_link_local = Some(LL6);
-    attrs.local_pref = Some(100);
-    let mixed = Update {
-        withdrawn: nets(&["2001:db8::11/128", "192.0.2.11/32"]),
-        attributes: Some(attrs),
-        nlri,
-        withdrawn_path_ids: Vec::new(),
-        nlri_path_ids: Vec::new(),
-        end_of_rib: None,
-        errors: Vec::new(),
-    };
-    let rich = [
+/// Path attributes of every kind we read, some unknown or malformed, for an UPDATE frame.
+fn rich_attribute_bytes() -> Vec<u8> {
+    [
         origin_attr(0),
         attribute(
             0x50,
@@ -96,8 +82,12 @@ fn seeds() -> Vec<(Vec<u8>, CodecContext)> {
         ),
         attribute(0x80, 15, &from_hex("0002 01 402001")),
     ]
-    .concat();
-    let ipv4_mp = [
+    .concat()
+}
+
+/// IPv4 unicast carried in MP_REACH/MP_UNREACH.
+fn ipv4_mp_attribute_bytes() -> Vec<u8> {
+    [
         origin_attr(2),
         as_path_attr(2, &[ASN4]),
         attribute(
@@ -107,7 +97,26 @@ fn seeds() -> Vec<(Vec<u8>, CodecContext)> {
         ),
         attribute(0x80, 15, &from_hex("0001 01 20c000020b")),
     ]
-    .concat();
+    .concat()
+}
+
+fn seeds() -> Vec<(Vec<u8>, CodecContext)> {
+    let mut both = announce(&["192.0.2.10/32", "198.18.0.0/16"], vec![65001, 65002]);
+    both.withdrawn = nets(&["192.0.2.11/32"]);
+    let nlri = nets(&["192.0.2.10/32", "2001:db8::10/128", "2001:db8:1::/48"]);
+    let mut attrs = rich_attrs(&nlri);
+    attrs.next_hop.ipv6_link_local = Some(LL6);
+    attrs.local_pref = Some(100);
+    let mixed = Update {
+        withdrawn: nets(&["2001:db8::11/128", "192.0.2.11/32"]),
+        attributes: Some(attrs),
+        nlri,
+        withdrawn_path_ids: Vec::new(),
+        nlri_path_ids: Vec::new(),
+        end_of_rib: None,
+        errors: Vec::new(),
+    };
+    let (rich, ipv4_mp) = (rich_attribute_bytes(), ipv4_mp_attribute_bytes());
     let mut out = vec![
         (capture("frr-8.4-open.hex"), TWO),
         (capture("frr-8.4-update.hex"), FOUR),
