@@ -3,6 +3,8 @@
 
 mod bench;
 mod bgptable;
+mod build;
+mod converge;
 mod cost;
 mod drill;
 mod hostloss;
@@ -12,10 +14,13 @@ mod oldprimary;
 mod orchestrator;
 mod outcome;
 mod plot;
+mod routers;
 mod routes;
 mod speaker;
 mod splitbrain;
 mod sql;
+mod status;
+mod teardown;
 mod timeline;
 mod topo;
 mod util;
