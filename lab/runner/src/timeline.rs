@@ -2,10 +2,10 @@
 //! exabgp-healthcheck's), the routers' kernel routes as the monitors saw them change, and the
 //! printed report.
 
-use crate::drill::{Ctx, Report, Scenario};
 use crate::lab::SERVICE_PREFIX;
 use crate::logparse::{self, LogLine};
 use crate::routes::RouteChange;
+use crate::scenario::{Ctx, Report, Scenario};
 
 pub(crate) const MISSING_PD: &str = "not in primaryd's log";
 
