@@ -24,6 +24,14 @@ pub(crate) struct Fabric {
 }
 
 impl Fabric {
+    /// The lab's routers and the service prefixes its DB hosts announce.
+    pub fn of(lab: &Lab) -> Fabric {
+        Fabric {
+            routers: router_names(lab),
+            prefixes: lab.service_prefixes(),
+        }
+    }
+
     /// (router, prefix, the host the route leads to) for every router and prefix.
     pub fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
         let mut v = Vec::new();
@@ -50,6 +58,22 @@ impl Fabric {
                 .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
         })
     }
+}
+
+pub(crate) fn db_names(lab: &Lab) -> Vec<String> {
+    lab.topo
+        .with_role(Role::Db)
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+pub(crate) fn router_names(lab: &Lab) -> Vec<String> {
+    lab.topo
+        .nodes
+        .iter()
+        .filter(|n| n.role.is_router())
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// The router a host hangs off (the other end of its first link).
@@ -83,18 +107,7 @@ pub(crate) fn cast(
     to: Option<&str>,
     step: Duration,
 ) -> Result<Cast> {
-    let dbs: Vec<String> = lab
-        .topo
-        .with_role(Role::Db)
-        .map(|n| n.name.clone())
-        .collect();
-    let routers: Vec<String> = lab
-        .topo
-        .nodes
-        .iter()
-        .filter(|n| n.role.is_router())
-        .map(|n| n.name.clone())
-        .collect();
+    let dbs = db_names(lab);
     let app = lab
         .topo
         .with_role(Role::App)
@@ -113,10 +126,7 @@ pub(crate) fn cast(
     let new = choose_new(lab, &old, &replicas, to)?;
     let new_addr = sql::loopback(lab, &new)?;
     let others: Vec<String> = replicas.iter().filter(|r| **r != new).cloned().collect();
-    let fabric = Fabric {
-        routers: routers.clone(),
-        prefixes: lab.service_prefixes(),
-    };
+    let fabric = Fabric::of(lab);
     wait_routes_lead_to(lab, &fabric, &old, step)?;
     eprintln!(
         "drill {}: primary {old}, promoting {new}{}; app1 writes through 192.0.2.10",
@@ -129,7 +139,7 @@ pub(crate) fn cast(
     );
     Ok(Cast {
         dbs,
-        routers,
+        routers: fabric.routers.clone(),
         app,
         old,
         old_addr,

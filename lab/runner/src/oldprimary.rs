@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::cast::Cast;
 use crate::lab::Lab;
 use crate::logparse;
-use crate::scenario::{failed, Check, Ctx, Scenario, POLL, SERVICE};
+use crate::scenario::{failed, shown, Check, Ctx, Scenario, POLL, SERVICE};
 use crate::sql;
 use crate::util::{self, now_ms, wait_for};
 
@@ -284,14 +284,15 @@ pub(crate) fn old_state_checks(
     let log = logparse::parse(&std::fs::read_to_string(lab.console_log(old)).unwrap_or_default());
     let bad = log.iter().find(|l| {
         l.t_ms >= ctx.t0
-            && (l.message.starts_with("check failed") || l.message.starts_with("service down"))
+            && matches!(
+                logparse::field(l, "event").as_deref(),
+                Some("check_failed" | "service_down")
+            )
     });
     v.push(Check {
         name: format!("{old} never failed a check"),
         ok: bad.is_none(),
-        detail: bad.map_or("no check failed after the fault".into(), |l| {
-            l.message.clone()
-        }),
+        detail: bad.map_or("no check failed after the fault".into(), shown),
     });
     if scenario == Scenario::DoublePromote {
         let s = sql::db_state(lab, old);

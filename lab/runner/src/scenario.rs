@@ -203,7 +203,7 @@ impl Ctx<'_> {
         missing: &str,
     ) {
         let (t, d) = match line {
-            Some(l) => (Some(l.t_ms), detail(&l.message)),
+            Some(l) => (Some(l.t_ms), detail(&shown(l))),
             None => (None, missing.to_string()),
         };
         self.at(event, t, Some(node), d);
@@ -244,6 +244,20 @@ impl<'a> Ctx<'a> {
             t0: 0.0,
             drained: false,
         }
+    }
+}
+
+/// A log line's message as the timeline shows it: in text logs the message and its fields,
+/// but the `event` field, which the lab finds the line by and which names the row already.
+pub(crate) fn shown(l: &LogLine) -> String {
+    let m = &l.message;
+    let Some(i) = m.rfind(" event=\"") else {
+        return m.clone();
+    };
+    let rest = &m[i + " event=\"".len()..];
+    match rest.find('"') {
+        Some(j) => format!("{}{}", &m[..i], &rest[j + 1..]),
+        None => m.clone(),
     }
 }
 

@@ -423,7 +423,7 @@ fn timeline(
         },
         "no event=conflict line in primaryd's log",
     );
-    let term = logparse::first_after(&new_log, t0, "new promotion term written", "").cloned();
+    let term = logparse::first_event(&new_log, t0, "term_written").cloned();
     ctx.logged(
         "term_written",
         &c.new,
