@@ -9,72 +9,13 @@ use anyhow::{bail, Context, Result};
 use crate::fault::pid_of;
 use crate::lab::Lab;
 use crate::outcome::acks_by;
+use crate::routers::{db_names, Fabric};
 use crate::routes::Monitors;
 use crate::scenario::{Daemon, Scenario, POLL, WARM_ACKS};
 use crate::sql::{self, DbState};
 use crate::topo::Role;
 use crate::util::{self, now_ms, wait_for};
 use crate::writer::{Outcome, Writer};
-
-/// The routers and the service prefixes the DB hosts announce: where the drill looks for the
-/// route (every prefix; the timeline follows SERVICE_PREFIX alone).
-pub(crate) struct Fabric {
-    pub routers: Vec<String>,
-    pub prefixes: Vec<String>,
-}
-
-impl Fabric {
-    /// The lab's routers and the service prefixes its DB hosts announce.
-    pub fn of(lab: &Lab) -> Fabric {
-        Fabric {
-            routers: router_names(lab),
-            prefixes: lab.service_prefixes(),
-        }
-    }
-
-    /// (router, prefix, the host the route leads to) for every router and prefix.
-    pub fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
-        let mut v = Vec::new();
-        for r in &self.routers {
-            for p in &self.prefixes {
-                v.push((r.clone(), p.clone(), lab.route_leads_to(r, p)));
-            }
-        }
-        v
-    }
-
-    pub fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
-        self.routers.iter().all(|r| {
-            self.prefixes
-                .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() == Some(node))
-        })
-    }
-
-    pub fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
-        self.routers.iter().all(|r| {
-            self.prefixes
-                .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
-        })
-    }
-}
-
-pub(crate) fn db_names(lab: &Lab) -> Vec<String> {
-    lab.topo
-        .with_role(Role::Db)
-        .map(|n| n.name.clone())
-        .collect()
-}
-
-pub(crate) fn router_names(lab: &Lab) -> Vec<String> {
-    lab.topo
-        .nodes
-        .iter()
-        .filter(|n| n.role.is_router())
-        .map(|n| n.name.clone())
-        .collect()
-}
 
 /// The router a host hangs off (the other end of its first link).
 pub(crate) fn tor_of(lab: &Lab, node: &str) -> Option<String> {

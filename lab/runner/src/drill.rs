@@ -28,7 +28,7 @@ use crate::util::{now_ms, wait_for};
 use crate::writer::Attempt;
 
 // The drill's vocabulary, where the rest of the runner has always found it.
-pub(crate) use crate::cast::Fabric;
+pub(crate) use crate::routers::Fabric;
 pub use crate::scenario::{Check, Event, Options, Report, Scenario, Writes};
 pub(crate) use crate::scenario::{Ctx, Daemon, AFTER, POLL};
 
@@ -44,7 +44,7 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     let c = cast(lab, scenario, to, step)?;
     let steady = steady(lab, &c, step)?;
     let mut ctx = Ctx::new(lab);
-    let detail = fault::inject(&mut ctx, scenario, &c)?;
+    let detail = fault::inject(&mut ctx, scenario, &c.old, c.daemon)?;
     ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
     let mut checks = vec![wait_withdrawn(&ctx, &c, step)];
     if checks[0].ok {

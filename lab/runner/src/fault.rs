@@ -5,10 +5,9 @@
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
-use crate::cast::Cast;
 use crate::hostloss;
 use crate::lab::Lab;
-use crate::scenario::{Ctx, Scenario, SERVICE};
+use crate::scenario::{Ctx, Daemon, Scenario, SERVICE};
 use crate::sql;
 use crate::util::{self, now_ms};
 
@@ -26,13 +25,17 @@ pub(crate) fn signal(pid: i32, sig: Signal) -> Result<()> {
 
 /// Injects the fault of a failover drill (not the split-brain ones: splitbrain.rs) and sets
 /// t0.
-pub(crate) fn inject(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
-    let old = c.old.as_str();
+pub(crate) fn inject(
+    ctx: &mut Ctx,
+    scenario: Scenario,
+    old: &str,
+    daemon: Daemon,
+) -> Result<String> {
     match scenario {
         Scenario::Kill => signal_mariadbd(ctx, old, Signal::SIGKILL),
         Scenario::Hang => signal_mariadbd(ctx, old, Signal::SIGSTOP),
         Scenario::DaemonCrash => {
-            let comm = c.daemon.comm();
+            let comm = daemon.comm();
             let pid = pid_of(ctx.lab, old, comm)?;
             ctx.t0 = now_ms();
             signal(pid, Signal::SIGKILL)?;

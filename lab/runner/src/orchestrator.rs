@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cast;
 use crate::fault;
 use crate::lab::Lab;
 use crate::logparse;
+use crate::routers;
 use crate::sql;
 use crate::timeline;
 use crate::util::{now_ms, wait_for};
@@ -143,14 +143,14 @@ impl Report {
 /// The lab's DB hosts, and where the routers' routes to the service lead.
 pub struct Fabric {
     dbs: Vec<String>,
-    routes: cast::Fabric,
+    routes: routers::Fabric,
 }
 
 impl Fabric {
     pub fn of(lab: &Lab) -> Fabric {
         Fabric {
-            dbs: cast::db_names(lab),
-            routes: cast::Fabric::of(lab),
+            dbs: routers::db_names(lab),
+            routes: routers::Fabric::of(lab),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The routers as the lab sees them: their BGP sessions, and where their kernel routes to the
-//! service lead.
+//! The routers as the lab sees them: their BGP sessions, where their kernel routes to the
+//! service lead, and the drills' `Fabric` (every router, every service prefix).
 
 use anyhow::{bail, Result};
 use serde_json::Value;
@@ -82,4 +82,64 @@ impl Lab {
             _ => bail!("{router} is not a router"),
         }
     }
+}
+
+/// The routers and the service prefixes the DB hosts announce: where the drill looks for the
+/// route (every prefix; the timeline follows SERVICE_PREFIX alone).
+pub(crate) struct Fabric {
+    pub routers: Vec<String>,
+    pub prefixes: Vec<String>,
+}
+
+impl Fabric {
+    /// The lab's routers and the service prefixes its DB hosts announce.
+    pub fn of(lab: &Lab) -> Fabric {
+        Fabric {
+            routers: router_names(lab),
+            prefixes: lab.service_prefixes(),
+        }
+    }
+
+    /// (router, prefix, the host the route leads to) for every router and prefix.
+    pub fn leads(&self, lab: &Lab) -> Vec<(String, String, Option<String>)> {
+        let mut v = Vec::new();
+        for r in &self.routers {
+            for p in &self.prefixes {
+                v.push((r.clone(), p.clone(), lab.route_leads_to(r, p)));
+            }
+        }
+        v
+    }
+
+    pub fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
+        self.routers.iter().all(|r| {
+            self.prefixes
+                .iter()
+                .all(|p| lab.route_leads_to(r, p).as_deref() == Some(node))
+        })
+    }
+
+    pub fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
+        self.routers.iter().all(|r| {
+            self.prefixes
+                .iter()
+                .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
+        })
+    }
+}
+
+pub(crate) fn db_names(lab: &Lab) -> Vec<String> {
+    lab.topo
+        .with_role(Role::Db)
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+pub(crate) fn router_names(lab: &Lab) -> Vec<String> {
+    lab.topo
+        .nodes
+        .iter()
+        .filter(|n| n.role.is_router())
+        .map(|n| n.name.clone())
+        .collect()
 }
