@@ -563,6 +563,7 @@ impl Session {
                         peer = %self.peer.name,
                         announce = ?u.nlri.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                         withdraw = ?u.withdrawn.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        event = "update_sent",
                         "sending UPDATE"
                     );
                 }

@@ -230,7 +230,7 @@ async fn read_and_write(
         return Err((why, true));
     }
     witness.written();
-    info!(term, server_id = who.server_id, %reason, table = %t, "new promotion term written");
+    info!(term, server_id = who.server_id, %reason, table = %t, event = "term_written", "new promotion term written");
     Ok(after)
 }
 

@@ -130,9 +130,9 @@ impl Outlet<'_> {
     async fn report(&self, t: Transition, facts: Option<&ServerFacts>) -> bool {
         let name = self.name;
         if t.to == Health::Up {
-            info!(service = %name, from = %t.from, reason = %t.reason, "service up");
+            info!(service = %name, from = %t.from, reason = %t.reason, event = "service_up", "service up");
         } else {
-            warn!(service = %name, from = %t.from, to = %t.to, reason = %t.reason, "service down");
+            warn!(service = %name, from = %t.from, to = %t.to, reason = %t.reason, event = "service_down", "service down");
         }
         let event = HealthEvent {
             service: self.index,
@@ -548,10 +548,10 @@ impl Checks<'_> {
             failed => {
                 let text = failed.to_string();
                 if self.last_failure.as_deref() != Some(text.as_str()) {
-                    debug!(service = %name, result = ?failed, latency_ms = latency.as_millis() as u64, "check failed");
+                    debug!(service = %name, result = ?failed, latency_ms = latency.as_millis() as u64, event = "check_failed", "check failed");
                     self.last_failure = Some(text);
                 } else {
-                    trace!(service = %name, result = ?failed, "check failed again");
+                    trace!(service = %name, result = ?failed, event = "check_failed", "check failed again");
                 }
             }
         }

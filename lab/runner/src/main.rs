@@ -3,8 +3,12 @@
 
 mod bench;
 mod bgptable;
+mod build;
+mod cast;
+mod converge;
 mod cost;
 mod drill;
+mod fault;
 mod hostloss;
 mod lab;
 mod logparse;
@@ -12,10 +16,15 @@ mod oldprimary;
 mod orchestrator;
 mod outcome;
 mod plot;
+mod promote;
+mod routers;
 mod routes;
+mod scenario;
 mod speaker;
 mod splitbrain;
 mod sql;
+mod status;
+mod teardown;
 mod timeline;
 mod topo;
 mod util;

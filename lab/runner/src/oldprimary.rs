@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::drill::{self, Cast, Check, Ctx, Scenario};
+use crate::cast::Cast;
 use crate::lab::Lab;
 use crate::logparse;
-use crate::splitbrain::failed;
+use crate::scenario::{failed, shown, Check, Ctx, Scenario, POLL, SERVICE};
 use crate::sql;
 use crate::util::{self, now_ms, wait_for};
 
@@ -97,7 +97,7 @@ fn restart_server(ctx: &mut Ctx, old: &str) -> Result<OldState> {
 /// Waits until the healed host's BGP sessions are Established again (its own view).
 fn session_back(ctx: &mut Ctx, old: &str) -> Check {
     let lab = ctx.lab;
-    let up = wait_for(Duration::from_secs(20), drill::POLL, || {
+    let up = wait_for(Duration::from_secs(20), POLL, || {
         sessions_established(lab, old).then_some(now_ms())
     });
     ctx.at(
@@ -171,7 +171,7 @@ pub(crate) fn await_refusal(ctx: &mut Ctx, old: &str, step: Duration) -> Option<
     let lab = ctx.lab;
     let seen = wait_for(step, Duration::from_millis(50), || {
         let v = primaryctl_json(lab, old, "services").ok()?;
-        let s = v.as_array()?.iter().find(|s| s["name"] == drill::SERVICE)?;
+        let s = v.as_array()?.iter().find(|s| s["name"] == SERVICE)?;
         let state = s["state"].as_str()?;
         matches!(state, "conflict" | "held").then(|| {
             (
@@ -284,14 +284,15 @@ pub(crate) fn old_state_checks(
     let log = logparse::parse(&std::fs::read_to_string(lab.console_log(old)).unwrap_or_default());
     let bad = log.iter().find(|l| {
         l.t_ms >= ctx.t0
-            && (l.message.starts_with("check failed") || l.message.starts_with("service down"))
+            && matches!(
+                logparse::field(l, "event").as_deref(),
+                Some("check_failed" | "service_down")
+            )
     });
     v.push(Check {
         name: format!("{old} never failed a check"),
         ok: bad.is_none(),
-        detail: bad.map_or("no check failed after the fault".into(), |l| {
-            l.message.clone()
-        }),
+        detail: bad.map_or("no check failed after the fault".into(), shown),
     });
     if scenario == Scenario::DoublePromote {
         let s = sql::db_state(lab, old);
@@ -347,7 +348,7 @@ pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Resu
     ));
     sql::exec(lab, old, &statements)?;
     sql::replicate_from(lab, old, &c.new_addr)?;
-    let running = wait_for(Duration::from_secs(10), drill::POLL, || {
+    let running = wait_for(Duration::from_secs(10), POLL, || {
         let r = sql::replication(lab, old).ok()?;
         (r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes").then_some(())
     });

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::lab::{Lab, SERVICE_PREFIX};
+use crate::fault;
+use crate::lab::Lab;
 use crate::logparse;
+use crate::routers;
 use crate::sql;
-use crate::topo::Role;
-use crate::util::{self, now_ms, wait_for};
+use crate::timeline;
+use crate::util::{now_ms, wait_for};
 
 const SERVICE: &str = "main";
 const STEP: Duration = Duration::from_secs(20);
@@ -138,46 +140,18 @@ impl Report {
     }
 }
 
-/// The lab's DB hosts, routers and service prefixes.
+/// The lab's DB hosts, and where the routers' routes to the service lead.
 pub struct Fabric {
     dbs: Vec<String>,
-    routers: Vec<String>,
-    prefixes: Vec<String>,
+    routes: routers::Fabric,
 }
 
 impl Fabric {
     pub fn of(lab: &Lab) -> Fabric {
         Fabric {
-            dbs: lab
-                .topo
-                .with_role(Role::Db)
-                .map(|n| n.name.clone())
-                .collect(),
-            routers: lab
-                .topo
-                .nodes
-                .iter()
-                .filter(|n| n.role.is_router())
-                .map(|n| n.name.clone())
-                .collect(),
-            prefixes: lab.service_prefixes(),
+            dbs: routers::db_names(lab),
+            routes: routers::Fabric::of(lab),
         }
-    }
-
-    fn all_lead_to(&self, lab: &Lab, node: &str) -> bool {
-        self.routers.iter().all(|r| {
-            self.prefixes
-                .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() == Some(node))
-        })
-    }
-
-    fn none_leads_to(&self, lab: &Lab, node: &str) -> bool {
-        self.routers.iter().all(|r| {
-            self.prefixes
-                .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
-        })
     }
 
     /// The one writable, non-replicating server.
@@ -204,19 +178,12 @@ impl Fabric {
     }
 }
 
-/// The first `sending UPDATE` announcing the service prefix in `node`'s log at or after
-/// `from_ms`, waited for (the log is written as it happens).
+/// The first UPDATE (`event=update_sent`) announcing the service prefix in `node`'s log at or
+/// after `from_ms`, waited for (the log is written as it happens).
 fn announce_sent(lab: &Lab, node: &str, from_ms: f64, within: Duration) -> Option<f64> {
     wait_for(within, Duration::from_millis(20), || {
         let text = std::fs::read_to_string(lab.console_log(node)).ok()?;
-        logparse::parse(&text)
-            .into_iter()
-            .find(|l| {
-                l.t_ms >= from_ms
-                    && l.message.starts_with("sending UPDATE")
-                    && logparse::update_list(l, "announce").contains(SERVICE_PREFIX)
-            })
-            .map(|l| l.t_ms)
+        timeline::update_sent(&logparse::parse(&text), from_ms, "announce").map(|l| l.t_ms)
     })
 }
 
@@ -257,7 +224,9 @@ fn graceful_takeover(
         0,
         "PreGracefulTakeoverProcesses drains the old primary",
     )?;
-    let gone = wait_for(STEP, POLL, || f.none_leads_to(lab, old).then_some(()));
+    let gone = wait_for(STEP, POLL, || {
+        f.routes.none_leads_to(lab, old).then_some(())
+    });
     r.check(
         gone.is_some(),
         format!("no router leads to {old} once it is drained"),
@@ -285,7 +254,7 @@ fn graceful_takeover(
     if !post_hook {
         lab.node_run(old, &["timeout", "10", "primaryctl", "undrain", SERVICE])?;
     }
-    let routed = wait_for(STEP, POLL, || f.all_lead_to(lab, new).then_some(()));
+    let routed = wait_for(STEP, POLL, || f.routes.all_lead_to(lab, new).then_some(()));
     r.check(routed.is_some(), format!("every router leads to {new}"));
     Ok(sent - promoted)
 }
@@ -317,10 +286,9 @@ pub fn drill(lab: &Lab) -> Result<Report> {
         "a drain that cannot be confirmed aborts the takeover",
     )?;
     r.check(
-        f.all_lead_to(lab, &old),
+        f.routes.all_lead_to(lab, &old),
         format!("every router still leads to {old}"),
     );
-
     // 2. The graceful takeover.
     let ms = graceful_takeover(lab, &f, &hooks, &mut r, (&old, &new), true)?;
     r.promotion_to_announce_ms
@@ -331,62 +299,71 @@ pub fn drill(lab: &Lab) -> Result<Report> {
         format!("{old} is undrained after the takeover"),
     );
 
+    failover(lab, &f, &hooks, &mut r, (&new, &old))?;
+    r.ok = r.checks.iter().all(|c| c.ok);
+    for (what, ms) in &r.promotion_to_announce_ms {
+        eprintln!("  promotion -> announce sent ({what}): {ms:.1} ms");
+    }
+    Ok(r)
+}
+
+/// Steps 3 and 4 of the drill: a failover away from `new` (the primary since the takeover)
+/// back to `old`, aborted while `new` still announces, gone ahead once its MariaDB died.
+fn failover(
+    lab: &Lab,
+    f: &Fabric,
+    hooks: &Hooks,
+    r: &mut Report,
+    (new, old): (&str, &str),
+) -> Result<()> {
     // 3. A failover for a primary that still announces is aborted.
     r.hook(
-        &hooks,
-        &["pre-failover", &new, SERVICE],
+        hooks,
+        &["pre-failover", new, SERVICE],
         None,
         1,
         "PreFailoverProcesses aborts while the primary still announces",
     )?;
 
     // 4. The primary's MariaDB dies; the failover goes ahead.
-    let pid = util::netns_pids(&lab.netns(&new))
-        .into_iter()
-        .find(|p| util::comm(*p) == "mariadbd")
-        .context("mariadbd not found")?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
-    let gone = wait_for(STEP, POLL, || f.none_leads_to(lab, &new).then_some(()));
+    let pid = fault::pid_of(lab, new, "mariadbd")?;
+    fault::signal(pid, nix::sys::signal::Signal::SIGKILL)?;
+    let gone = wait_for(STEP, POLL, || {
+        f.routes.none_leads_to(lab, new).then_some(())
+    });
     r.check(
         gone.is_some(),
         format!("{new}'s routes are gone after its MariaDB was killed"),
     );
     r.hook(
-        &hooks,
-        &["pre-failover", &new, SERVICE],
+        hooks,
+        &["pre-failover", new, SERVICE],
         None,
         0,
         "PreFailoverProcesses lets the failover go on once the dead primary does not announce",
     )?;
-    let pos = sql::replication(lab, &old)?
+    let pos = sql::replication(lab, old)?
         .first()
         .map(|c| c.gtid_io_pos.clone())
         .unwrap_or_default();
-    let (asked, promoted) = promote(lab, &old, Some(&pos))?;
+    let (asked, promoted) = promote(lab, old, Some(&pos))?;
     r.hook(
-        &hooks,
-        &["post-promotion", &old, SERVICE],
+        hooks,
+        &["post-promotion", old, SERVICE],
         None,
         0,
         "PostMasterFailoverProcesses: check on the promoted replica",
     )?;
-    let sent = announce_sent(lab, &old, asked, STEP).context("no announce")?;
+    let sent = announce_sent(lab, old, asked, STEP).context("no announce")?;
     r.promotion_to_announce_ms
         .push(("failover, post hook".into(), sent - promoted));
-    let old_addr = sql::loopback(lab, &old)?;
-    for o in f.others(&[&old, &new]) {
+    let old_addr = sql::loopback(lab, old)?;
+    for o in f.others(&[old, new]) {
         sql::replicate_from(lab, &o, &old_addr)?;
     }
-    let routed = wait_for(STEP, POLL, || f.all_lead_to(lab, &old).then_some(()));
+    let routed = wait_for(STEP, POLL, || f.routes.all_lead_to(lab, old).then_some(()));
     r.check(routed.is_some(), format!("every router leads to {old}"));
-    r.ok = r.checks.iter().all(|c| c.ok);
-    for (what, ms) in &r.promotion_to_announce_ms {
-        eprintln!("  promotion -> announce sent ({what}): {ms:.1} ms");
-    }
-    Ok(r)
+    Ok(())
 }
 
 #[derive(Debug, Default, Serialize)]

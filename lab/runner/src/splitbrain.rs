@@ -19,18 +19,21 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use nix::sys::signal::Signal;
 
 use crate::bgptable::{self, Hosts, Reading, Watch};
-use crate::drill::{self, Cast, Check, Ctx, Daemon, Options, Report, Scenario, Steady};
+use crate::cast::{self, Cast, Steady};
+use crate::fault;
 use crate::lab::Lab;
 use crate::logparse::{self, LogLine};
 use crate::oldprimary::{
     act_two, await_refusal, conflict_logged, old_state_checks, old_view, rejoin,
 };
 use crate::outcome;
+use crate::scenario::{failed, Check, Ctx, Daemon, Options, Report, Scenario, POLL};
 use crate::sql;
 use crate::timeline;
-use crate::util::{self, now_ms, wait_for};
+use crate::util::{now_ms, wait_for};
 
 /// How long the old host is watched once it refuses: the old primary announced again
 /// 0.6 s after its server came back; three times that, plus a check cycle or two.
@@ -46,7 +49,7 @@ const MAX_BLIND_MS: f64 = 50.0;
 
 pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> Result<Report> {
     let step = opts.step;
-    let c = drill::cast(lab, scenario, to, step)?;
+    let c = cast::cast(lab, scenario, to, step)?;
     if c.daemon != Daemon::Primaryd {
         bail!(
             "the {} drill needs primaryd on the DB hosts (terms and conflicts are primaryd's)",
@@ -55,18 +58,12 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
     }
     let watch = Watch::start(lab, &c.routers, &c.fabric.prefixes, &Hosts::of(lab))?;
     let marks = marks_check(&watch, &c, step);
-    let steady = drill::steady(lab, &c, step)?;
-    let mut ctx = Ctx {
-        lab,
-        events: Vec::new(),
-        notes: Vec::new(),
-        t0: 0.0,
-        drained: false,
-    };
+    let steady = cast::steady(lab, &c, step)?;
+    let mut ctx = Ctx::new(lab);
     let mut checks = vec![marks];
 
     // Act one: the fault (none for double-promote), the promotion, the service moved.
-    let detail = fault(&mut ctx, scenario, &c)?;
+    let detail = inject(&mut ctx, scenario, &c)?;
     ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
     let branch = act_one(&mut ctx, scenario, &c, &watch, &mut checks, step);
     let settled = branch.is_some() && settle(&mut ctx, &c, &steady, &watch, &mut checks, step);
@@ -123,7 +120,7 @@ fn settle(
     step: Duration,
 ) -> bool {
     let lab = ctx.lab;
-    let settled = wait_for(step, drill::POLL, || {
+    let settled = wait_for(step, POLL, || {
         (c.fabric.all_lead_to(lab, &c.new)
             && outcome::first_ack(&steady.writer.snapshot(), &c.new).is_some()
             && no_path_to(watch, &c.old))
@@ -222,14 +219,6 @@ fn conclude(
     }
 }
 
-pub(crate) fn failed(name: &str, e: anyhow::Error) -> Check {
-    Check {
-        name: name.to_string(),
-        ok: false,
-        detail: format!("{e:#}"),
-    }
-}
-
 /// Every router's table has the old primary's path with its marks (term and router id): the
 /// routers pass large communities, so every host can read every other's term.
 fn marks_check(watch: &Watch, c: &Cast, step: Duration) -> Check {
@@ -245,7 +234,7 @@ fn marks_check(watch: &Watch, c: &Cast, step: Duration) -> Check {
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     };
-    let all = wait_for(step, drill::POLL, || {
+    let all = wait_for(step, POLL, || {
         let l = watch.latest();
         (l.len() == c.routers.len() && l.values().map(marked).sum::<usize>() == want).then_some(l)
     });
@@ -281,23 +270,10 @@ fn no_path_to(watch: &Watch, host: &str) -> bool {
 }
 
 /// Injects the fault and sets t0; double-promote has none (t0 is the promotion's start).
-fn fault(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
-    let lab = ctx.lab;
+fn inject(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
     match scenario {
-        Scenario::Restart => {
-            let pid = drill::pid_of(lab, &c.old, "mariadbd")?;
-            ctx.t0 = now_ms();
-            drill::signal(pid, nix::sys::signal::Signal::SIGKILL)?;
-            Ok(format!("SIGKILL mariadbd (pid {pid})"))
-        }
-        Scenario::Heal => {
-            let ifaces = lab.topo.ifaces_of(&c.old);
-            ctx.t0 = now_ms();
-            for i in &ifaces {
-                util::ip(&["-n", &lab.netns(&c.old), "link", "set", i, "down"])?;
-            }
-            Ok(format!("uplinks down: {}", ifaces.join(", ")))
-        }
+        Scenario::Restart => fault::signal_mariadbd(ctx, &c.old, Signal::SIGKILL),
+        Scenario::Heal => fault::uplinks_down(ctx, &c.old),
         _ => {
             ctx.t0 = now_ms();
             Ok(format!(
@@ -322,7 +298,7 @@ fn act_one(
 ) -> Option<String> {
     let lab = ctx.lab;
     if scenario != Scenario::DoublePromote {
-        let gone = wait_for(step, drill::POLL, || {
+        let gone = wait_for(step, POLL, || {
             (c.fabric.none_leads_to(lab, &c.old) && no_path_to(watch, &c.old)).then_some(now_ms())
         });
         checks.push(Check {
@@ -447,7 +423,7 @@ fn timeline(
         },
         "no event=conflict line in primaryd's log",
     );
-    let term = logparse::first_after(&new_log, t0, "new promotion term written", "").cloned();
+    let term = logparse::first_event(&new_log, t0, "term_written").cloned();
     ctx.logged(
         "term_written",
         &c.new,

@@ -2,15 +2,46 @@
 //! exabgp-healthcheck's), the routers' kernel routes as the monitors saw them change, and the
 //! printed report.
 
-use crate::drill::{Ctx, Report, Scenario};
 use crate::lab::SERVICE_PREFIX;
 use crate::logparse::{self, LogLine};
 use crate::routes::RouteChange;
+use crate::scenario::{Ctx, Report, Scenario};
 
 pub(crate) const MISSING_PD: &str = "not in primaryd's log";
 
 const MISSING_EX: &str = "not in ExaBGP's or exabgp-healthcheck's log";
 
+/// The withdraw no speaker could send, and why, in the drills whose fault leaves none.
+fn unsent_withdraw(scenario: Scenario, exabgp: bool) -> Option<&'static str> {
+    const LINK_DOWN: &str = "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry";
+    match scenario {
+        Scenario::DaemonCrash if exabgp => Some("none: ExaBGP is dead; the ToR drops its routes when the kernel closes the TCP session"),
+        Scenario::DaemonCrash => Some("none: the daemon is dead; the ToR drops its routes when the kernel closes the TCP session"),
+        Scenario::Isolate => Some(LINK_DOWN),
+        Scenario::Heal if !exabgp => Some(LINK_DOWN),
+        Scenario::HostFreeze if exabgp => Some("none: the host is frozen; the ToR drops the session at its hold timer (ExaBGP has no BFD)"),
+        Scenario::HostFreeze => Some("none: the host is frozen; the ToR drops the session when BFD (or the hold timer) finds it silent"),
+        _ => None,
+    }
+}
+
+/// The first UPDATE primaryd logged sending (`event=update_sent`) at or after `from` whose
+/// `list` (`announce` or `withdraw`) holds SERVICE_PREFIX.
+pub(crate) fn update_sent<'a>(log: &'a [LogLine], from: f64, list: &str) -> Option<&'a LogLine> {
+    log.iter().find(|l| {
+        l.t_ms >= from
+            && logparse::field(l, "event").as_deref() == Some("update_sent")
+            && logparse::update_list(l, list).contains(SERVICE_PREFIX)
+    })
+}
+
+/// An event at a primaryd log line's time, described by the line.
+fn logged_pd(ctx: &mut Ctx, event: &str, node: &str, line: Option<&LogLine>) {
+    ctx.logged(event, node, line, str::to_string, MISSING_PD);
+}
+
+/// The events of primaryd's logs, found by their `event` fields: the old primary's failed
+/// check, service down and withdraw; the new primary's service up and announce.
 pub(crate) fn daemon_events(
     ctx: &mut Ctx,
     old_log: &[LogLine],
@@ -20,91 +51,30 @@ pub(crate) fn daemon_events(
     scenario: Scenario,
 ) {
     let t0 = ctx.t0;
-    let check = [
-        logparse::first_after(old_log, t0, "check failed", ""),
-        logparse::first_after(old_log, t0, "service down", ""),
-    ]
-    .into_iter()
-    .flatten()
-    .min_by(|a, b| a.t_ms.total_cmp(&b.t_ms))
-    .cloned();
-    let down = logparse::first_after(old_log, t0, "service down", "").cloned();
-    let withdraw = old_log
-        .iter()
-        .find(|l| {
-            l.t_ms >= t0
-                && l.message.starts_with("sending UPDATE")
-                && logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
-        })
-        .cloned();
-    match scenario {
-        Scenario::DaemonCrash => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the daemon is dead; the ToR drops its routes when the kernel closes the TCP session");
-        }
-        Scenario::Isolate | Scenario::Heal => {
-            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
-        }
-        Scenario::HostFreeze => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session when BFD (or the hold timer) finds it silent");
-        }
-        Scenario::DoublePromote => {
-            // Its checks never fail: the withdraw is the rules' (the conflict line before it).
-            ctx.logged(
-                "withdraw_sent",
-                old,
-                withdraw.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-        }
-        _ => {
-            ctx.logged(
-                "check_failed",
-                old,
-                check.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-            ctx.logged(
-                "service_down",
-                old,
-                down.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-            ctx.logged(
-                "withdraw_sent",
-                old,
-                withdraw.as_ref(),
-                str::to_string,
-                MISSING_PD,
-            );
-        }
+    let withdraw = update_sent(old_log, t0, "withdraw");
+    if let Some(why) = unsent_withdraw(scenario, false) {
+        ctx.at("withdraw_sent", None, Some(old), why);
+    } else if scenario == Scenario::DoublePromote {
+        // Its checks never fail: the withdraw is the rules' (the conflict line before it).
+        logged_pd(ctx, "withdraw_sent", old, withdraw);
+    } else {
+        let down = logparse::first_event(old_log, t0, "service_down");
+        let check = logparse::first_event(old_log, t0, "check_failed")
+            .into_iter()
+            .chain(down)
+            .min_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        logged_pd(ctx, "check_failed", old, check);
+        logged_pd(ctx, "service_down", old, down);
+        logged_pd(ctx, "withdraw_sent", old, withdraw);
     }
-    let promoted_at = ctx.unix_ms_of("promotion_started");
-    if let Some(p) = promoted_at {
-        let up = logparse::first_after(new_log, p, "service up", "").cloned();
-        ctx.logged(
-            "service_up_new_primary",
-            new,
-            up.as_ref(),
-            str::to_string,
-            MISSING_PD,
-        );
-        let ann = new_log
-            .iter()
-            .find(|l| {
-                l.t_ms >= p
-                    && l.message.starts_with("sending UPDATE")
-                    && logparse::update_list(l, "announce").contains(SERVICE_PREFIX)
-            })
-            .cloned();
-        ctx.logged(
+    if let Some(p) = ctx.unix_ms_of("promotion_started") {
+        let up = logparse::first_event(new_log, p, "service_up");
+        logged_pd(ctx, "service_up_new_primary", new, up);
+        logged_pd(
+            ctx,
             "announce_sent",
             new,
-            ann.as_ref(),
-            str::to_string,
-            MISSING_PD,
+            update_sent(new_log, p, "announce"),
         );
     }
 }
@@ -136,17 +106,9 @@ pub(crate) fn exabgp_events(
     scenario: Scenario,
 ) {
     let t0 = ctx.t0;
-    match scenario {
-        Scenario::DaemonCrash => {
-            ctx.at("withdraw_sent", None, Some(old), "none: ExaBGP is dead; the ToR drops its routes when the kernel closes the TCP session");
-        }
-        Scenario::Isolate => {
-            ctx.at("withdraw_sent", None, Some(old), "none reaches the ToR: the link is down; the ToR drops the session on link-down or hold-time expiry");
-        }
-        Scenario::HostFreeze => {
-            ctx.at("withdraw_sent", None, Some(old), "none: the host is frozen; the ToR drops the session at its hold timer (ExaBGP has no BFD)");
-        }
-        _ => {
+    match unsent_withdraw(scenario, true) {
+        Some(why) => ctx.at("withdraw_sent", None, Some(old), why),
+        None => {
             let check = old_log
                 .iter()
                 .find(|l| {
@@ -272,31 +234,63 @@ pub fn print_timeline(r: &Report) {
             .t_ms
             .map(|t| format!("{t:9.1}"))
             .unwrap_or_else(|| "        -".into());
-        let label = match e.event.as_str() {
-            "fault_injected" => "fault injected".to_string(),
-            "check_failed" => "check failed".into(),
-            "service_down" => "service down".into(),
-            "withdraw_sent" => "withdraw sent".into(),
-            "route_gone" => "route gone".into(),
-            "route_new" => "new route".into(),
-            "promotion_started" => "promotion started".into(),
-            "promotion_done" => "promotion done".into(),
-            "service_up_new_primary" => "service up".into(),
-            "announce_sent" => "announce sent".into(),
-            "first_ack_new_primary" => "first write acked by new primary".into(),
-            "last_ack_old_primary" => "last write acked by old primary".into(),
-            "first_write_failed" => "first write failed".into(),
-            "conflict" => "conflict (event=conflict)".into(),
-            "old_refuses" => "old primary refuses".into(),
-            "bgp_old_gone" => "old path gone (BGP table)".into(),
-            "bgp_old_gone_everywhere" => "old path gone from every table".into(),
-            "bgp_new_path" => "new path (BGP table)".into(),
-            "term_written" => "new term written".into(),
-            other => other.replace('_', " "),
-        };
+        let label = label(&e.event);
         let node = e.node.as_deref().unwrap_or("");
         println!("  {t}  {label:<33} {node:<7} {}", e.detail);
     }
+    print_writes(r);
+    for c in &r.checks {
+        println!(
+            "  [{}] {}: {}",
+            if c.ok { " ok " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
+    if let Some(v) = &r.old_primary_view {
+        println!("  on {}:", r.old_primary);
+        for l in v.lines() {
+            println!("    {l}");
+        }
+    }
+    println!(
+        "  drill {}: {}",
+        r.scenario.name(),
+        if r.ok { "PASSED" } else { "FAILED" }
+    );
+}
+
+/// The timeline's name for an event.
+fn label(event: &str) -> String {
+    match event {
+        "fault_injected" => "fault injected".to_string(),
+        "check_failed" => "check failed".into(),
+        "service_down" => "service down".into(),
+        "withdraw_sent" => "withdraw sent".into(),
+        "route_gone" => "route gone".into(),
+        "route_new" => "new route".into(),
+        "promotion_started" => "promotion started".into(),
+        "promotion_done" => "promotion done".into(),
+        "service_up_new_primary" => "service up".into(),
+        "announce_sent" => "announce sent".into(),
+        "first_ack_new_primary" => "first write acked by new primary".into(),
+        "last_ack_old_primary" => "last write acked by old primary".into(),
+        "first_write_failed" => "first write failed".into(),
+        "conflict" => "conflict (event=conflict)".into(),
+        "old_refuses" => "old primary refuses".into(),
+        "bgp_old_gone" => "old path gone (BGP table)".into(),
+        "bgp_old_gone_everywhere" => "old path gone from every table".into(),
+        "bgp_new_path" => "new path (BGP table)".into(),
+        "term_written" => "new term written".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// The write outage and the writes' tally.
+fn print_writes(r: &Report) {
     match r.write_outage_ms {
         Some(o) => println!(
             "  total write outage: {o:.1} ms (last ack by {} to first ack by {})",
@@ -324,27 +318,5 @@ pub fn print_timeline(r: &Report) {
         r.writes.failed_attempts,
         r.old_primary,
         r.writes.lost_acked_keys.len()
-    );
-    for c in &r.checks {
-        println!(
-            "  [{}] {}: {}",
-            if c.ok { " ok " } else { "FAIL" },
-            c.name,
-            c.detail
-        );
-    }
-    for n in &r.notes {
-        println!("  note: {n}");
-    }
-    if let Some(v) = &r.old_primary_view {
-        println!("  on {}:", r.old_primary);
-        for l in v.lines() {
-            println!("    {l}");
-        }
-    }
-    println!(
-        "  drill {}: {}",
-        r.scenario.name(),
-        if r.ok { "PASSED" } else { "FAILED" }
     );
 }

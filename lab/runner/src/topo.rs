@@ -137,103 +137,112 @@ pub fn load(file: &Path) -> Result<Topology> {
     for (name, value) in raw.topology.nodes {
         let name = scalar(&name).context("a node name is not a string")?;
         let where_ = format!("{}: node {name}", file.display());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!("{where_}: names must be letters, digits, '-' and '_'");
-        }
-        let raw: RawNode = if value.is_null() {
-            RawNode::default()
-        } else {
-            serde_norway::from_value(value).with_context(|| where_.clone())?
-        };
-        if raw.kind.as_deref() != Some("linux") {
-            bail!("{where_}: the namespace runner builds nodes of kind linux only");
-        }
-        let role = match raw.labels.get(ROLE_LABEL).and_then(scalar).as_deref() {
-            Some("frr") => Role::Frr,
-            Some("bird") => Role::Bird,
-            Some("db") => Role::Db,
-            Some("app") => Role::App,
-            other => {
-                bail!("{where_}: label {ROLE_LABEL} must be frr, bird, db or app, not {other:?}")
-            }
-        };
-        let mut binds = Vec::new();
-        for b in &raw.binds {
-            let parts: Vec<&str> = b.split(':').collect();
-            let (src, dst, ro) = match parts.as_slice() {
-                [s, d] => (*s, *d, false),
-                [s, d, "ro"] => (*s, *d, true),
-                [s, d, "rw"] => (*s, *d, false),
-                _ => bail!("{where_}: bind {b:?} is not SOURCE:TARGET[:ro]"),
-            };
-            let source = if Path::new(src).is_absolute() {
-                PathBuf::from(src)
-            } else {
-                dir.join(src)
-            };
-            if !source.exists() {
-                bail!("{where_}: bind source {} does not exist", source.display());
-            }
-            let target = PathBuf::from(dst);
-            if !target.is_absolute()
-                || !PRIVATE_ROOTS
-                    .iter()
-                    .any(|r| target.starts_with(r) && target != Path::new(r))
-            {
-                bail!(
-                    "{where_}: bind target {dst} must be below one of {} (private to the node)",
-                    PRIVATE_ROOTS.join(", ")
-                );
-            }
-            binds.push(Bind {
-                source,
-                target,
-                read_only: ro,
-            });
-        }
-        let strings = |m: &BTreeMap<String, serde_norway::Value>, what: &str| {
-            m.iter()
-                .map(|(k, v)| {
-                    scalar(v)
-                        .map(|v| (k.clone(), v))
-                        .with_context(|| format!("{where_}: {what} {k} is not a scalar"))
-                })
-                .collect::<Result<BTreeMap<_, _>>>()
-        };
-        nodes.push(Node {
-            role,
-            binds,
-            env: strings(&raw.env, "env")?,
-            sysctls: strings(&raw.sysctls, "sysctl")?,
-            exec: raw.exec,
-            cmd: raw.cmd,
-            name,
-        });
+        nodes.push(node(name, value, &dir, &where_)?);
     }
+    let links = links(raw.topology.links, &nodes)?;
+    Ok(Topology {
+        name: raw.name,
+        file,
+        nodes,
+        links,
+    })
+}
+
+/// A node of the topology, checked; `where_` names it in errors.
+fn node(name: String, value: serde_norway::Value, dir: &Path, where_: &str) -> Result<Node> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("{where_}: names must be letters, digits, '-' and '_'");
+    }
+    let raw: RawNode = if value.is_null() {
+        RawNode::default()
+    } else {
+        serde_norway::from_value(value).with_context(|| where_.to_string())?
+    };
+    if raw.kind.as_deref() != Some("linux") {
+        bail!("{where_}: the namespace runner builds nodes of kind linux only");
+    }
+    let role = match raw.labels.get(ROLE_LABEL).and_then(scalar).as_deref() {
+        Some("frr") => Role::Frr,
+        Some("bird") => Role::Bird,
+        Some("db") => Role::Db,
+        Some("app") => Role::App,
+        other => {
+            bail!("{where_}: label {ROLE_LABEL} must be frr, bird, db or app, not {other:?}")
+        }
+    };
+    let binds = raw
+        .binds
+        .iter()
+        .map(|b| bind(b, dir, where_))
+        .collect::<Result<Vec<_>>>()?;
+    let strings = |m: &BTreeMap<String, serde_norway::Value>, what: &str| {
+        m.iter()
+            .map(|(k, v)| {
+                scalar(v)
+                    .map(|v| (k.clone(), v))
+                    .with_context(|| format!("{where_}: {what} {k} is not a scalar"))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()
+    };
+    Ok(Node {
+        role,
+        binds,
+        env: strings(&raw.env, "env")?,
+        sysctls: strings(&raw.sysctls, "sysctl")?,
+        exec: raw.exec,
+        cmd: raw.cmd,
+        name,
+    })
+}
+
+/// A node's `SOURCE:TARGET[:ro]` bind: the source exists (relative to the topology's folder),
+/// the target lies below one of PRIVATE_ROOTS.
+fn bind(b: &str, dir: &Path, where_: &str) -> Result<Bind> {
+    let parts: Vec<&str> = b.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        _ => bail!("{where_}: bind {b:?} is not SOURCE:TARGET[:ro]"),
+    };
+    let source = if Path::new(src).is_absolute() {
+        PathBuf::from(src)
+    } else {
+        dir.join(src)
+    };
+    if !source.exists() {
+        bail!("{where_}: bind source {} does not exist", source.display());
+    }
+    let target = PathBuf::from(dst);
+    if !target.is_absolute()
+        || !PRIVATE_ROOTS
+            .iter()
+            .any(|r| target.starts_with(r) && target != Path::new(r))
+    {
+        bail!(
+            "{where_}: bind target {dst} must be below one of {} (private to the node)",
+            PRIVATE_ROOTS.join(", ")
+        );
+    }
+    Ok(Bind {
+        source,
+        target,
+        read_only: ro,
+    })
+}
+
+/// The links between `nodes`, each of two endpoints; no interface in two links.
+fn links(raw: Vec<RawLink>, nodes: &[Node]) -> Result<Vec<Link>> {
     let mut links = Vec::new();
-    for l in raw.topology.links {
+    for l in raw {
         let eps: Vec<Endpoint> = l
             .endpoints
             .iter()
-            .map(|e| {
-                let (node, iface) = e
-                    .split_once(':')
-                    .with_context(|| format!("link endpoint {e:?} is not node:interface"))?;
-                if !nodes.iter().any(|n| n.name == node) {
-                    bail!("link endpoint {e:?}: no node {node}");
-                }
-                if iface.is_empty() || iface.len() > 15 || iface == "lo" {
-                    bail!("link endpoint {e:?}: interface names are 1..=15 characters, not lo");
-                }
-                Ok(Endpoint {
-                    node: node.to_string(),
-                    iface: iface.to_string(),
-                })
-            })
+            .map(|e| endpoint(e, nodes))
             .collect::<Result<_>>()?;
         let [a, b]: [Endpoint; 2] = eps
             .try_into()
@@ -248,11 +257,22 @@ pub fn load(file: &Path) -> Result<Topology> {
             }
         }
     }
-    Ok(Topology {
-        name: raw.name,
-        file,
-        nodes,
-        links,
+    Ok(links)
+}
+
+fn endpoint(e: &str, nodes: &[Node]) -> Result<Endpoint> {
+    let (node, iface) = e
+        .split_once(':')
+        .with_context(|| format!("link endpoint {e:?} is not node:interface"))?;
+    if !nodes.iter().any(|n| n.name == node) {
+        bail!("link endpoint {e:?}: no node {node}");
+    }
+    if iface.is_empty() || iface.len() > 15 || iface == "lo" {
+        bail!("link endpoint {e:?}: interface names are 1..=15 characters, not lo");
+    }
+    Ok(Endpoint {
+        node: node.to_string(),
+        iface: iface.to_string(),
     })
 }
 
