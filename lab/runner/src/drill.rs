@@ -753,6 +753,9 @@ fn promote(
         );
     }
     if scenario == Scenario::Switchover {
+        // Its own binlog is where it stands: a stale gtid_slave_pos (from when it was last a
+        // replica) would ask the new primary for a GTID it may no longer have (the soak).
+        sql::exec(lab, old, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")?;
         sql::replicate_from(lab, old, new_addr)?;
         if ctx.drained {
             // A replica is never announced anyway; undrained, it can be promoted back later.

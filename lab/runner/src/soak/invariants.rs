@@ -39,6 +39,8 @@ pub(crate) struct Fabric {
     pub dbs: Vec<String>,
     pub prefixes: Vec<String>,
     pub hosts: Hosts,
+    /// DB host -> its loopback (the replication address).
+    pub loopbacks: BTreeMap<String, String>,
 }
 
 impl Fabric {
@@ -58,6 +60,11 @@ impl Fabric {
                 .collect(),
             prefixes: lab.service_prefixes(),
             hosts: Hosts::of(lab),
+            loopbacks: lab
+                .topo
+                .with_role(Role::Db)
+                .map(|n| Ok((n.name.clone(), sql::loopback(lab, &n.name)?)))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -88,6 +95,8 @@ pub(crate) struct Observation {
     announcers: BTreeMap<String, BTreeSet<String>>,
     errors: Vec<String>,
     writable: Vec<String>,
+    /// DB host -> its replication ("SOURCE io=.. sql=..").
+    replication: BTreeMap<String, Option<String>>,
     /// DB host -> whether it refuses every service address (None: unknown).
     refusing: BTreeMap<String, Option<bool>>,
 }
@@ -111,8 +120,12 @@ impl Observation {
         }
         for d in &f.dbs {
             match sql::db_state(lab, d) {
-                Ok(s) if !s.read_only && s.replication.is_none() => o.writable.push(d.clone()),
-                Ok(_) => {}
+                Ok(s) => {
+                    if !s.read_only && s.replication.is_none() {
+                        o.writable.push(d.clone());
+                    }
+                    o.replication.insert(d.clone(), s.replication);
+                }
                 Err(e) => o.errors.push(format!("{d}: {e:#}")),
             }
             o.refusing.insert(d.clone(), refuses(lab, d, &f.addresses()));
@@ -145,13 +158,20 @@ impl Observation {
             .then(|| h.clone())
     }
 
-    fn settled(&self) -> Option<String> {
+    fn settled(&self, f: &Fabric) -> Option<String> {
         let h = self.primary()?;
+        // The others replicate from it, ready for the next failover.
+        let from = format!("{} io=Yes sql=Yes", f.loopbacks.get(&h)?);
+        let replicas_ok = self
+            .replication
+            .iter()
+            .all(|(d, r)| *d == h || r.as_deref() == Some(from.as_str()));
         let refusal_ok = self
             .refusing
             .iter()
             .all(|(d, r)| *r == Some(*d != h));
-        (self.errors.is_empty() && self.writable == [h.clone()] && refusal_ok).then_some(h)
+        (self.errors.is_empty() && self.writable == [h.clone()] && refusal_ok && replicas_ok)
+            .then_some(h)
     }
 
     pub fn describe(&self) -> String {
@@ -173,12 +193,18 @@ impl Observation {
             .iter()
             .map(|(d, r)| format!("{d} {}", r.map_or("?", |r| if r { "refuses" } else { "open" })))
             .collect();
+        let repl: Vec<String> = self
+            .replication
+            .iter()
+            .map(|(d, r)| format!("{d} {}", r.as_deref().unwrap_or("none")))
+            .collect();
         format!(
-            "routes: {}; BGP announcers: {}; writable: [{}]; refusal: {}{}",
+            "routes: {}; BGP announcers: {}; writable: [{}]; refusal: {}; replication: {}{}",
             leads.join(", "),
             ann.join(", "),
             self.writable.join(","),
             refusing.join(", "),
+            repl.join(", "),
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -247,10 +273,10 @@ pub(crate) fn settle(s: &Soak, within: Duration) -> Settled {
     let t = now_ms();
     let mut last = first;
     let primary = wait_for(within, POLL, || {
-        if last.settled().is_none() {
+        if last.settled(f).is_none() {
             last = Observation::take(lab, f);
         }
-        last.settled()
+        last.settled(f)
     });
     checks.push(Check {
         name: "one primary: routes consistent, announced alone, the others refuse".into(),

@@ -53,8 +53,10 @@ pub(crate) fn after_drill(s: &Soak, sc: Scenario, report: &Report, key: u64) -> 
     let mut rec = Recovery::default();
     let mut c = ctx(lab);
     match sc {
-        Scenario::Switchover | Scenario::Restart | Scenario::Heal | Scenario::DoublePromote => {
-            return Ok(rec)
+        Scenario::Switchover => return Ok(rec),
+        Scenario::Restart | Scenario::Heal | Scenario::DoublePromote => {
+            rec.checks.push(tidy(s, old, new, key)?);
+            return Ok(rec);
         }
         Scenario::Demote => {}
         Scenario::Kill => start_mariadb(lab, old)?,
@@ -96,14 +98,11 @@ fn observe(c: &mut Ctx, old: &str, rec: &mut Recovery, what: &str) {
     std::thread::sleep(OBSERVE);
 }
 
-/// The old primary rejoins as a replica of the new one (oldprimary::rejoin), after the soak
-/// writer's rows only it has (from a little before the step on) are set aside like the drill
-/// writer's. The branch is the new primary's `gtid_slave_pos`: the last transaction it applied
-/// from the old primary before its promotion.
-fn rejoin(s: &Soak, c: &mut Ctx, old: &str, new: &str, key: u64, run: i64) -> Result<Check> {
+/// The soak writer's rows (from a little before the step on) that `old` holds and `new` does
+/// not: written after the branch, or committed without an answer and then written again on the
+/// new primary. Deleted on `old` outside the binlog, as the drills set aside their writer's.
+fn set_aside(s: &Soak, old: &str, new: &str, key: u64) -> Result<usize> {
     let lab = s.lab;
-    sql::exec(lab, old, "SET GLOBAL read_only=1").context("fencing the old primary")?;
-    let branch = sql::value(lab, new, "SELECT @@gtid_slave_pos")?;
     let from = key.saturating_sub(2000);
     let keys = |n: &str| -> Result<BTreeSet<(String, String)>> {
         let q = format!(
@@ -115,8 +114,10 @@ fn rejoin(s: &Soak, c: &mut Ctx, old: &str, new: &str, key: u64, run: i64) -> Re
             .map(|r| (r["k"].clone(), r["host"].clone()))
             .collect())
     };
+    // The old one first: rows the new one gets meanwhile only make it hold more.
+    let on_old = keys(old)?;
     let on_new = keys(new)?;
-    let errant: Vec<String> = keys(old)?
+    let errant: Vec<String> = on_old
         .into_iter()
         .filter(|r| !on_new.contains(r))
         .map(|(k, _)| k)
@@ -132,14 +133,46 @@ fn rejoin(s: &Soak, c: &mut Ctx, old: &str, new: &str, key: u64, run: i64) -> Re
             ),
         )?;
     }
+    Ok(errant.len())
+}
+
+/// The old primary rejoins as a replica of the new one (oldprimary::rejoin), after the soak
+/// writer's rows only it has are set aside. The branch is the new primary's `gtid_slave_pos`:
+/// the last transaction it applied from the old primary before its promotion.
+fn rejoin(s: &Soak, c: &mut Ctx, old: &str, new: &str, key: u64, run: i64) -> Result<Check> {
+    let lab = s.lab;
+    sql::exec(lab, old, "SET GLOBAL read_only=1").context("fencing the old primary")?;
+    let branch = sql::value(lab, new, "SELECT @@gtid_slave_pos")?;
+    let n = set_aside(s, old, new, key)?;
     let cast = cast(s, old, new)?;
     let mut check = oldprimary::rejoin(c, &cast, &branch, run)?;
     check.detail = format!(
-        "{}; {} rows of the soak's writer only on {old} set aside",
-        check.detail,
-        errant.len()
+        "{}; {n} rows of the soak's writer only on {old} set aside",
+        check.detail
     );
     Ok(check)
+}
+
+/// After a split-brain drill, which rejoined the old primary itself (setting aside its own
+/// writer's rows only): the soak writer's rows only the old primary has are set aside too,
+/// with its replication stopped, so that the new primary's writes of the same keys apply.
+fn tidy(s: &Soak, old: &str, new: &str, key: u64) -> Result<Check> {
+    let lab = s.lab;
+    sql::exec(lab, old, "STOP SLAVE")?;
+    let n = set_aside(s, old, new, key)?;
+    sql::exec(lab, old, "START SLAVE")?;
+    let running = wait_for(Duration::from_secs(10), drill::POLL, || {
+        let r = sql::replication(lab, old).ok()?;
+        (r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes").then_some(())
+    });
+    Ok(Check {
+        name: format!("{old} replicates from {new} with the soak's rows set aside"),
+        ok: running.is_some(),
+        detail: format!(
+            "{n} rows of the soak's writer only on {old} set aside: {:?}",
+            sql::replication(lab, old).unwrap_or_default()
+        ),
+    })
 }
 
 /// The cast oldprimary::rejoin needs.
