@@ -273,7 +273,13 @@ fn uplink_loss(s: &mut Soak) -> Result<Done> {
     let node = target(s, 70)?;
     let pct = *s.rng.pick(&[5u64, 20, 50, 80]);
     let ms = s.rng.range(2000, 8000);
-    let iface = s.lab.topo.ifaces_of(&node).first().cloned().context("no uplink")?;
+    let iface = s
+        .lab
+        .topo
+        .ifaces_of(&node)
+        .first()
+        .cloned()
+        .context("no uplink")?;
     recover::loss(s.lab, &node, &iface, pct)?;
     sleep_ms(ms);
     recover::no_loss(s.lab, &node)?;
@@ -348,10 +354,11 @@ fn state_dir_full(s: &mut Soak) -> Result<Done> {
             recover::restart_primaryd(s.lab, d)?;
         }
         let settled = invariants::settle(s, Duration::from_secs(30));
-        done.checks.extend(settled.checks.into_iter().map(|c| Check {
-            name: format!("with state_dir full, every primaryd restarted: {}", c.name),
-            ..c
-        }));
+        done.checks
+            .extend(settled.checks.into_iter().map(|c| Check {
+                name: format!("with state_dir full, every primaryd restarted: {}", c.name),
+                ..c
+            }));
         done.detail = format!(
             "state_dir full on {}; {}; then every primaryd restarted (primary was {now})",
             dbs.join(", "),

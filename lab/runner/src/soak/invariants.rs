@@ -128,7 +128,8 @@ impl Observation {
                 }
                 Err(e) => o.errors.push(format!("{d}: {e:#}")),
             }
-            o.refusing.insert(d.clone(), refuses(lab, d, &f.addresses()));
+            o.refusing
+                .insert(d.clone(), refuses(lab, d, &f.addresses()));
         }
         o
     }
@@ -166,10 +167,7 @@ impl Observation {
             .replication
             .iter()
             .all(|(d, r)| *d == h || r.as_deref() == Some(from.as_str()));
-        let refusal_ok = self
-            .refusing
-            .iter()
-            .all(|(d, r)| *r == Some(*d != h));
+        let refusal_ok = self.refusing.iter().all(|(d, r)| *r == Some(*d != h));
         (self.errors.is_empty() && self.writable == [h.clone()] && refusal_ok && replicas_ok)
             .then_some(h)
     }
@@ -191,7 +189,12 @@ impl Observation {
         let refusing: Vec<String> = self
             .refusing
             .iter()
-            .map(|(d, r)| format!("{d} {}", r.map_or("?", |r| if r { "refuses" } else { "open" })))
+            .map(|(d, r)| {
+                format!(
+                    "{d} {}",
+                    r.map_or("?", |r| if r { "refuses" } else { "open" })
+                )
+            })
             .collect();
         let repl: Vec<String> = self
             .replication

@@ -175,7 +175,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<report::Summary> {
     let deadline = Instant::now() + Duration::from_secs_f64(opts.minutes * 60.0);
     let mut stopped = None;
     if !first.ok {
-        stopped = Some(format!("the lab was not settled before the first fault: {first:?}"));
+        stopped = Some(format!(
+            "the lab was not settled before the first fault: {first:?}"
+        ));
     }
     while stopped.is_none() && Instant::now() < deadline {
         let fault = *soak.rng.pick(Fault::ALL);

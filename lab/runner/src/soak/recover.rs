@@ -304,14 +304,21 @@ pub(crate) fn restart_router_bgp(lab: &Lab, router: &str, down_ms: u64) -> Resul
             ],
         )?;
         wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-            lab.node_run(router, &["vtysh", "-c", "show bgp summary"]).ok()
+            lab.node_run(router, &["vtysh", "-c", "show bgp summary"])
+                .ok()
         })
         .context("bgpd did not answer after its start")?;
         lab.node_run(router, &["vtysh", "-b"])?;
     } else {
         lab.node_run(
             router,
-            &["bird", "-c", "/etc/bird/bird.conf", "-s", "/run/bird/bird.ctl"],
+            &[
+                "bird",
+                "-c",
+                "/etc/bird/bird.conf",
+                "-s",
+                "/run/bird/bird.ctl",
+            ],
         )?;
     }
     Ok(format!("SIGKILL {daemon} (pid {pid}), started again"))

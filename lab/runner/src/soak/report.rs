@@ -112,7 +112,11 @@ pub fn summarize(
         violations.push(format!("step {} ({}) failed", s.n, s.fault.name()));
     }
     let mut faults: BTreeMap<String, FaultFigures> = BTreeMap::new();
-    for name in steps.iter().map(|s| s.fault.name()).collect::<BTreeSet<_>>() {
+    for name in steps
+        .iter()
+        .map(|s| s.fault.name())
+        .collect::<BTreeSet<_>>()
+    {
         let of: Vec<&Step> = steps.iter().filter(|s| s.fault.name() == name).collect();
         let mut o: Vec<f64> = of.iter().filter_map(|s| s.outage_ms).collect();
         o.sort_by(f64::total_cmp);
@@ -161,10 +165,13 @@ fn check_writes(
     attempts: &[Attempt],
     violations: &mut Vec<String>,
 ) -> Writes {
-    let final_primary = steps.last().and_then(|s| s.primary_after.clone()).or_else(|| {
-        let (r, p) = (fabric.routers.first()?, fabric.prefixes.first()?);
-        lab.route_leads_to(r, p)
-    });
+    let final_primary = steps
+        .last()
+        .and_then(|s| s.primary_after.clone())
+        .or_else(|| {
+            let (r, p) = (fabric.routers.first()?, fabric.prefixes.first()?);
+            lab.route_leads_to(r, p)
+        });
     let mut w = Writes {
         attempts: attempts.len(),
         acknowledged: 0,
@@ -218,7 +225,12 @@ fn check_writes(
         violations.push(format!(
             "{} acknowledged writes lost where nothing may be lost: {}",
             w.lost.len(),
-            w.lost.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            w.lost
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     if !w.two_servers.is_empty() {
@@ -252,11 +264,7 @@ fn check_doubles(steps: &[Step], doubles: &[Double], violations: &mut Vec<String
         let last = ds.iter().map(|d| d.t_ms).fold(0.0, f64::max);
         let span = last - first + SAMPLE_MS;
         let allowed = step.is_some_and(|s| s.detail.contains("double-promote"));
-        let who = format!(
-            "{} ({})",
-            ds[0].router,
-            ds[0].announcers.join("+")
-        );
+        let who = format!("{} ({})", ds[0].router, ds[0].announcers.join("+"));
         if !allowed || span > DOUBLE_PROMOTE_BOUND_MS {
             violations.push(format!(
                 "two announcers at a router for up to {span:.0} ms in {}: {who}, {} readings",
@@ -359,10 +367,7 @@ pub fn print(s: &Summary) -> String {
     for v in &s.violations {
         out.push_str(&format!("  VIOLATION: {v}\n"));
     }
-    out.push_str(&format!(
-        "soak: {}",
-        if s.ok { "PASSED" } else { "FAILED" }
-    ));
+    out.push_str(&format!("soak: {}", if s.ok { "PASSED" } else { "FAILED" }));
     out
 }
 
