@@ -221,29 +221,17 @@ fn check_writes(
             },
         }
     }
-    if !w.lost.is_empty() {
-        violations.push(format!(
-            "{} acknowledged writes lost where nothing may be lost: {}",
-            w.lost.len(),
-            w.lost
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-    }
-    if !w.two_servers.is_empty() {
-        violations.push(format!(
-            "{} keys committed by two servers: {}",
-            w.two_servers.len(),
-            w.two_servers
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
+    for (what, list) in [
+        (
+            "acknowledged writes lost where nothing may be lost",
+            &w.lost,
+        ),
+        ("keys committed by two servers", &w.two_servers),
+    ] {
+        if !list.is_empty() {
+            let first: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
+            violations.push(format!("{} {what}: {}", list.len(), first.join("; ")));
+        }
     }
     w
 }
