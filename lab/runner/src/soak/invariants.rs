@@ -27,7 +27,7 @@ use crate::sql;
 use crate::topo::Role;
 use crate::util::{self, now_ms, wait_for};
 
-use super::Soak;
+use super::{probe, Soak};
 
 const SAMPLE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_millis(200);
@@ -289,10 +289,50 @@ pub(crate) fn settle(s: &Soak, within: Duration) -> Settled {
             None => format!("not within {within:?}: {}", last.describe()),
         },
     });
+    if let Some(h) = &primary {
+        checks.push(probe_check(lab, f, h));
+    }
     Settled {
         ok: checks.iter().all(|c| c.ok),
         primary,
         checks,
+    }
+}
+
+/// The refusal rule with packets (probe.rs): from each DB host's ToR, out of the interface
+/// towards it, a TCP connection to the service's IPv4 address is refused by every host but
+/// the primary, which accepts it.
+fn probe_check(lab: &Lab, f: &Fabric, primary: &str) -> Check {
+    let addr = f
+        .addresses()
+        .iter()
+        .find_map(|a| a.parse::<std::net::Ipv4Addr>().ok());
+    let mut parts = Vec::new();
+    let mut ok = addr.is_some();
+    for d in &f.dbs {
+        let tor = lab
+            .topo
+            .ifaces_of(d)
+            .first()
+            .and_then(|i| lab.topo.peer_of(d, i))
+            .cloned();
+        let (Some(tor), Some(addr)) = (tor, addr) else {
+            ok = false;
+            continue;
+        };
+        let got = probe::connect_from(lab, &tor.node, &tor.iface, addr, 3306);
+        let want = if d == primary {
+            probe::Answer::Accepted
+        } else {
+            probe::Answer::Refused
+        };
+        ok &= got == want;
+        parts.push(format!("{d} (from {} {}): {got:?}", tor.node, tor.iface));
+    }
+    Check {
+        name: "with packets: the primary accepts, every other host refuses (TCP reset)".into(),
+        ok,
+        detail: parts.join(", "),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod faults;
 mod invariants;
+mod probe;
 mod recover;
 mod report;
 
@@ -174,6 +175,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<report::Summary> {
     let mut steps: Vec<Step> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs_f64(opts.minutes * 60.0);
     let mut stopped = None;
+    if let Some(c) = first.checks.last() {
+        eprintln!("soak: before the first fault: {}: {}", c.name, c.detail);
+    }
     if !first.ok {
         stopped = Some(format!(
             "the lab was not settled before the first fault: {first:?}"
