@@ -116,6 +116,7 @@ pub(crate) struct Done {
     pub notes: Vec<String>,
     pub may_lose_writes: bool,
     pub drill_lost: usize,
+    pub events: Vec<drill::Event>,
 }
 
 /// Runs one step: the fault, its recovery, the invariants.
@@ -150,6 +151,7 @@ pub(crate) fn step(s: &mut Soak, n: usize, fault: Fault) -> Step {
         drill_lost: done.drill_lost,
         checks,
         notes: done.notes,
+        events: done.events,
         ok,
     }
 }
@@ -186,6 +188,7 @@ pub(crate) fn drill_step(s: &mut Soak, sc: Scenario) -> Result<Done> {
         ),
         may_lose_writes: may_lose_writes(sc),
         drill_lost: report.writes.lost_acked_keys.len(),
+        events: report.events.clone(),
         ..Done::default()
     };
     for c in &report.checks {
@@ -344,10 +347,10 @@ fn state_dir_full(s: &mut Soak) -> Result<Done> {
         Scenario::Kill,
     ]);
     let dbs = s.fabric.dbs.clone();
-    for d in &dbs {
-        recover::fill_state_dir(s.lab, d)?;
-    }
     let result = (|| -> Result<Done> {
+        for d in &dbs {
+            recover::fill_state_dir(s.lab, d)?;
+        }
         let mut done = drill_step(s, sc)?;
         let now = primary(s)?;
         for d in &dbs {

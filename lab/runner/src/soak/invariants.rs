@@ -4,7 +4,8 @@
 //!   fallback, `ASN:2:0`, is never an announcer), right after the step and while it settles;
 //! - then, within a bound, one consistent state: every router's kernel routes for every service
 //!   prefix lead to the same DB host H, every BGP table's only announcer is H, H is the one
-//!   writable server replicating from nobody, and the refusal rules hold: every other DB host
+//!   writable server replicating from nobody, the others replicate from it, every DB host's
+//!   BGP sessions are Established, and the refusal rules hold: every other DB host
 //!   refuses the service addresses (primaryd's nftables sets, docs/clients.md), H does not.
 //!
 //! The sampler reads every router's BGP table every SAMPLE during the whole soak and keeps
@@ -97,6 +98,8 @@ pub(crate) struct Observation {
     writable: Vec<String>,
     /// DB host -> its replication ("SOURCE io=.. sql=..").
     replication: BTreeMap<String, Option<String>>,
+    /// DB hosts whose BGP sessions are not all Established (primaryctl show peers).
+    sessions_down: Vec<String>,
     /// DB host -> whether it refuses every service address (None: unknown).
     refusing: BTreeMap<String, Option<bool>>,
 }
@@ -168,8 +171,12 @@ impl Observation {
             .iter()
             .all(|(d, r)| *d == h || r.as_deref() == Some(from.as_str()));
         let refusal_ok = self.refusing.iter().all(|(d, r)| *r == Some(*d != h));
-        (self.errors.is_empty() && self.writable == [h.clone()] && refusal_ok && replicas_ok)
-            .then_some(h)
+        (self.errors.is_empty()
+            && self.writable == [h.clone()]
+            && refusal_ok
+            && replicas_ok
+            && self.sessions_down.is_empty())
+        .then_some(h)
     }
 
     pub fn describe(&self) -> String {
@@ -202,12 +209,14 @@ impl Observation {
             .map(|(d, r)| format!("{d} {}", r.as_deref().unwrap_or("none")))
             .collect();
         format!(
-            "routes: {}; BGP announcers: {}; writable: [{}]; refusal: {}; replication: {}{}",
+            "routes: {}; BGP announcers: {}; writable: [{}]; refusal: {}; replication: {}; \
+             sessions not Established: [{}]{}",
             leads.join(", "),
             ann.join(", "),
             self.writable.join(","),
             refusing.join(", "),
             repl.join(", "),
+            self.sessions_down.join(","),
             if self.errors.is_empty() {
                 String::new()
             } else {

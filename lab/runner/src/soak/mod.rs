@@ -94,6 +94,9 @@ pub struct Step {
     pub drill_lost: usize,
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
+    /// A drill's timeline (the lab's logs go with the lab).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::drill::Event>,
     pub ok: bool,
 }
 
