@@ -378,6 +378,11 @@ fn promote(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
             bail!("{new} did not reach GTID {pos} within 10 s");
         }
     }
+    if scenario != Scenario::DoublePromote {
+        if let Some(from) = drill::catch_up_from_siblings(lab, new, others)? {
+            ctx.notes.push(from);
+        }
+    }
     let stopped = if scenario == Scenario::DoublePromote && !others.is_empty() {
         format!("{} stopped; ", others.join(", "))
     } else {

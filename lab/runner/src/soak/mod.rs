@@ -137,6 +137,9 @@ pub fn cli(lab: &Lab, bins: &std::path::Path, opts: &Options) -> Result<ExitCode
         true
     };
     let result = run(lab, opts);
+    if let Some(f) = &opts.json {
+        save_logs(lab, &f.with_extension("logs"));
+    }
     if started {
         match lab.down() {
             Ok(_) => eprintln!("soak: lab {} removed", lab.id),
@@ -154,6 +157,19 @@ pub fn cli(lab: &Lab, bins: &std::path::Path, opts: &Options) -> Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Every node's console log (primaryd's, with its timestamps) beside the JSON summary: the
+/// lab's own go with it.
+fn save_logs(lab: &Lab, dir: &std::path::Path) {
+    let _ = std::fs::create_dir_all(dir);
+    for n in &lab.topo.nodes {
+        let _ = std::fs::copy(
+            lab.console_log(&n.name),
+            dir.join(format!("{}.log", n.name)),
+        );
+    }
+    eprintln!("soak: the nodes' console logs are in {}", dir.display());
 }
 
 pub fn run(lab: &Lab, opts: &Options) -> Result<report::Summary> {
