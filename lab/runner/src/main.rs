@@ -20,6 +20,7 @@ mod promote;
 mod routers;
 mod routes;
 mod scenario;
+mod soak;
 mod speaker;
 mod splitbrain;
 mod sql;
@@ -191,6 +192,21 @@ enum Cmd {
         /// (not measured), e.g. db2 to have the old primary behind the BIRD ToR.
         #[arg(long, value_name = "NODE")]
         primary: Option<String>,
+    },
+    /// The chaos soak: a random fault from every drill, router and daemon fault every few
+    /// seconds on one lab, each with its recovery, while app1 writes (docs/lab.md). Brings the
+    /// lab up (and down at the end) when it is not up.
+    Soak {
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
+        /// The RNG's seed [default: from the clock; printed].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Go on after a failed step (default: stop there).
+        #[arg(long)]
+        keep_going: bool,
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// The tables (and plot) of one or more `bench --json` files, e.g. one per speaker.
     BenchReport {
@@ -366,6 +382,21 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             if !report.ok {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Cmd::Soak {
+            minutes,
+            seed,
+            keep_going,
+            json,
+        } => {
+            lab::require_root()?;
+            let opts = soak::Options {
+                minutes: *minutes,
+                seed: seed.unwrap_or_else(|| util::now_ms() as u64 % 1_000_000),
+                keep_going: *keep_going,
+                json: json.clone(),
+            };
+            return soak::cli(&lab, &bin_dir(&cli)?, &opts);
         }
         Cmd::Demo { scenario, json } => return demo(&cli, &lab, *scenario, json.as_deref()),
         Cmd::OrchestratorDrill { json } => return orchestrator::cli_drill(&lab, json.as_deref()),

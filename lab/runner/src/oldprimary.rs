@@ -122,7 +122,7 @@ fn session_back(ctx: &mut Ctx, old: &str) -> Check {
 
 /// Links up, and the node's `exec` lines again: an interface that went down lost its IPv6
 /// addresses and its routes (an address still there is refused as existing: fine).
-fn heal_links(ctx: &mut Ctx, old: &str) -> Result<()> {
+pub(crate) fn heal_links(ctx: &mut Ctx, old: &str) -> Result<()> {
     let lab = ctx.lab;
     let ifaces = lab.topo.ifaces_of(old);
     let t = now_ms();

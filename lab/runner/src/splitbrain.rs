@@ -30,6 +30,7 @@ use crate::oldprimary::{
     act_two, await_refusal, conflict_logged, old_state_checks, old_view, rejoin,
 };
 use crate::outcome;
+use crate::promote;
 use crate::scenario::{failed, Check, Ctx, Daemon, Options, Report, Scenario, POLL};
 use crate::sql;
 use crate::timeline;
@@ -352,6 +353,11 @@ fn promote(ctx: &mut Ctx, scenario: Scenario, c: &Cast) -> Result<String> {
         let r = sql::value(lab, new, &format!("SELECT MASTER_GTID_WAIT('{pos}', 10)"))?;
         if r != "0" {
             bail!("{new} did not reach GTID {pos} within 10 s");
+        }
+    }
+    if scenario != Scenario::DoublePromote {
+        if let Some(from) = promote::catch_up_from_siblings(lab, new, others)? {
+            ctx.notes.push(from);
         }
     }
     let stopped = if scenario == Scenario::DoublePromote && !others.is_empty() {
