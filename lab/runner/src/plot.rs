@@ -204,7 +204,7 @@ fn color_of(speaker: &str) -> RGBColor {
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
-    crate::bench::percentile(sorted, q).unwrap_or(f64::NAN)
+    crate::stats::percentile(sorted, q).unwrap_or(f64::NAN)
 }
 
 fn ms_label(v: f64) -> String {

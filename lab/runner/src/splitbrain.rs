@@ -55,7 +55,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
     }
     let watch = Watch::start(lab, &c.routers, &c.fabric.prefixes, &Hosts::of(lab))?;
     let marks = marks_check(&watch, &c, step);
-    let steady = drill::steady(lab, &c, step)?;
+    let steady = drill::steady(lab, &c, step, opts.client)?;
     let mut ctx = Ctx {
         lab,
         events: Vec::new(),

@@ -29,12 +29,17 @@ pub(crate) fn daemon_events(
     .min_by(|a, b| a.t_ms.total_cmp(&b.t_ms))
     .cloned();
     let down = logparse::first_after(old_log, t0, "service down", "").cloned();
+    // With fallback routes (docs/clients.md) the withdraw goes out as the fallback's announce:
+    // the first UPDATE with the prefix after the rules' withdraw (`event=withdraw`).
+    let rules_withdraw = logparse::first_event(old_log, t0, "withdraw").map(|l| l.t_ms);
     let withdraw = old_log
         .iter()
         .find(|l| {
             l.t_ms >= t0
                 && l.message.starts_with("sending UPDATE")
-                && logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
+                && (logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
+                    || rules_withdraw.is_some_and(|w| l.t_ms >= w)
+                        && logparse::update_list(l, "announce").contains(SERVICE_PREFIX))
         })
         .cloned();
     match scenario {
