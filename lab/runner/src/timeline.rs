@@ -30,8 +30,12 @@ pub(crate) fn daemon_events(
     .cloned();
     let down = logparse::first_after(old_log, t0, "service down", "").cloned();
     // With fallback routes (docs/clients.md) the withdraw goes out as the fallback's announce:
-    // the first UPDATE with the prefix after the rules' withdraw (`event=withdraw`).
-    let rules_withdraw = logparse::first_event(old_log, t0, "withdraw").map(|l| l.t_ms);
+    // the first UPDATE with the prefix after the rules' withdraw (`event=withdraw`, or
+    // `conflict` when a newer primary deposed this one).
+    let rules_withdraw = ["withdraw", "conflict"]
+        .into_iter()
+        .filter_map(|e| logparse::first_event(old_log, t0, e).map(|l| l.t_ms))
+        .min_by(f64::total_cmp);
     let withdraw = old_log
         .iter()
         .find(|l| {
