@@ -165,4 +165,49 @@ mod tests {
         ));
         assert!(primary_route(None, "db1", true));
     }
+
+    fn kernel(t: f64, router: &str, next: Option<&str>) -> RouteChange {
+        RouteChange {
+            t_ms: t,
+            router: router.into(),
+            next: next.map(str::to_string),
+            line: String::new(),
+        }
+    }
+
+    fn table(t: f64, router: &str, best: BgpPath) -> Reading {
+        Reading {
+            t_ms: t,
+            router: router.into(),
+            paths: vec![best],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_tor_that_keeps_its_next_hop_through_a_fallback_loses_the_route_at_the_table() {
+        let topo = crate::topo::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../primaryd.clab.yml"),
+        )
+        .unwrap();
+        let primary = |to: &str| path(to, Mark::Primary { term: 1 });
+        // tor1: db1's primary route, then db1's fallback (same next hop), then db2's primary
+        // through the spine: the table moves 10 ms before the kernel.
+        let k = vec![
+            kernel(0.0, "tor1", Some("db1")),
+            kernel(310.0, "tor1", Some("spine1")),
+        ];
+        let b = vec![
+            table(1.0, "tor1", primary("db1")),
+            table(60.0, "tor1", path("db1", Mark::Fallback)),
+            table(300.0, "tor1", primary("db2")),
+        ];
+        let c = primary_changes(&topo, &k, &b, "192.0.2.10/32");
+        let seen: Vec<(f64, Option<&str>)> =
+            c.iter().map(|c| (c.t_ms, c.next.as_deref())).collect();
+        assert_eq!(
+            seen,
+            [(0.0, Some("db1")), (60.0, None), (310.0, Some("spine1"))]
+        );
+    }
 }
