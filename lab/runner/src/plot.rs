@@ -353,26 +353,9 @@ fn draw_column(
     Ok(())
 }
 
-/// Draws every outage as a dot, with a box from p25 to p75, a bar at the median and a whisker
-/// to the extremes, on a log scale; scenarios left to right, speakers side by side.
-pub fn outage_png(
-    path: &Path,
-    title: &str,
-    scenarios: &[&str],
-    speakers: &[&str],
-    series: &[Series],
-) -> Result<()> {
-    values_png(
-        path,
-        title,
-        "client write outage",
-        scenarios,
-        speakers,
-        series,
-    )
-}
-
-/// The same drawing of any metric, named `y_desc` on the axis.
+/// Draws every value (an outage, a wait) as a dot, with a box from p25 to p75, a bar at the
+/// median and a whisker to the extremes, on a log scale named `y_desc`; scenarios left to
+/// right, series side by side.
 pub fn values_png(
     path: &Path,
     title: &str,
@@ -472,9 +455,10 @@ mod tests {
                 values: vec![2500.0, 3100.0],
             },
         ];
-        outage_png(
+        values_png(
             &png,
             "test",
+            "client write outage",
             &["kill", "hang"],
             &["primaryd", "exabgp-fast"],
             &series,

@@ -447,12 +447,13 @@ pub fn plot(files: &[BenchFile], png: &Path, metric: &str) -> Result<()> {
         .iter()
         .find(|(k, _)| *k == metric)
         .map_or(metric, |(_, l)| *l);
-    crate::plot::outage_png(
+    crate::plot::values_png(
         png,
         &format!(
             "{what} per failover drill: up to {runs} runs per scenario and series (lab, {cpus} \
              vCPUs); lower is better"
         ),
+        what,
         &scenarios,
         &whos.iter().map(String::as_str).collect::<Vec<_>>(),
         &series,
