@@ -18,6 +18,7 @@ use crate::health::state::ServiceStatus;
 use crate::operator::protocol::{Command, Response};
 use crate::operator::server::Handler;
 use crate::operator::views;
+use crate::safety::marks::{claim, Claim};
 
 /// Answers `primaryctl`: `show` from published status, drain through the health tasks,
 /// reload through the daemon loop.
@@ -104,10 +105,18 @@ impl RequestHandler {
             .flat_map(|s| s.prefixes.iter().copied())
             .collect();
         let mut pending = Vec::new();
+        let asn = published.config.bgp.community_asn;
+        // A prefix still advertised as this host's fallback (docs/clients.md) is withdrawn as a
+        // primary's route: the fallback replaced it.
+        let gone = |s: &PeerStatus, x: &ipnetwork::IpNetwork| {
+            s.rib_out
+                .get(x)
+                .is_none_or(|a| matches!(claim(a, asn), Claim::Fallback { .. }))
+        };
         for p in &published.peers {
             let mut rx = p.clone();
             let withdrawn = |s: &PeerStatus| {
-                s.state != State::Established || prefixes.iter().all(|x| !s.rib_out.contains_key(x))
+                s.state != State::Established || prefixes.iter().all(|x| gone(s, x))
             };
             let ok = tokio::time::timeout(DRAIN_ACK_TIMEOUT, rx.wait_for(withdrawn)).await;
             if !matches!(ok, Ok(Ok(_))) {

@@ -232,7 +232,7 @@ impl Hosts {
             .cloned()
     }
 
-    fn path(&self, p: &RawPath) -> BgpPath {
+    pub(crate) fn path(&self, p: &RawPath) -> BgpPath {
         BgpPath {
             prefix: p.prefix.clone(),
             announcer: self.announcer(p),

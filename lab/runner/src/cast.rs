@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::clients::Client;
 use crate::fault::pid_of;
 use crate::lab::Lab;
 use crate::outcome::acks_by;
@@ -177,11 +178,15 @@ pub(crate) struct Steady {
     pub run_id: i64,
 }
 
-pub(crate) fn steady(lab: &Lab, c: &Cast, step: Duration) -> Result<Steady> {
+pub(crate) fn steady(lab: &Lab, c: &Cast, step: Duration, client: Client) -> Result<Steady> {
     let (routers, app, old) = (&c.routers, &c.app, &c.old);
     let monitors = Monitors::start(lab, routers)?;
     let run_id = (now_ms() / 1000.0) as i64;
-    let writer = Writer::start(format!("/run/netns/{}", lab.netns(app)).into(), run_id)?;
+    let writer = Writer::start(
+        format!("/run/netns/{}", lab.netns(app)).into(),
+        run_id,
+        client,
+    )?;
     let warm = wait_for(step, POLL, || {
         let n = acks_by(&writer.snapshot(), old);
         (n >= WARM_ACKS).then_some(())

@@ -184,87 +184,54 @@ fn mysql_counters(lab: &Lab, node: &str) -> Result<BTreeMap<String, f64>> {
         .collect())
 }
 
-fn measure(lab: &Lab, node: &str, kind: SpeakerKind, window: Duration) -> Result<CostSample> {
-    let comm = if kind.is_exabgp() {
-        "exabgp"
-    } else {
-        "primaryd"
-    };
-    let root = util::netns_pids(&lab.netns(node))
-        .into_iter()
-        .find(|p| util::comm(*p) == comm)
-        .with_context(|| format!("no {comm} process on {node}"))?;
-    // The cgroup: every process of the tree moves in; what they start from then on is in it.
+/// Moves every process of the tree into a fresh cpuacct cgroup (what they start from then on is
+/// in it too): the file of its usage, None without cgroup v1's cpuacct.
+fn cgroup_of(lab: &Lab, root: i32) -> Result<Option<PathBuf>> {
+    if !Path::new(CPUACCT).join("cgroup.procs").exists() {
+        return Ok(None);
+    }
     let cg = cgroup_dir(&lab.id);
-    let cgroup = if Path::new(CPUACCT).join("cgroup.procs").exists() {
-        remove_cgroup(&lab.id);
-        std::fs::create_dir(&cg).with_context(|| format!("mkdir {}", cg.display()))?;
-        for p in tree(root) {
-            let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
-        }
-        Some(cg.join("cpuacct.usage"))
-    } else {
-        None
-    };
-    std::thread::sleep(Duration::from_secs(1));
-    let read_usage = || {
-        cgroup.as_ref().and_then(|f| {
-            std::fs::read_to_string(f)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-        })
-    };
-    let start: BTreeMap<i32, ProcStat> = tree(root)
-        .into_iter()
-        .filter_map(|p| proc_stat(p).map(|s| (p, s)))
-        .collect();
-    let server = util::netns_pids(&lab.netns(node))
-        .into_iter()
-        .find(|p| util::comm(*p) == SERVER)
-        .with_context(|| format!("no {SERVER} on {node}"))?;
-    let server0 = proc_stat(server).map(|s| s.own).unwrap_or(0);
-    let my0 = mysql_counters(lab, node)?;
-    let u0 = read_usage();
+    remove_cgroup(&lab.id);
+    std::fs::create_dir(&cg).with_context(|| format!("mkdir {}", cg.display()))?;
+    for p in tree(root) {
+        let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
+    }
+    Ok(Some(cg.join("cpuacct.usage")))
+}
+
+fn usage(cgroup: Option<&PathBuf>) -> Option<u64> {
+    cgroup.and_then(|f| {
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    })
+}
+
+/// RSS and PSS (KiB) of `pids`, every second over the window: (RSS samples, PSS samples).
+fn sample_memory(pids: &[i32], window: Duration) -> (Vec<f64>, Vec<f64>) {
     let t0 = Instant::now();
-    let (mut rss, mut pss, mut rss_max) = (Vec::new(), Vec::new(), 0u64);
+    let (mut rss, mut pss) = (Vec::new(), Vec::new());
     while t0.elapsed() < window {
         std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(t0.elapsed())));
-        let pids: Vec<i32> = start.keys().copied().collect();
-        let r: u64 = pids
-            .iter()
-            .map(|p| status_kib(*p, "status", "VmRSS:"))
-            .sum();
-        let s: u64 = pids
-            .iter()
-            .map(|p| status_kib(*p, "smaps_rollup", "Pss:"))
-            .sum();
-        rss.push(r as f64);
-        pss.push(s as f64);
-        rss_max = rss_max.max(r);
+        let sum =
+            |file: &str, key: &str| -> u64 { pids.iter().map(|p| status_kib(*p, file, key)).sum() };
+        rss.push(sum("status", "VmRSS:") as f64);
+        pss.push(sum("smaps_rollup", "Pss:") as f64);
     }
-    let u1 = read_usage();
-    let elapsed = t0.elapsed().as_secs_f64();
-    let my1 = mysql_counters(lab, node)?;
-    let server1 = proc_stat(server).map(|s| s.own).unwrap_or(0);
-    let end: BTreeMap<i32, ProcStat> = start
-        .keys()
-        .filter_map(|p| proc_stat(*p).map(|s| (*p, s)))
-        .collect();
-    let check_user_connections = crate::sql::query(
-        lab,
-        node,
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'primaryd'",
-        5,
-    )?
-    .first()
-    .and_then(|r| r.get("n"))
-    .and_then(|n| n.parse().ok())
-    .unwrap_or(0);
-    remove_cgroup(&lab.id);
+    (rss, pss)
+}
+
+/// CPU ticks of the processes alive at both ends (with their waited-for children's), and their
+/// names; an error when none lived through the window.
+fn ticks_between(
+    start: &BTreeMap<i32, ProcStat>,
+    comm: &str,
+    node: &str,
+) -> Result<(u64, Vec<String>)> {
     let mut ticks = 0u64;
     let mut processes = Vec::new();
-    for (pid, e) in &end {
-        let s = &start[pid];
+    for (pid, s) in start {
+        let Some(e) = proc_stat(*pid) else { continue };
         if s.comm != e.comm {
             continue;
         }
@@ -274,11 +241,63 @@ fn measure(lab: &Lab, node: &str, kind: SpeakerKind, window: Duration) -> Result
     if processes.is_empty() {
         bail!("the {comm} processes on {node} did not live through the window");
     }
+    Ok((ticks, processes))
+}
+
+fn check_user_connections(lab: &Lab, node: &str) -> Result<usize> {
+    Ok(crate::sql::query(
+        lab,
+        node,
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'primaryd'",
+        5,
+    )?
+    .first()
+    .and_then(|r| r.get("n"))
+    .and_then(|n| n.parse().ok())
+    .unwrap_or(0))
+}
+
+fn pid_in(lab: &Lab, node: &str, comm: &str) -> Result<i32> {
+    util::netns_pids(&lab.netns(node))
+        .into_iter()
+        .find(|p| util::comm(*p) == comm)
+        .with_context(|| format!("no {comm} process on {node}"))
+}
+
+fn measure(lab: &Lab, node: &str, kind: SpeakerKind, window: Duration) -> Result<CostSample> {
+    let comm = if kind.is_exabgp() {
+        "exabgp"
+    } else {
+        "primaryd"
+    };
+    let root = pid_in(lab, node, comm)?;
+    let cgroup = cgroup_of(lab, root)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let start: BTreeMap<i32, ProcStat> = tree(root)
+        .into_iter()
+        .filter_map(|p| proc_stat(p).map(|s| (p, s)))
+        .collect();
+    let server = pid_in(lab, node, SERVER)?;
+    let server0 = proc_stat(server).map(|s| s.own).unwrap_or(0);
+    let my0 = mysql_counters(lab, node)?;
+    let u0 = usage(cgroup.as_ref());
+    let t0 = Instant::now();
+    let pids: Vec<i32> = start.keys().copied().collect();
+    let (rss, pss) = sample_memory(&pids, window);
+    let u1 = usage(cgroup.as_ref());
+    let elapsed = t0.elapsed().as_secs_f64();
+    let my1 = mysql_counters(lab, node)?;
+    let server1 = proc_stat(server).map(|s| s.own).unwrap_or(0);
+    let alive = ticks_between(&start, comm, node);
+    let connections = check_user_connections(lab, node);
+    remove_cgroup(&lab.id);
+    let (ticks, processes) = alive?;
     let d = |k: &str, own: f64| {
         (my1.get(k).copied().unwrap_or(0.0) - my0.get(k).copied().unwrap_or(0.0) - own).max(0.0)
             / elapsed
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let per_cent = |ticks: u64| ticks as f64 / clock_ticks() / elapsed * 100.0;
     Ok(CostSample {
         speaker: kind,
         interval_ms: 0,
@@ -286,20 +305,19 @@ fn measure(lab: &Lab, node: &str, kind: SpeakerKind, window: Duration) -> Result
         description: String::new(),
         window_s: elapsed,
         processes,
-        cpu_percent_proc: ticks as f64 / clock_ticks() / elapsed * 100.0,
-        server_cpu_percent: server1.saturating_sub(server0) as f64 / clock_ticks() / elapsed
-            * 100.0,
+        cpu_percent_proc: per_cent(ticks),
+        server_cpu_percent: per_cent(server1.saturating_sub(server0)),
         cpu_percent_cgroup: u0
             .zip(u1)
             .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9 / elapsed * 100.0),
         rss_kib_mean: mean(&rss),
-        rss_kib_max: rss_max,
+        rss_kib_max: rss.iter().copied().fold(0.0, f64::max) as u64,
         pss_kib_mean: mean(&pss),
         // The closing reading is one statement on one new connection.
         questions_per_s: d("Questions", 1.0),
         queries_per_s: d("Queries", 1.0),
         connections_per_s: d("Connections", 1.0),
-        check_user_connections,
+        check_user_connections: connections?,
     })
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cast::{cast, steady, Cast, Steady};
+use crate::clients::Client;
 use crate::fault;
 use crate::lab::Lab;
 use crate::logparse;
@@ -25,7 +26,7 @@ use crate::promote::promote;
 use crate::routes::RouteChange;
 use crate::timeline::{daemon_events, exabgp_events, route_events};
 use crate::util::{now_ms, wait_for};
-use crate::writer::Attempt;
+use crate::writer::{Attempt, Writer};
 
 // The drill's vocabulary, where the rest of the runner has always found it.
 pub(crate) use crate::routers::Fabric;
@@ -42,19 +43,38 @@ pub fn run_with(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options)
     }
     let step = opts.step;
     let c = cast(lab, scenario, to, step)?;
-    let steady = steady(lab, &c, step)?;
+    let steady = steady(lab, &c, step, opts.client)?;
+    // The retry writer's short timeouts hide what a client waits: a pool probe beside it.
+    let probe = match opts.client {
+        Client::Retry => Some(crate::waits::start_probe(
+            lab,
+            &c.app,
+            &c.old,
+            steady.run_id,
+            step,
+        )?),
+        _ => None,
+    };
     let mut ctx = Ctx::new(lab);
     let detail = fault::inject(&mut ctx, scenario, &c.old, c.daemon)?;
     ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
-    let mut checks = vec![wait_withdrawn(&ctx, &c, step)];
-    if checks[0].ok {
+    let mut checks = Vec::new();
+    let withdrawn = if opts.promote_at_fault {
+        ctx.notes
+            .push("promoted at the fault instant, not once the old route was gone".into());
+        true
+    } else {
+        checks.push(wait_withdrawn(&ctx, &c, step));
+        checks[0].ok
+    };
+    if withdrawn {
         if let Err(e) = promote(&mut ctx, scenario, &c) {
             checks.push(crate::scenario::failed("promotion", e));
         } else {
             wait_new_primary(lab, &c, &steady, step);
         }
     }
-    let rec = stop(steady);
+    let rec = stop(steady, probe);
     let write_outage_ms = timeline(&mut ctx, scenario, &c, &rec);
     Ok(conclude(ctx, scenario, c, checks, rec, write_outage_ms))
 }
@@ -93,22 +113,26 @@ fn wait_new_primary(lab: &Lab, c: &Cast, steady: &Steady, step: Duration) {
 /// What the drill's instruments recorded.
 struct Record {
     attempts: Vec<Attempt>,
+    /// The pool probe's attempts, when it wrote beside the retry writer.
+    probe: Option<Vec<Attempt>>,
     changes: Vec<RouteChange>,
     run_id: i64,
 }
 
 /// Stops the instruments.
-fn stop(steady: Steady) -> Record {
+fn stop(steady: Steady, probe: Option<Writer>) -> Record {
     let Steady {
         monitors,
         writer,
         run_id,
     } = steady;
     let attempts = writer.stop();
+    let probe = probe.map(Writer::stop);
     let changes = monitors.snapshot();
     drop(monitors);
     Record {
         attempts,
+        probe,
         changes,
         run_id,
     }
@@ -162,8 +186,17 @@ fn conclude(
         &c.new,
         run_id,
     );
-    let ok = checks.iter().all(|c| c.ok);
     let t0 = ctx.t0;
+    checks.push(crate::waits::check(
+        scenario,
+        &ctx.events,
+        rec.probe.as_deref().unwrap_or(&attempts),
+        t0,
+        &c.old,
+        &c.new,
+        crate::waits::timeout_of(lab, &c.old).filter(|_| c.daemon == Daemon::Primaryd),
+    ));
+    let ok = checks.iter().all(|c| c.ok);
     let Ctx { events, notes, .. } = ctx;
     Report {
         scenario,

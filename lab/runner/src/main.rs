@@ -5,6 +5,7 @@ mod bench;
 mod bgptable;
 mod build;
 mod cast;
+mod clients;
 mod converge;
 mod cost;
 mod drill;
@@ -16,6 +17,7 @@ mod oldprimary;
 mod orchestrator;
 mod outcome;
 mod plot;
+mod primaryroute;
 mod promote;
 mod routers;
 mod routes;
@@ -24,11 +26,13 @@ mod soak;
 mod speaker;
 mod splitbrain;
 mod sql;
+mod stats;
 mod status;
 mod teardown;
 mod timeline;
 mod topo;
 mod util;
+mod waits;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -175,6 +179,15 @@ enum Cmd {
             default_value = "primaryd"
         )]
         speakers: Vec<SpeakerKind>,
+        /// Client profiles, one after the other (retry,cli,pool): `cli` and `pool` are promoted
+        /// at the fault instant (docs/benchmarks.md).
+        #[arg(
+            long = "client",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "retry"
+        )]
+        clients: Vec<clients::Client>,
         /// Check interval for primaryd and exabgp-fast [default: the lab's primaryd.toml (100);
         /// exabgp-fast 1000]. exabgp-default always runs with its defaults.
         #[arg(long, value_name = "MS")]
@@ -407,6 +420,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             runs,
             scenarios,
             speakers,
+            clients,
             interval_ms,
             timeout_ms,
             json,
@@ -418,6 +432,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 runs: *runs,
                 scenarios: scenarios.clone(),
                 speakers: speakers.clone(),
+                clients: clients.clone(),
                 interval_ms: *interval_ms,
                 timeout_ms: *timeout_ms,
                 json: json.clone(),
@@ -429,7 +444,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let files = [f];
             println!("\n{}{}", bench::report(&files), bench::targets(&files));
             if let Some(p) = &a.plot {
-                bench::plot(&files, p)?;
+                bench::plots(&files, p)?;
                 eprintln!("bench: plot written to {}", p.display());
             }
         }
@@ -452,7 +467,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 println!("\n{}", cost::report(&cost::load(c)?));
             }
             if let Some(p) = plot {
-                bench::plot(&files, p)?;
+                bench::plots(&files, p)?;
                 eprintln!("bench-report: plot written to {}", p.display());
             }
         }

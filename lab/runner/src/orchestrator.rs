@@ -425,7 +425,7 @@ pub fn bench_table(b: &BenchReport) -> String {
     ] {
         let mut v = v.clone();
         v.sort_by(f64::total_cmp);
-        let p = |q: f64| crate::bench::percentile(&v, q).map_or("-".into(), |x| format!("{x:.1}"));
+        let p = |q: f64| crate::stats::percentile(&v, q).map_or("-".into(), |x| format!("{x:.1}"));
         s.push_str(&format!(
             "{name:<34} {:<6} {:<7} {:<7} {:<7} {}\n",
             v.len(),

@@ -16,6 +16,7 @@ use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Point, Size};
 use embedded_graphics::text::{Baseline, Text as EgText};
 use embedded_graphics::{Drawable as _, Pixel};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind};
@@ -194,17 +195,22 @@ pub struct Series<'a> {
     pub values: Vec<f64>,
 }
 
-fn color_of(speaker: &str) -> RGBColor {
-    match speaker {
-        "primaryd" => RGBColor(31, 119, 180),
-        "exabgp-fast" => RGBColor(230, 126, 34),
-        "exabgp-default" => RGBColor(192, 57, 43),
+/// A series' colour: blue for primaryd, orange and red for ExaBGP; darker for the `pool`
+/// client than for `cli` (the retry writer's series are named by the speaker alone).
+fn color_of(series: &str) -> RGBColor {
+    match series {
+        "primaryd" | "primaryd/cli" => RGBColor(31, 119, 180),
+        "primaryd/pool" => RGBColor(20, 70, 120),
+        "exabgp-fast" | "exabgp-fast/cli" => RGBColor(230, 126, 34),
+        "exabgp-fast/pool" => RGBColor(160, 80, 10),
+        "exabgp-default" | "exabgp-default/cli" => RGBColor(192, 57, 43),
+        "exabgp-default/pool" => RGBColor(120, 30, 25),
         _ => RGBColor(110, 110, 110),
     }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
-    crate::bench::percentile(sorted, q).unwrap_or(f64::NAN)
+    crate::stats::percentile(sorted, q).unwrap_or(f64::NAN)
 }
 
 fn ms_label(v: f64) -> String {
@@ -215,19 +221,15 @@ fn ms_label(v: f64) -> String {
     }
 }
 
-/// Draws every outage as a dot, with a box from p25 to p75, a bar at the median and a whisker
-/// to the extremes, on a log scale; scenarios left to right, speakers side by side.
-pub fn outage_png(
-    path: &Path,
-    title: &str,
-    scenarios: &[&str],
-    speakers: &[&str],
-    series: &[Series],
-) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
-    let (w, h) = (1200u32, 680u32);
-    let root = FixedFontBackend(BitMapBackend::new(path, (w, h))).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+type Backend<'a> = FixedFontBackend<BitMapBackend<'a>>;
+type Chart<'a, 'b> = ChartContext<'a, Backend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+fn drawing_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing {}: {e}", path.display())
+}
+
+/// The y range: decades around every positive value.
+fn y_range(series: &[Series]) -> (f64, f64) {
     let all: Vec<f64> = series
         .iter()
         .flat_map(|s| s.values.iter().copied())
@@ -245,38 +247,130 @@ pub fn outage_png(
     while y1 < hi {
         y1 *= 10.0;
     }
-    let (title_area, rest) = root.split_vertically(56);
-    title_area
-        .draw(&Text::new(
-            title.to_string(),
-            (20, 14),
-            ("sans-serif", 20).into_font().color(&BLACK),
-        ))
-        .map_err(|e| err(&e))?;
-    title_area
-        .draw(&Text::new(
-            "dots: runs; box: p25 to p75; thick bar: median (ms beside it); whiskers: min to max"
-                .to_string(),
-            (20, 36),
-            ("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
-        ))
-        .map_err(|e| err(&e))?;
-    // The legend, in the title's band.
-    let mut x = w as i32 - 20 - speakers.len() as i32 * 170;
+    (y0, y1)
+}
+
+/// The title, the key to the marks and the legend, in the band above the chart.
+fn draw_title(
+    area: &DrawingArea<Backend, plotters::coord::Shift>,
+    width: u32,
+    title: &str,
+    speakers: &[&str],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let font = |size: i32, c: RGBColor| ("sans-serif", size).into_font().color(&c);
+    area.draw(&Text::new(title.to_string(), (20, 14), font(20, BLACK)))
+        .map_err(e)?;
+    let key = "dots: runs; box: p25 to p75; thick bar: median (ms beside it); whiskers: min to max";
+    area.draw(&Text::new(
+        key.to_string(),
+        (20, 36),
+        font(13, RGBColor(90, 90, 90)),
+    ))
+    .map_err(e)?;
+    let mut x = width as i32 - 20 - speakers.len() as i32 * 170;
     for sp in speakers {
         let c = color_of(sp);
-        title_area
-            .draw(&Rectangle::new([(x, 36), (x + 14, 48)], c.filled()))
-            .map_err(|e| err(&e))?;
-        title_area
-            .draw(&Text::new(
-                sp.to_string(),
-                (x + 20, 35),
-                ("sans-serif", 15).into_font().color(&BLACK),
-            ))
-            .map_err(|e| err(&e))?;
+        area.draw(&Rectangle::new([(x, 36), (x + 14, 48)], c.filled()))
+            .map_err(e)?;
+        area.draw(&Text::new(sp.to_string(), (x + 20, 35), font(15, BLACK)))
+            .map_err(e)?;
         x += 170;
     }
+    Ok(())
+}
+
+/// One series' box, whiskers, dots and median label, centred at `center`.
+fn draw_box(chart: &mut Chart, s: &Series, center: f64, half: f64) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut v: Vec<f64> = s.values.iter().copied().filter(|v| *v > 0.0).collect();
+    if v.is_empty() {
+        return Ok(());
+    }
+    v.sort_by(f64::total_cmp);
+    let c = color_of(s.speaker);
+    let (q1, med, q3) = (quantile(&v, 0.25), quantile(&v, 0.5), quantile(&v, 0.75));
+    let (min, max) = (v[0], v[v.len() - 1]);
+    let corners = [(center - half, q1), (center + half, q3)];
+    chart
+        .draw_series([
+            Rectangle::new(corners, c.mix(0.18).filled()),
+            Rectangle::new(corners, c.stroke_width(1)),
+        ])
+        .map_err(e)?;
+    chart
+        .draw_series([
+            PathElement::new(vec![(center, min), (center, q1)], c.stroke_width(1)),
+            PathElement::new(vec![(center, q3), (center, max)], c.stroke_width(1)),
+            PathElement::new(
+                vec![(center - half, med), (center + half, med)],
+                c.stroke_width(3),
+            ),
+        ])
+        .map_err(e)?;
+    // The runs, spread across the slot in a fixed pattern.
+    let m = v.len().max(1);
+    let dots = s
+        .values
+        .iter()
+        .filter(|x| **x > 0.0)
+        .enumerate()
+        .map(|(r, x)| {
+            let off = ((r * 7) % m) as f64 / m as f64 - 0.5;
+            Circle::new((center + off * half * 1.6, *x), 3, c.filled())
+        });
+    chart.draw_series(dots).map_err(e)?;
+    // The median's value beside the box.
+    let pos = plotters::style::text_anchor::Pos::new(HPos::Left, VPos::Bottom);
+    let label = Text::new(
+        format!("{med:.0}"),
+        (center + half, med),
+        ("sans-serif", 12).into_font().color(&BLACK).pos(pos),
+    );
+    chart.draw_series(std::iter::once(label)).map_err(e)?;
+    Ok(())
+}
+
+/// A scenario's name under its column, and the line between columns.
+fn draw_column(
+    chart: &mut Chart,
+    i: usize,
+    name: &str,
+    (y0, y1): (f64, f64),
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let pos = plotters::style::text_anchor::Pos::new(HPos::Center, VPos::Top);
+    let font = ("sans-serif", 16).into_font().color(&BLACK).pos(pos);
+    let text = Text::new(name.to_string(), (i as f64 + 0.5, y0), font);
+    chart.draw_series(std::iter::once(text)).map_err(e)?;
+    if i > 0 {
+        let line = PathElement::new(
+            vec![(i as f64, y0), (i as f64, y1)],
+            RGBColor(200, 200, 200),
+        );
+        chart.draw_series(std::iter::once(line)).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Draws every value (an outage, a wait) as a dot, with a box from p25 to p75, a bar at the
+/// median and a whisker to the extremes, on a log scale named `y_desc`; scenarios left to
+/// right, series side by side.
+pub fn values_png(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    scenarios: &[&str],
+    speakers: &[&str],
+    series: &[Series],
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| drawing_error(path, e);
+    let (w, h) = (1200u32, 680u32);
+    let root = FixedFontBackend(BitMapBackend::new(path, (w, h))).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (y0, y1) = y_range(series);
+    let (title_area, rest) = root.split_vertically(56);
+    draw_title(&title_area, w, title, speakers).map_err(|e| err(&e))?;
     let n = scenarios.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&rest)
         .margin_left(20)
@@ -290,7 +384,7 @@ pub fn outage_png(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
-        .y_desc("client write outage (log scale)")
+        .y_desc(format!("{y_desc} (log scale)"))
         .y_label_formatter(&|v| ms_label(*v))
         .axis_desc_style(("sans-serif", 16))
         .label_style(("sans-serif", 15))
@@ -298,90 +392,17 @@ pub fn outage_png(
         .bold_line_style(RGBColor(200, 200, 200))
         .draw()
         .map_err(|e| err(&e))?;
-    let k = speakers.len().max(1) as f64;
-    let slot = 0.8 / k;
+    let slot = 0.8 / speakers.len().max(1) as f64;
     for (i, sc) in scenarios.iter().enumerate() {
-        chart
-            .draw_series(std::iter::once(Text::new(
-                sc.to_string(),
-                (i as f64 + 0.5, y0),
-                ("sans-serif", 16).into_font().color(&BLACK).pos(
-                    plotters::style::text_anchor::Pos::new(HPos::Center, VPos::Top),
-                ),
-            )))
-            .map_err(|e| err(&e))?;
-        if i > 0 {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(i as f64, y0), (i as f64, y1)],
-                    RGBColor(200, 200, 200),
-                )))
-                .map_err(|e| err(&e))?;
-        }
+        draw_column(&mut chart, i, sc, (y0, y1)).map_err(|e| err(&e))?;
         for (j, sp) in speakers.iter().enumerate() {
-            let Some(s) = series
+            if let Some(s) = series
                 .iter()
                 .find(|s| s.scenario == *sc && s.speaker == *sp)
-            else {
-                continue;
-            };
-            let mut v: Vec<f64> = s.values.iter().copied().filter(|v| *v > 0.0).collect();
-            if v.is_empty() {
-                continue;
+            {
+                let center = i as f64 + 0.1 + slot * (j as f64 + 0.5);
+                draw_box(&mut chart, s, center, slot * 0.35).map_err(|e| err(&e))?;
             }
-            v.sort_by(f64::total_cmp);
-            let c = color_of(sp);
-            let center = i as f64 + 0.1 + slot * (j as f64 + 0.5);
-            let half = slot * 0.35;
-            let (q1, med, q3) = (quantile(&v, 0.25), quantile(&v, 0.5), quantile(&v, 0.75));
-            let (min, max) = (v[0], v[v.len() - 1]);
-            let light = c.mix(0.18);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(center - half, q1), (center + half, q3)],
-                    light.filled(),
-                )))
-                .map_err(|e| err(&e))?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(center - half, q1), (center + half, q3)],
-                    c.stroke_width(1),
-                )))
-                .map_err(|e| err(&e))?;
-            chart
-                .draw_series([
-                    PathElement::new(vec![(center, min), (center, q1)], c.stroke_width(1)),
-                    PathElement::new(vec![(center, q3), (center, max)], c.stroke_width(1)),
-                    PathElement::new(
-                        vec![(center - half, med), (center + half, med)],
-                        c.stroke_width(3),
-                    ),
-                ])
-                .map_err(|e| err(&e))?;
-            // The runs, spread across the slot in a fixed pattern.
-            let m = v.len();
-            chart
-                .draw_series(
-                    s.values
-                        .iter()
-                        .filter(|x| **x > 0.0)
-                        .enumerate()
-                        .map(|(r, x)| {
-                            let off = ((r * 7) % m.max(1)) as f64 / m.max(1) as f64 - 0.5;
-                            Circle::new((center + off * half * 1.6, *x), 3, c.filled())
-                        }),
-                )
-                .map_err(|e| err(&e))?;
-            // The median's value beside the box.
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{:.0}", med),
-                    (center + half, med),
-                    ("sans-serif", 12).into_font().color(&BLACK).pos(
-                        plotters::style::text_anchor::Pos::new(HPos::Left, VPos::Bottom),
-                    ),
-                )))
-                .map_err(|e| err(&e))?;
         }
     }
     root.present().map_err(|e| err(&e))?;
@@ -434,9 +455,10 @@ mod tests {
                 values: vec![2500.0, 3100.0],
             },
         ];
-        outage_png(
+        values_png(
             &png,
             "test",
+            "client write outage",
             &["kill", "hang"],
             &["primaryd", "exabgp-fast"],
             &series,

@@ -105,7 +105,11 @@ impl Fabric {
         let mut v = Vec::new();
         for r in &self.routers {
             for p in &self.prefixes {
-                v.push((r.clone(), p.clone(), lab.route_leads_to(r, p)));
+                v.push((
+                    r.clone(),
+                    p.clone(),
+                    crate::primaryroute::leads_to(lab, r, p),
+                ));
             }
         }
         v
@@ -115,7 +119,7 @@ impl Fabric {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() == Some(node))
+                .all(|p| crate::primaryroute::leads_to(lab, r, p).as_deref() == Some(node))
         })
     }
 
@@ -123,7 +127,7 @@ impl Fabric {
         self.routers.iter().all(|r| {
             self.prefixes
                 .iter()
-                .all(|p| lab.route_leads_to(r, p).as_deref() != Some(node))
+                .all(|p| crate::primaryroute::leads_to(lab, r, p).as_deref() != Some(node))
         })
     }
 }

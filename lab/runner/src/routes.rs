@@ -35,9 +35,15 @@ pub struct RouteChange {
 /// a nexthop object (FRR installs them) also vanish, without a route message of their own, when
 /// their nexthop is deleted, and the kernel flushes routes over a link that goes down without
 /// any message: nexthop messages are followed, and a link message re-reads the route.
+///
+/// With fallback routes in the fabric the kernel's next node does not say whether it is a
+/// primary's route: the routers' BGP tables are watched too, and `snapshot` gives the changes
+/// of the primary's route (primaryroute.rs).
 pub struct Monitors {
     children: Vec<Child>,
     pub changes: Arc<Mutex<Vec<RouteChange>>>,
+    bgp: Option<crate::bgptable::Watch>,
+    topo: Topology,
 }
 
 /// `[2026-11-22T06:27:01.123456]` (UTC: `ip` runs with TZ=UTC) to Unix milliseconds.
@@ -160,11 +166,31 @@ impl Monitors {
             });
             children.push(child);
         }
-        Ok(Monitors { children, changes })
+        // A table that cannot be read (a router without a control socket) leaves the kernel's.
+        let hosts = crate::bgptable::Hosts::of(lab);
+        let prefixes = [SERVICE_PREFIX.to_string()];
+        let bgp = crate::bgptable::Watch::start(lab, routers, &prefixes, &hosts).ok();
+        Ok(Monitors {
+            children,
+            changes,
+            bgp,
+            topo: lab.topo.clone(),
+        })
     }
 
+    /// The changes of each router's route to a primary (the kernel's, corrected by the BGP
+    /// tables for fallbacks).
     pub fn snapshot(&self) -> Vec<RouteChange> {
-        self.changes.lock().unwrap().clone()
+        let kernel = self.changes.lock().unwrap().clone();
+        match &self.bgp {
+            Some(w) => crate::primaryroute::primary_changes(
+                &self.topo,
+                &kernel,
+                &w.snapshot(),
+                SERVICE_PREFIX,
+            ),
+            None => kernel,
+        }
     }
 }
 

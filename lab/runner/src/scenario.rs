@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clients::Client;
 use crate::lab::Lab;
 use crate::logparse::LogLine;
 use crate::writer::Attempt;
@@ -154,11 +155,20 @@ pub struct Options {
     /// Bound on each wait (see STEP). The benchmark gives ExaBGP with its defaults more: a hung
     /// server takes it three 5 s timeouts plus the intervals between them.
     pub step: Duration,
+    /// app1's client (clients.rs); with `retry` a `pool` probe writes beside it.
+    pub client: Client,
+    /// Promote the replica right after the fault instead of once no router leads to the old
+    /// primary (the benchmark's client profiles, as issue 12 measured them).
+    pub promote_at_fault: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { step: STEP }
+        Options {
+            step: STEP,
+            client: Client::Retry,
+            promote_at_fault: false,
+        }
     }
 }
 

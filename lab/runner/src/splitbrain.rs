@@ -59,7 +59,7 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
     }
     let watch = Watch::start(lab, &c.routers, &c.fabric.prefixes, &Hosts::of(lab))?;
     let marks = marks_check(&watch, &c, step);
-    let steady = cast::steady(lab, &c, step)?;
+    let steady = cast::steady(lab, &c, step, opts.client)?;
     let mut ctx = Ctx::new(lab);
     let mut checks = vec![marks];
 

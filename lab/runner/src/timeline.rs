@@ -35,6 +35,23 @@ pub(crate) fn update_sent<'a>(log: &'a [LogLine], from: f64, list: &str) -> Opti
     })
 }
 
+/// The old primary's withdraw. With fallback routes (docs/clients.md) it goes out as the
+/// fallback's announce: the first UPDATE with the prefix after the rules' withdraw
+/// (`event=withdraw`, or `event=conflict` when a newer primary deposed this one).
+fn withdraw_sent(log: &[LogLine], from: f64) -> Option<&LogLine> {
+    let rules_withdraw = ["withdraw", "conflict"]
+        .into_iter()
+        .filter_map(|e| logparse::first_event(log, from, e).map(|l| l.t_ms))
+        .min_by(f64::total_cmp);
+    log.iter().find(|l| {
+        l.t_ms >= from
+            && logparse::field(l, "event").as_deref() == Some("update_sent")
+            && (logparse::update_list(l, "withdraw").contains(SERVICE_PREFIX)
+                || rules_withdraw.is_some_and(|w| l.t_ms >= w)
+                    && logparse::update_list(l, "announce").contains(SERVICE_PREFIX))
+    })
+}
+
 /// An event at a primaryd log line's time, described by the line.
 fn logged_pd(ctx: &mut Ctx, event: &str, node: &str, line: Option<&LogLine>) {
     ctx.logged(event, node, line, str::to_string, MISSING_PD);
@@ -51,7 +68,7 @@ pub(crate) fn daemon_events(
     scenario: Scenario,
 ) {
     let t0 = ctx.t0;
-    let withdraw = update_sent(old_log, t0, "withdraw");
+    let withdraw = withdraw_sent(old_log, t0);
     if let Some(why) = unsent_withdraw(scenario, false) {
         ctx.at("withdraw_sent", None, Some(old), why);
     } else if scenario == Scenario::DoublePromote {

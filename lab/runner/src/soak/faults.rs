@@ -216,9 +216,9 @@ fn primary(s: &Soak) -> Result<String> {
     let f = &s.fabric;
     let r = f.routers.first().context("no router")?;
     let p = f.prefixes.first().context("no service prefix")?;
-    s.lab
-        .route_leads_to(r, p)
-        .with_context(|| format!("{r} has no route to {p}"))
+    // A primary's route, not a fallback's (primaryroute.rs).
+    crate::primaryroute::leads_to(s.lab, r, p)
+        .with_context(|| format!("{r} has no primary's route to {p}"))
 }
 
 /// The primary `pct`% of the time, else another DB host.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::clients::Client;
 use crate::lab::Lab;
 use crate::scenario::Check;
 use crate::util::{self, now_ms};
@@ -113,12 +114,7 @@ pub(crate) struct Soak<'a> {
 impl Soak<'_> {
     /// The writer's current key (the next it writes).
     pub fn key(&self) -> u64 {
-        self.writer
-            .attempts
-            .lock()
-            .unwrap()
-            .last()
-            .map_or(1, |a| a.key)
+        self.writer.last_key().unwrap_or(1)
     }
 }
 
@@ -180,7 +176,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<report::Summary> {
     let mut soak = Soak {
         lab,
         rng: Rng::new(opts.seed),
-        writer: Writer::start(app.into(), run_id)?,
+        writer: Writer::start(app.into(), run_id, Client::Retry)?,
         run_id,
         sampler: invariants::Sampler::start(lab, &fabric)?,
         fabric,

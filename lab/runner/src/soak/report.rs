@@ -170,7 +170,7 @@ fn check_writes(
         .and_then(|s| s.primary_after.clone())
         .or_else(|| {
             let (r, p) = (fabric.routers.first()?, fabric.prefixes.first()?);
-            lab.route_leads_to(r, p)
+            crate::primaryroute::leads_to(lab, r, p)
         });
     let mut w = Writes {
         attempts: attempts.len(),
