@@ -265,6 +265,23 @@ fn link_flap(s: &mut Soak) -> Result<Done> {
         .collect();
     let (node, iface) = s.rng.pick(&links).clone();
     let down_ms = s.rng.range(200, 4000);
+    // Both ends keep their IPv6 addresses through the flap, as a router's interfaces do.
+    // Without that the BGP session (IPv4, carrying IPv6) can come back before the addresses
+    // are added again, and FRR then advertises IPv6 routes with an IPv4-mapped next hop that
+    // its peer cannot reach until the session resets (found by the soak).
+    let peer = s.lab.topo.peer_of(&node, &iface).cloned();
+    for (n, i) in
+        std::iter::once((node.clone(), iface.clone())).chain(peer.map(|e| (e.node, e.iface)))
+    {
+        util::ip(&[
+            "netns",
+            "exec",
+            &s.lab.netns(&n),
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{i}.keep_addr_on_down=1"),
+        ])?;
+    }
     let ns = s.lab.netns(&node);
     util::ip(&["-n", &ns, "link", "set", &iface, "down"])?;
     sleep_ms(down_ms);
