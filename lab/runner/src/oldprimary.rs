@@ -310,6 +310,28 @@ pub(crate) fn old_state_checks(
     v
 }
 
+/// The keys of `run` that `old` holds and `new` does not (with their host: a key written again
+/// on the new primary after the old one committed it unanswered differs in its host).
+fn errant_keys(lab: &Lab, old: &str, new: &str, run: i64) -> Result<Vec<String>> {
+    let keys = |n: &str| -> Result<std::collections::BTreeSet<(String, String)>> {
+        Ok(sql::query(
+            lab,
+            n,
+            &format!("SELECT k, host FROM lab.writes WHERE run = {run}"),
+            10,
+        )?
+        .into_iter()
+        .map(|r| (r["k"].clone(), r["host"].clone()))
+        .collect())
+    };
+    let on_new = keys(new)?;
+    Ok(keys(old)?
+        .into_iter()
+        .filter(|r| !on_new.contains(r))
+        .map(|(k, _)| k)
+        .collect())
+}
+
 /// The old primary rejoins as a replica of the new one, so the lab is ready for another drill:
 /// fenced (read_only=1); its rows of this run that the new primary does not hold (the writes
 /// it took after the branch, and keys it committed without answering) set aside by deleting
@@ -318,30 +340,19 @@ pub(crate) fn old_state_checks(
 pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Result<Check> {
     let lab = ctx.lab;
     let (old, new) = (c.old.as_str(), c.new.as_str());
-    let keys = |n: &str| -> Result<std::collections::BTreeSet<(String, String)>> {
-        Ok(sql::query(
-            lab,
-            n,
-            &format!("SELECT k, host FROM lab.writes WHERE run = {run_id}"),
-            10,
-        )?
-        .into_iter()
-        .map(|r| (r["k"].clone(), r["host"].clone()))
-        .collect())
-    };
     sql::exec(lab, old, "SET GLOBAL read_only=1")?;
-    let on_new = keys(new)?;
-    let errant: Vec<String> = keys(old)?
-        .into_iter()
-        .filter(|r| !on_new.contains(r))
-        .map(|(k, _)| k)
-        .collect();
+    // The drill's writer and its pool probe (waits.rs, run -run_id).
     let mut statements = String::from("SET sql_log_bin=0; ");
-    if !errant.is_empty() {
-        statements.push_str(&format!(
-            "DELETE FROM lab.writes WHERE run = {run_id} AND k IN ({}); ",
-            errant.join(",")
-        ));
+    let mut set_aside = 0;
+    for run in [run_id, -run_id] {
+        let errant = errant_keys(lab, old, new, run)?;
+        if !errant.is_empty() {
+            statements.push_str(&format!(
+                "DELETE FROM lab.writes WHERE run = {run} AND k IN ({}); ",
+                errant.join(",")
+            ));
+        }
+        set_aside += errant.len();
     }
     statements.push_str(&format!(
         "STOP SLAVE; RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '{branch}'"
@@ -353,9 +364,8 @@ pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Resu
         (r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes").then_some(())
     });
     let detail = format!(
-        "read_only=1; {} rows of run {run_id} only on {old} set aside; RESET MASTER; \
-         gtid_slave_pos={branch}; replicates from {new}",
-        errant.len()
+        "read_only=1; {set_aside} rows of run {run_id} (and its probe's) only on {old} set \
+         aside; RESET MASTER; gtid_slave_pos={branch}; replicates from {new}"
     );
     ctx.at(
         "old_primary_rejoined",
