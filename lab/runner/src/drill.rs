@@ -21,7 +21,7 @@ use crate::clients::Client;
 use crate::fault;
 use crate::lab::Lab;
 use crate::logparse;
-use crate::outcome::{client_events, first_ack, outcome_checks, tally};
+use crate::outcome::{client_events, first_ack, outcome_checks};
 use crate::promote::promote;
 use crate::routes::RouteChange;
 use crate::timeline::{daemon_events, exabgp_events, route_events};
@@ -29,8 +29,7 @@ use crate::util::{now_ms, wait_for};
 use crate::writer::{Attempt, Writer};
 
 // The drill's vocabulary, where the rest of the runner has always found it.
-pub(crate) use crate::routers::Fabric;
-pub use crate::scenario::{Check, Event, Options, Report, Scenario, Writes};
+pub use crate::scenario::{Check, Event, Options, Report, Scenario};
 pub(crate) use crate::scenario::{Ctx, Daemon, AFTER, POLL};
 
 pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>) -> Result<Report> {
@@ -173,19 +172,8 @@ fn conclude(
     write_outage_ms: Option<f64>,
 ) -> Report {
     let (lab, run_id, attempts) = (ctx.lab, rec.run_id, rec.attempts);
-    let mut writes = tally(&attempts, run_id);
-    outcome_checks(
-        lab,
-        scenario,
-        &mut checks,
-        &mut writes,
-        &attempts,
-        &c.fabric,
-        &c.dbs,
-        &c.old,
-        &c.new,
-        run_id,
-    );
+    let (outcome, writes) = outcome_checks(lab, scenario, &c, &attempts, run_id);
+    checks.extend(outcome);
     let t0 = ctx.t0;
     checks.push(crate::waits::check(
         scenario,

@@ -326,76 +326,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match &cli.cmd {
         Cmd::Up {
             keep_on_failure,
-            speaker: sa,
-        } => {
-            let bins = bin_dir(&cli)?;
-            lab::require_root()?;
-            if sa.speaker != SpeakerKind::Primaryd
-                || sa.interval_ms.is_some()
-                || sa.timeout_ms.is_some()
-                || sa.services != 1
-                || sa.log_format.is_some()
-            {
-                let sp = Speaker {
-                    interval_ms: sa.interval_ms,
-                    timeout_ms: sa.timeout_ms,
-                    services: sa.services,
-                    log_format: sa.log_format.clone(),
-                    ..Speaker::new(sa.speaker)
-                };
-                let s = lab.set_speaker(&sp)?;
-                eprintln!("lab {}: {}", lab.id, s.description);
-            }
-            up_or_clean(&lab, &bins, *keep_on_failure)?;
-            lab::print_status(&lab.status()?);
-        }
-        Cmd::Down => {
-            let generated = lab.remove_generated()?;
-            if lab.down()? || generated {
-                eprintln!("lab {}: removed", lab.id);
-            } else {
-                eprintln!("lab {}: nothing to remove", lab.id);
-            }
-        }
-        Cmd::Status { json } => {
-            let v = lab.status()?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                lab::print_status(&v);
-            }
-        }
-        Cmd::Exec { node, command } => {
-            lab::require_root()?;
-            if lab.topo.node(node).is_none() {
-                bail!("no node {node} in {}", lab.topo.file.display());
-            }
-            if !util::netns_list().contains(&lab.netns(node)) {
-                bail!(
-                    "lab {} is not up (no namespace {})",
-                    lab.id,
-                    lab.netns(node)
-                );
-            }
-            let status = lab
-                .node_command(node, command)
-                .status()
-                .context("nsenter")?;
-            return Ok(ExitCode::from(
-                status.code().unwrap_or(1).clamp(0, 255) as u8
-            ));
-        }
-        Cmd::Drill { scenario, json, to } => {
-            lab::require_root()?;
-            let report = drill::run(&lab, *scenario, to.as_deref())?;
-            timeline::print_timeline(&report);
-            if let Some(f) = json {
-                std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
-            }
-            if !report.ok {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+            speaker,
+        } => up(&cli, &mut lab, speaker, *keep_on_failure),
+        Cmd::Down => down(&lab),
+        Cmd::Status { json } => status(&lab, *json),
+        Cmd::Exec { node, command } => exec(&lab, node, command),
+        Cmd::Drill { scenario, json, to } => drill_cmd(&lab, *scenario, json.as_deref(), to),
         Cmd::Soak {
             minutes,
             seed,
@@ -409,90 +345,195 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 keep_going: *keep_going,
                 json: json.clone(),
             };
-            return soak::cli(&lab, &bin_dir(&cli)?, &opts);
+            soak::cli(&lab, &bin_dir(&cli)?, &opts)
         }
-        Cmd::Demo { scenario, json } => return demo(&cli, &lab, *scenario, json.as_deref()),
-        Cmd::OrchestratorDrill { json } => return orchestrator::cli_drill(&lab, json.as_deref()),
+        Cmd::Demo { scenario, json } => demo(&cli, &lab, *scenario, json.as_deref()),
+        Cmd::OrchestratorDrill { json } => orchestrator::cli_drill(&lab, json.as_deref()),
         Cmd::BenchHook { runs, json } => {
-            return orchestrator::cli_bench(&lab, *runs, json.as_deref(), command)
+            orchestrator::cli_bench(&lab, *runs, json.as_deref(), command)
         }
-        Cmd::Bench {
-            runs,
-            scenarios,
-            speakers,
-            clients,
-            interval_ms,
-            timeout_ms,
-            json,
-            plot,
-            primary,
-        } => {
-            let bins = bin_dir(&cli)?;
-            let a = bench::BenchArgs {
-                runs: *runs,
-                scenarios: scenarios.clone(),
-                speakers: speakers.clone(),
-                clients: clients.clone(),
-                interval_ms: *interval_ms,
-                timeout_ms: *timeout_ms,
-                json: json.clone(),
-                plot: plot.clone(),
-                primary: primary.clone(),
-                command,
-            };
-            let f = bench::run(&topology_path(&cli), &cli.lab, &cli.state_root, &bins, &a)?;
-            let files = [f];
-            println!("\n{}{}", bench::report(&files), bench::targets(&files));
-            if let Some(p) = &a.plot {
-                bench::plots(&files, p)?;
-                eprintln!("bench: plot written to {}", p.display());
-            }
-        }
+        Cmd::Bench { .. } => bench_cmd(&cli, command),
         Cmd::BenchReport {
             files,
             plot,
             cost,
             markdown,
-        } => {
-            let files: Vec<bench::BenchFile> = files
-                .iter()
-                .map(|f| bench::load(f))
-                .collect::<Result<_>>()?;
-            if *markdown {
-                println!("{}", bench::markdown(&files));
-            } else {
-                println!("{}{}", bench::report(&files), bench::targets(&files));
-            }
-            if let Some(c) = cost {
-                println!("\n{}", cost::report(&cost::load(c)?));
-            }
-            if let Some(p) = plot {
-                bench::plots(&files, p)?;
-                eprintln!("bench-report: plot written to {}", p.display());
-            }
-        }
-        Cmd::Cost {
-            speakers,
-            intervals,
-            services,
-            window_s,
-            settle_s,
-            json,
-        } => {
-            let bins = bin_dir(&cli)?;
-            let a = cost::CostArgs {
-                speakers: speakers.clone(),
-                intervals: intervals.clone(),
-                services: *services,
-                window_s: *window_s,
-                settle_s: *settle_s,
-                json: json.clone(),
-                command,
-            };
-            let f = cost::run(&topology_path(&cli), &cli.lab, &cli.state_root, &bins, &a)?;
-            println!("\n{}", cost::report(&f));
-        }
+        } => bench_report(files, plot.as_deref(), cost.as_deref(), *markdown),
+        Cmd::Cost { .. } => cost_cmd(&cli, command),
     }
+}
+
+fn up(cli: &Cli, lab: &mut Lab, sa: &SpeakerArgs, keep_on_failure: bool) -> Result<ExitCode> {
+    let bins = bin_dir(cli)?;
+    lab::require_root()?;
+    if sa.speaker != SpeakerKind::Primaryd
+        || sa.interval_ms.is_some()
+        || sa.timeout_ms.is_some()
+        || sa.services != 1
+        || sa.log_format.is_some()
+    {
+        let sp = Speaker {
+            interval_ms: sa.interval_ms,
+            timeout_ms: sa.timeout_ms,
+            services: sa.services,
+            log_format: sa.log_format.clone(),
+            ..Speaker::new(sa.speaker)
+        };
+        let s = lab.set_speaker(&sp)?;
+        eprintln!("lab {}: {}", lab.id, s.description);
+    }
+    up_or_clean(lab, &bins, keep_on_failure)?;
+    lab::print_status(&lab.status()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn down(lab: &Lab) -> Result<ExitCode> {
+    let generated = lab.remove_generated()?;
+    if lab.down()? || generated {
+        eprintln!("lab {}: removed", lab.id);
+    } else {
+        eprintln!("lab {}: nothing to remove", lab.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
+    let v = lab.status()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        lab::print_status(&v);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec(lab: &Lab, node: &str, command: &[String]) -> Result<ExitCode> {
+    lab::require_root()?;
+    if lab.topo.node(node).is_none() {
+        bail!("no node {node} in {}", lab.topo.file.display());
+    }
+    if !util::netns_list().contains(&lab.netns(node)) {
+        bail!(
+            "lab {} is not up (no namespace {})",
+            lab.id,
+            lab.netns(node)
+        );
+    }
+    let status = lab
+        .node_command(node, command)
+        .status()
+        .context("nsenter")?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
+
+fn drill_cmd(
+    lab: &Lab,
+    scenario: Scenario,
+    json: Option<&Path>,
+    to: &Option<String>,
+) -> Result<ExitCode> {
+    lab::require_root()?;
+    let report = drill::run(lab, scenario, to.as_deref())?;
+    timeline::print_timeline(&report);
+    if let Some(f) = json {
+        std::fs::write(f, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bench_cmd(cli: &Cli, command: String) -> Result<ExitCode> {
+    let Cmd::Bench {
+        runs,
+        scenarios,
+        speakers,
+        clients,
+        interval_ms,
+        timeout_ms,
+        json,
+        plot,
+        primary,
+    } = &cli.cmd
+    else {
+        unreachable!("bench_cmd runs `bench`")
+    };
+    let bins = bin_dir(cli)?;
+    let a = bench::BenchArgs {
+        runs: *runs,
+        scenarios: scenarios.clone(),
+        speakers: speakers.clone(),
+        clients: clients.clone(),
+        interval_ms: *interval_ms,
+        timeout_ms: *timeout_ms,
+        json: json.clone(),
+        plot: plot.clone(),
+        primary: primary.clone(),
+        command,
+    };
+    let f = bench::run(&topology_path(cli), &cli.lab, &cli.state_root, &bins, &a)?;
+    let files = [f];
+    println!("\n{}{}", bench::report(&files), bench::targets(&files));
+    if let Some(p) = &a.plot {
+        bench::plots(&files, p)?;
+        eprintln!("bench: plot written to {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_report(
+    files: &[PathBuf],
+    plot: Option<&Path>,
+    cost: Option<&Path>,
+    markdown: bool,
+) -> Result<ExitCode> {
+    let files: Vec<bench::BenchFile> = files
+        .iter()
+        .map(|f| bench::load(f))
+        .collect::<Result<_>>()?;
+    if markdown {
+        println!("{}", bench::markdown(&files));
+    } else {
+        println!("{}{}", bench::report(&files), bench::targets(&files));
+    }
+    if let Some(c) = cost {
+        println!("\n{}", cost::report(&cost::load(c)?));
+    }
+    if let Some(p) = plot {
+        bench::plots(&files, p)?;
+        eprintln!("bench-report: plot written to {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cost_cmd(cli: &Cli, command: String) -> Result<ExitCode> {
+    let Cmd::Cost {
+        speakers,
+        intervals,
+        services,
+        window_s,
+        settle_s,
+        json,
+    } = &cli.cmd
+    else {
+        unreachable!("cost_cmd runs `cost`")
+    };
+    let bins = bin_dir(cli)?;
+    let a = cost::CostArgs {
+        speakers: speakers.clone(),
+        intervals: intervals.clone(),
+        services: *services,
+        window_s: *window_s,
+        settle_s: *settle_s,
+        json: json.clone(),
+        command,
+    };
+    let f = cost::run(&topology_path(cli), &cli.lab, &cli.state_root, &bins, &a)?;
+    println!("\n{}", cost::report(&f));
     Ok(ExitCode::SUCCESS)
 }
 

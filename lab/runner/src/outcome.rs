@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::drill::{Check, Ctx, Fabric, Scenario, Writes};
+use crate::cast::Cast;
 use crate::lab::Lab;
+use crate::scenario::{Check, Ctx, Scenario, Writes};
 use crate::sql;
 use crate::writer::{Attempt, Outcome};
 
@@ -122,106 +123,23 @@ fn divergent_keys(
     (conflicts, explained)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The outcome's checks of a drill that ran in `c`'s lab, from the client's `attempts` (of
+/// `run_id`), and the tally of its writes.
 pub(crate) fn outcome_checks(
     lab: &Lab,
     scenario: Scenario,
-    checks: &mut Vec<Check>,
-    writes: &mut Writes,
+    c: &Cast,
     attempts: &[Attempt],
-    fabric: &Fabric,
-    dbs: &[String],
-    old: &str,
-    new: &str,
     run_id: i64,
-) {
-    // Every router, now.
-    let leads = fabric.leads(lab);
-    let show = leads
-        .iter()
-        .map(|(r, p, l)| format!("{r}: {p}->{}", l.as_deref().unwrap_or("none")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    checks.push(Check {
-        name: format!("{old}'s routes gone from every router"),
-        ok: leads.iter().all(|(_, _, l)| l.as_deref() != Some(old)),
-        detail: show.clone(),
-    });
-    checks.push(Check {
-        name: format!(
-            "every router routes the service ({}) to {new}",
-            fabric.prefixes.join(", ")
-        ),
-        ok: leads.iter().all(|(_, _, l)| l.as_deref() == Some(new)),
-        detail: show,
-    });
-
-    // Acknowledgements as the client saw them.
-    let mut by_key: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    for a in attempts {
-        if let Outcome::Ack { server } | Outcome::Duplicate { server } = &a.outcome {
-            by_key.entry(a.key).or_default().insert(server.clone());
-        }
-    }
-    let twice: Vec<u64> = by_key
-        .iter()
-        .filter(|(_, s)| s.len() > 1)
-        .map(|(k, _)| *k)
-        .collect();
-    let first_new = first_ack(attempts, new).map(|a| a.t_ms);
-    let late_old = first_new.map_or(0, |t| {
-        attempts
-            .iter()
-            .filter(|a| {
-                a.t_ms > t && matches!(&a.outcome, Outcome::Ack { server } if server != new)
-            })
-            .count()
-    });
-    let new_acks: Vec<u64> = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == new))
-        .map(|a| a.key)
-        .collect();
-
-    // What the servers hold. The old primary is asked only when it still answers.
-    let mut holders: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
-    let mut asked = Vec::new();
-    for d in dbs {
-        if d == old && !scenario.old_primary_answers() {
-            continue;
-        }
-        let rows = sql::query(
-            lab,
-            d,
-            &format!("SELECT k, host FROM lab.writes WHERE run = {run_id}"),
-            5,
-        );
-        match rows {
-            Ok(rows) => {
-                asked.push(d.clone());
-                for r in rows {
-                    if let (Some(k), Some(h)) =
-                        (r.get("k").and_then(|k| k.parse().ok()), r.get("host"))
-                    {
-                        holders.entry(k).or_default().insert(d.clone(), h.clone());
-                    }
-                }
-            }
-            Err(e) => checks.push(Check {
-                name: format!("{d} answers"),
-                ok: d == old,
-                detail: format!("{e:#}"),
-            }),
-        }
-    }
-    let acked_by_old: BTreeSet<u64> = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
-        .map(|a| a.key)
-        .collect();
+) -> (Vec<Check>, Writes) {
+    let (old, new) = (c.old.as_str(), c.new.as_str());
+    let mut checks = route_checks(lab, c);
+    let mut writes = tally(attempts, run_id);
+    let acks = Acks::of(attempts, old, new);
+    let (holders, asked) = holders(lab, scenario, c, run_id, &mut checks);
     let (conflicting, cut_off) = divergent_keys(
         &holders,
-        &acked_by_old,
+        &acks.by_old,
         old,
         scenario.answers_can_be_cut_off(),
     );
@@ -230,34 +148,29 @@ pub(crate) fn outcome_checks(
         .filter(|(_, m)| m.contains_key(new))
         .map(|(k, _)| *k)
         .collect();
-    let missing_new: Vec<u64> = new_acks
+    let missing_new = acks.by_new.iter().filter(|k| !on_new.contains(k)).count();
+    writes.lost_acked_keys = acks
+        .by_old
         .iter()
         .filter(|k| !on_new.contains(k))
         .copied()
         .collect();
-    writes.lost_acked_keys = attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == old))
-        .map(|a| a.key)
-        .filter(|k| !on_new.contains(k))
-        .collect();
-
     checks.push(Check {
         name: format!("writes land on {new}"),
-        ok: !new_acks.is_empty() && missing_new.is_empty(),
+        ok: !acks.by_new.is_empty() && missing_new == 0,
         detail: format!(
-            "{} acknowledged by {new}; {} of them missing from its table",
-            new_acks.len(),
-            missing_new.len()
+            "{} acknowledged by {new}; {missing_new} of them missing from its table",
+            acks.by_new.len(),
         ),
     });
     checks.push(Check {
         name: "no key acknowledged by two different servers".into(),
-        ok: twice.is_empty() && conflicting.is_empty() && late_old == 0,
+        ok: acks.twice.is_empty() && conflicting.is_empty() && acks.late_old == 0,
         detail: format!(
-            "client: {} keys acked by two servers, {late_old} acks by another server after {new}'s first; \
+            "client: {} keys acked by two servers, {} acks by another server after {new}'s first; \
              tables of {}: {} keys written by two servers{}",
-            twice.len(),
+            acks.twice.len(),
+            acks.late_old,
             asked.join(", "),
             conflicting.len(),
             if cut_off.is_empty() {
@@ -271,6 +184,136 @@ pub(crate) fn outcome_checks(
             }
         ),
     });
+    checks.extend(scenario_checks(lab, scenario, &writes, old, new));
+    (checks, writes)
+}
+
+/// Every router, now: the old primary's routes gone, every route leading to the new one.
+fn route_checks(lab: &Lab, c: &Cast) -> Vec<Check> {
+    let (old, new, fabric) = (&c.old, &c.new, &c.fabric);
+    let leads = fabric.leads(lab);
+    let show = leads
+        .iter()
+        .map(|(r, p, l)| format!("{r}: {p}->{}", l.as_deref().unwrap_or("none")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    vec![
+        Check {
+            name: format!("{old}'s routes gone from every router"),
+            ok: leads
+                .iter()
+                .all(|(_, _, l)| l.as_deref() != Some(old.as_str())),
+            detail: show.clone(),
+        },
+        Check {
+            name: format!(
+                "every router routes the service ({}) to {new}",
+                fabric.prefixes.join(", ")
+            ),
+            ok: leads
+                .iter()
+                .all(|(_, _, l)| l.as_deref() == Some(new.as_str())),
+            detail: show,
+        },
+    ]
+}
+
+/// Acknowledgements as the client saw them.
+struct Acks {
+    /// Keys acknowledged by two servers.
+    twice: Vec<u64>,
+    /// Acknowledgements by another server after the new primary's first.
+    late_old: usize,
+    /// Keys the new primary acknowledged.
+    by_new: Vec<u64>,
+    /// Keys the old primary acknowledged.
+    by_old: BTreeSet<u64>,
+}
+
+impl Acks {
+    fn of(attempts: &[Attempt], old: &str, new: &str) -> Acks {
+        let mut by_key: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+        for a in attempts {
+            if let Outcome::Ack { server } | Outcome::Duplicate { server } = &a.outcome {
+                by_key.entry(a.key).or_default().insert(server.clone());
+            }
+        }
+        let acked_by = |who: &str| -> Vec<u64> {
+            attempts
+                .iter()
+                .filter(|a| matches!(&a.outcome, Outcome::Ack { server } if server == who))
+                .map(|a| a.key)
+                .collect()
+        };
+        let first_new = first_ack(attempts, new).map(|a| a.t_ms);
+        Acks {
+            twice: by_key
+                .iter()
+                .filter(|(_, s)| s.len() > 1)
+                .map(|(k, _)| *k)
+                .collect(),
+            late_old: first_new.map_or(0, |t| {
+                attempts
+                    .iter()
+                    .filter(|a| {
+                        a.t_ms > t && matches!(&a.outcome, Outcome::Ack { server } if server != new)
+                    })
+                    .count()
+            }),
+            by_new: acked_by(new),
+            by_old: acked_by(old).into_iter().collect(),
+        }
+    }
+}
+
+/// What the servers hold of the run: key -> (server -> the host that wrote it), and the
+/// servers asked. The old primary is asked only when it still answers; a server that does not
+/// answer is a failed check (the old primary's is not).
+fn holders(
+    lab: &Lab,
+    scenario: Scenario,
+    c: &Cast,
+    run_id: i64,
+    checks: &mut Vec<Check>,
+) -> (BTreeMap<u64, BTreeMap<String, String>>, Vec<String>) {
+    let mut holders: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
+    let mut asked = Vec::new();
+    for d in &c.dbs {
+        if *d == c.old && !scenario.old_primary_answers() {
+            continue;
+        }
+        let q = format!("SELECT k, host FROM lab.writes WHERE run = {run_id}");
+        match sql::query(lab, d, &q, 5) {
+            Ok(rows) => {
+                asked.push(d.clone());
+                for r in rows {
+                    if let (Some(k), Some(h)) =
+                        (r.get("k").and_then(|k| k.parse().ok()), r.get("host"))
+                    {
+                        holders.entry(k).or_default().insert(d.clone(), h.clone());
+                    }
+                }
+            }
+            Err(e) => checks.push(Check {
+                name: format!("{d} answers"),
+                ok: *d == c.old,
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+    (holders, asked)
+}
+
+/// The checks only some drills have: nothing acknowledged lost where the old primary was
+/// fenced alive, and a switchover's old primary replicating from the new one.
+fn scenario_checks(
+    lab: &Lab,
+    scenario: Scenario,
+    writes: &Writes,
+    old: &str,
+    new: &str,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
     if matches!(
         scenario,
         Scenario::Demote | Scenario::Switchover | Scenario::DaemonCrash
@@ -292,6 +335,7 @@ pub(crate) fn outcome_checks(
             detail: format!("{r:?}"),
         });
     }
+    checks
 }
 
 #[cfg(test)]

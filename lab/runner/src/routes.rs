@@ -2,7 +2,7 @@
 //! record every change with its time (`ip monitor route` per router, read as it prints).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -69,6 +69,102 @@ fn is_service_route(line: &str) -> bool {
         .is_some_and(|w| w == dst || w == SERVICE_PREFIX)
 }
 
+/// The service route's line in the namespace's kernel table, if it has one.
+fn service_route(ns: &str) -> Option<String> {
+    let out = crate::util::ip(&["-n", ns, "route", "show", SERVICE_PREFIX]).unwrap_or_default();
+    let line = out.lines().next().unwrap_or("").trim();
+    (!line.is_empty()).then(|| line.to_string())
+}
+
+/// The service route after one monitor message (`Deleted` or not, and its body), or None
+/// when the message does not concern it.
+fn route_after(
+    current: &Option<String>,
+    deleted: bool,
+    body: &str,
+    ns: &str,
+) -> Option<Option<String>> {
+    if is_service_route(body) {
+        return Some((!deleted).then(|| body.to_string()));
+    }
+    if let Some(id) = body
+        .strip_prefix("id ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|i| i.parse::<u32>().ok())
+    {
+        // A nexthop object: does the service route use it?
+        if current.as_deref().and_then(nhid) != Some(id) {
+            return None;
+        }
+        if deleted {
+            return Some(None);
+        }
+        // Replaced in place: the route now goes where the nexthop says.
+        let via = body.splitn(3, ' ').nth(2).unwrap_or("");
+        return Some(current.as_ref().map(|cur| {
+            format!(
+                "{} nhid {id} {via}",
+                cur.split_whitespace().next().unwrap_or("")
+            )
+        }));
+    }
+    let link = body
+        .split(':')
+        .next()
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    // A link changed: the kernel flushes routes over a link that goes down (and their nexthop
+    // objects) without a message; read the route again.
+    link.then(|| service_route(ns))
+}
+
+/// One router's service route, followed from its monitor's output from the `first` reading
+/// on: each change of the node it leads to is pushed to `changes`.
+fn follow(
+    out: ChildStdout,
+    first: Option<String>,
+    topo: Topology,
+    router: String,
+    ns: String,
+    changes: Arc<Mutex<Vec<RouteChange>>>,
+) {
+    let mut current = first;
+    let mut last_next = current
+        .as_deref()
+        .and_then(|l| next_node(&topo, &router, l));
+    let push = |t_ms: f64, next: Option<String>, line: String| {
+        changes.lock().unwrap().push(RouteChange {
+            t_ms,
+            router: router.clone(),
+            next,
+            line,
+        })
+    };
+    push(
+        now_ms(),
+        last_next.clone(),
+        current.clone().unwrap_or_default(),
+    );
+    for l in BufReader::new(out).lines() {
+        let Ok(l) = l else { break };
+        let Some((t, body)) = stamp(&l) else { continue };
+        let (deleted, body) = match body.strip_prefix("Deleted ") {
+            Some(b) => (true, b.trim_start()),
+            None => (false, body),
+        };
+        let Some(now) = route_after(&current, deleted, body, &ns) else {
+            continue;
+        };
+        current = now;
+        let next = current
+            .as_deref()
+            .and_then(|c| next_node(&topo, &router, c));
+        if next != last_next {
+            last_next = next.clone();
+            push(t, next, current.clone().unwrap_or_default());
+        }
+    }
+}
+
 impl Monitors {
     pub fn start(lab: &Lab, routers: &[String]) -> Result<Monitors> {
         let changes = Arc::new(Mutex::new(Vec::new()));
@@ -83,87 +179,12 @@ impl Monitors {
                 .stderr(Stdio::null())
                 .spawn()
                 .context("ip monitor route nexthop")?;
-            let out = child.stdout.take().unwrap();
+            let out = child.stdout.take().context("ip monitor's stdout")?;
             // The state before any change, read after the monitor started listening.
             std::thread::sleep(std::time::Duration::from_millis(20));
-            let first = crate::util::ip(&["-n", &ns, "route", "show", SERVICE_PREFIX])
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let topo = lab.topo.clone();
-            let (router, changes2, ns2) = (r.clone(), changes.clone(), ns.clone());
-            std::thread::spawn(move || {
-                let mut current: Option<String> = (!first.is_empty()).then_some(first);
-                let mut last_next = current
-                    .as_deref()
-                    .and_then(|l| next_node(&topo, &router, l));
-                let push = |t_ms: f64, next: Option<String>, line: String| {
-                    changes2.lock().unwrap().push(RouteChange {
-                        t_ms,
-                        router: router.clone(),
-                        next,
-                        line,
-                    })
-                };
-                push(
-                    now_ms(),
-                    last_next.clone(),
-                    current.clone().unwrap_or_default(),
-                );
-                for l in BufReader::new(out).lines() {
-                    let Ok(l) = l else { break };
-                    let Some((t, body)) = stamp(&l) else { continue };
-                    let (deleted, body) = match body.strip_prefix("Deleted ") {
-                        Some(b) => (true, b.trim_start()),
-                        None => (false, body),
-                    };
-                    if is_service_route(body) {
-                        current = (!deleted).then(|| body.to_string());
-                    } else if let Some(id) = body
-                        .strip_prefix("id ")
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|i| i.parse::<u32>().ok())
-                    {
-                        // A nexthop object: does the service route use it?
-                        if current.as_deref().and_then(nhid) != Some(id) {
-                            continue;
-                        }
-                        if deleted {
-                            current = None;
-                        } else if let Some(cur) = &current {
-                            // Replaced in place: the route now goes where the nexthop says.
-                            let via = body.splitn(3, ' ').nth(2).unwrap_or("");
-                            current = Some(format!(
-                                "{} nhid {id} {via}",
-                                cur.split_whitespace().next().unwrap_or("")
-                            ));
-                        }
-                    } else if body
-                        .split(':')
-                        .next()
-                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-                    {
-                        // A link changed: the kernel flushes routes over a link that goes down
-                        // (and their nexthop objects) without a message; read the route again.
-                        let now = crate::util::ip(&["-n", &ns2, "route", "show", SERVICE_PREFIX])
-                            .unwrap_or_default();
-                        let now = now.lines().next().unwrap_or("").trim().to_string();
-                        current = (!now.is_empty()).then_some(now);
-                    } else {
-                        continue;
-                    }
-                    let next = current
-                        .as_deref()
-                        .and_then(|c| next_node(&topo, &router, c));
-                    if next != last_next {
-                        last_next = next.clone();
-                        push(t, next, current.clone().unwrap_or_default());
-                    }
-                }
-            });
+            let first = service_route(&ns);
+            let (topo, router, changes) = (lab.topo.clone(), r.clone(), changes.clone());
+            std::thread::spawn(move || follow(out, first, topo, router, ns, changes));
             children.push(child);
         }
         // A table that cannot be read (a router without a control socket) leaves the kernel's.

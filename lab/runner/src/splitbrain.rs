@@ -160,19 +160,8 @@ fn conclude(
     checks.push(view_check);
     checks.push(conflict_logged(&ctx, &c.old));
     checks.extend(old_state_checks(lab, scenario, &c, &ctx, old_state));
-    let mut writes = outcome::tally(&rec.attempts, rec.run_id);
-    outcome::outcome_checks(
-        lab,
-        scenario,
-        &mut checks,
-        &mut writes,
-        &rec.attempts,
-        &c.fabric,
-        &c.dbs,
-        &c.old,
-        &c.new,
-        rec.run_id,
-    );
+    let (outcome, writes) = outcome::outcome_checks(lab, scenario, &c, &rec.attempts, rec.run_id);
+    checks.extend(outcome);
     if !writes.lost_acked_keys.is_empty() {
         ctx.notes.push(format!(
             "{} writes acknowledged by {} never reached {} (asynchronous replication, or taken \
