@@ -1,7 +1,7 @@
 //! primaryd's dev-only test kit: the helpers the integration tests (`tests/`) and the lab
 //! runner (`lab/runner`) share, in one place. Commands ([`cmd`]), waiting with a deadline
-//! ([`poll`]), the host's namespaces, processes and files ([`host`]) and log timestamps
-//! ([`time`]); with the `fixtures` feature (primaryd's tests), the network-namespace labs that
+//! ([`poll`]), the host's namespaces, processes and files ([`host`]), log timestamps
+//! ([`time`]) and the lab runner's labs ([`labrunner`]); with the `fixtures` feature (primaryd's tests), the network-namespace labs that
 //! run FRR, BIRD, GoBGP, MariaDB and primaryd ([`fixtures`], re-exported here).
 //!
 //! A library crate on purpose: each test binary uses its own subset, and unused public items of
@@ -11,6 +11,7 @@ pub mod cmd;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod host;
+pub mod labrunner;
 pub mod poll;
 pub mod time;
 
@@ -20,5 +21,6 @@ pub use fixtures::*;
 pub use host::{
     alive, comm, is_root, mounts_below, netns_list, netns_pids, require_root, start_time, tail,
 };
+pub use labrunner::{lab_runner, RunnerLab, LAB_STATE_ROOT};
 pub use poll::{hold_for, hold_until, poll, wait_for, wait_for_result, wait_until, POLL, STEP};
 pub use time::{log_time, parse_rfc3339_ms};

@@ -29,6 +29,7 @@ use crate::util::{now_ms, wait_for};
 use crate::writer::{Attempt, Writer};
 
 // The drill's vocabulary, where the rest of the runner has always found it.
+use crate::scenario::Findings;
 pub use crate::scenario::{Check, Event, Options, Report, Scenario};
 pub(crate) use crate::scenario::{Ctx, Daemon, AFTER, POLL};
 
@@ -137,8 +138,7 @@ fn stop(steady: Steady, probe: Option<Writer>) -> Record {
     }
 }
 
-/// The events of the speakers' logs, the routers' routes and the client, in time order. The
-/// write outage.
+/// The events of the speakers' logs, the routers' routes and the client. The write outage.
 fn timeline(ctx: &mut Ctx, scenario: Scenario, c: &Cast, rec: &Record) -> Option<f64> {
     let parse = match c.daemon {
         Daemon::Primaryd => logparse::parse,
@@ -153,13 +153,7 @@ fn timeline(ctx: &mut Ctx, scenario: Scenario, c: &Cast, rec: &Record) -> Option
         Daemon::Exabgp => exabgp_events(ctx, &old_log, &new_log, old, new, scenario),
     }
     route_events(ctx, &rec.changes, &c.routers, old, new);
-    let write_outage_ms = client_events(ctx, &rec.attempts, &c.app, old, new);
-    ctx.events.sort_by(|a, b| {
-        a.t_ms
-            .unwrap_or(f64::INFINITY)
-            .total_cmp(&b.t_ms.unwrap_or(f64::INFINITY))
-    });
-    write_outage_ms
+    client_events(ctx, &rec.attempts, &c.app, old, new)
 }
 
 /// The outcome's checks, and the report.
@@ -184,21 +178,12 @@ fn conclude(
         &c.new,
         crate::waits::timeout_of(lab, &c.old).filter(|_| c.daemon == Daemon::Primaryd),
     ));
-    let ok = checks.iter().all(|c| c.ok);
-    let Ctx { events, notes, .. } = ctx;
-    Report {
-        scenario,
-        lab: lab.id.clone(),
-        old_primary: c.old,
-        new_primary: c.new,
-        fault_unix_ms: t0,
-        events,
-        write_outage_ms,
-        writes,
+    let findings = Findings {
         checks,
-        notes,
-        ok,
+        writes,
+        write_outage_ms,
         attempts,
         old_primary_view: None,
-    }
+    };
+    ctx.report(scenario, c.old, c.new, findings)
 }

@@ -2,7 +2,7 @@
 //! process, read_only, a drain, uplinks down, a frozen host. Each returns the timeline's
 //! description of what was done.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::hostloss;
@@ -118,4 +118,30 @@ pub(crate) fn primaryctl(args: &[&str]) -> Vec<String> {
         .chain(args)
         .map(|s| s.to_string())
         .collect()
+}
+
+/// Starts MariaDB on `node` again in the background, as lab-db-start runs it (its log is
+/// MariaDB's error log), with `read_only` as given. Returns its command line once it started;
+/// the caller waits until it answers.
+pub(crate) fn start_mariadbd(lab: &Lab, node: &str, read_only: bool) -> Result<String> {
+    let cmd = format!(
+        "mariadbd --defaults-file=/etc/mysql/lab.cnf --read-only={}",
+        if read_only { "ON" } else { "OFF" }
+    );
+    let argv: Vec<String> = ["setsid", "-f"]
+        .into_iter()
+        .chain(cmd.split(' '))
+        .map(String::from)
+        .collect();
+    let st = lab
+        .node_command(node, &argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("starting mariadbd")?;
+    if !st.success() {
+        bail!("starting mariadbd on {node}: {st}");
+    }
+    Ok(cmd)
 }

@@ -47,32 +47,9 @@ pub(crate) fn act_two(
 /// db3's files say ON only because they start as replicas). Waits until it answers.
 fn restart_server(ctx: &mut Ctx, old: &str) -> Result<OldState> {
     let lab = ctx.lab;
-    let argv: Vec<String> = [
-        "setsid",
-        "-f",
-        "mariadbd",
-        "--defaults-file=/etc/mysql/lab.cnf",
-        "--read-only=OFF",
-    ]
-    .map(String::from)
-    .to_vec();
     let t = now_ms();
-    let st = lab
-        .node_command(old, &argv)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .context("starting mariadbd")?;
-    if !st.success() {
-        bail!("starting mariadbd on {old}: {st}");
-    }
-    ctx.at(
-        "old_server_started",
-        Some(t),
-        Some(old),
-        "mariadbd --defaults-file=/etc/mysql/lab.cnf --read-only=OFF",
-    );
+    let cmd = crate::fault::start_mariadbd(lab, old, false)?;
+    ctx.at("old_server_started", Some(t), Some(old), cmd);
     wait_for(RESTART_WAIT, Duration::from_millis(50), || {
         lab.db_answers(old).then_some(())
     })

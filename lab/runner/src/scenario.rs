@@ -201,7 +201,40 @@ pub(crate) struct Ctx<'a> {
 /// The lab's service, as named in the DB hosts' primaryd.toml.
 pub(crate) const SERVICE: &str = "main";
 
+/// What a drill found besides its events and notes: the rest of its report.
+pub(crate) struct Findings {
+    pub checks: Vec<Check>,
+    pub writes: Writes,
+    pub write_outage_ms: Option<f64>,
+    pub attempts: Vec<Attempt>,
+    pub old_primary_view: Option<String>,
+}
+
 impl Ctx<'_> {
+    /// The drill's report: its events (in time order) and notes, and what it found.
+    pub fn report(mut self, scenario: Scenario, old: String, new: String, f: Findings) -> Report {
+        self.events.sort_by(|a, b| {
+            a.t_ms
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.t_ms.unwrap_or(f64::INFINITY))
+        });
+        Report {
+            scenario,
+            lab: self.lab.id.clone(),
+            old_primary: old,
+            new_primary: new,
+            fault_unix_ms: self.t0,
+            events: self.events,
+            write_outage_ms: f.write_outage_ms,
+            writes: f.writes,
+            ok: f.checks.iter().all(|c| c.ok),
+            checks: f.checks,
+            notes: self.notes,
+            attempts: f.attempts,
+            old_primary_view: f.old_primary_view,
+        }
+    }
+
     /// An event at a log line's time, described from its message; `missing` when the log has
     /// no such line.
     pub fn logged(

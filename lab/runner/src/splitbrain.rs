@@ -31,7 +31,7 @@ use crate::oldprimary::{
 };
 use crate::outcome;
 use crate::promote;
-use crate::scenario::{failed, Check, Ctx, Daemon, Options, Report, Scenario, POLL};
+use crate::scenario::{failed, Check, Ctx, Daemon, Findings, Options, Report, Scenario, POLL};
 use crate::sql;
 use crate::timeline;
 use crate::util::{now_ms, wait_for};
@@ -184,29 +184,14 @@ fn conclude(
             Err(e) => failed(&format!("{} rejoins as a replica", c.old), e),
         });
     }
-    ctx.events.sort_by(|a, b| {
-        a.t_ms
-            .unwrap_or(f64::INFINITY)
-            .total_cmp(&b.t_ms.unwrap_or(f64::INFINITY))
-    });
-    let ok = checks.iter().all(|c| c.ok);
-    let t0 = ctx.t0;
-    let Ctx { events, notes, .. } = ctx;
-    Report {
-        scenario,
-        lab: lab.id.clone(),
-        old_primary: c.old,
-        new_primary: c.new,
-        fault_unix_ms: t0,
-        events,
-        write_outage_ms,
-        writes,
+    let findings = Findings {
         checks,
-        notes,
-        ok,
+        writes,
+        write_outage_ms,
         attempts: rec.attempts,
         old_primary_view: Some(view),
-    }
+    };
+    ctx.report(scenario, c.old, c.new, findings)
 }
 
 /// Every router's table has the old primary's path with its marks (term and router id): the

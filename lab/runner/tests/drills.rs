@@ -9,16 +9,16 @@
 //! each removed by `down` when its test ends, also on panic; a lab whose test process was
 //! killed is removed by the next run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::LAB_STATE_ROOT as STATE_ROOT;
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_primaryd-lab");
-const STATE_ROOT: &str = "/var/tmp/primaryd-lab";
 
 static LOCK: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -27,27 +27,8 @@ fn require_root() {
     testkit::require_root("the lab tests build network namespaces and start FRR, BIRD and MariaDB");
 }
 
-/// primaryd and primaryctl are built beside the runner by `cargo test --workspace`.
-fn bin_dir() -> PathBuf {
-    let dir = Path::new(RUNNER).parent().unwrap().to_path_buf();
-    for b in ["primaryd", "primaryctl"] {
-        assert!(
-            dir.join(b).is_file(),
-            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build \
-             --workspace` first) so primaryd is built beside primaryd-lab",
-            dir.join(b).display()
-        );
-    }
-    dir
-}
-
 fn runner(id: &str) -> Command {
-    let mut c = Command::new(RUNNER);
-    c.args(["--lab", id, "--state-root", STATE_ROOT])
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .stdin(Stdio::null());
-    c
+    testkit::lab_runner(RUNNER, id)
 }
 
 fn netns_of(id: &str) -> Vec<String> {

@@ -5,30 +5,12 @@
 //! is named `pt{pid}x0` like tests/drills.rs's, whose stale-lab cleanup covers it.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
+use testkit::{RunnerLab, LAB_STATE_ROOT};
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_primaryd-lab");
-const STATE_ROOT: &str = "/var/tmp/primaryd-lab";
-
-fn runner(id: &str) -> Command {
-    let dir = Path::new(RUNNER).parent().unwrap();
-    let mut c = Command::new(RUNNER);
-    c.args(["--lab", id, "--state-root", STATE_ROOT])
-        .arg("--bin-dir")
-        .arg(dir)
-        .stdin(Stdio::null());
-    c
-}
-
-struct Lab(String);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = runner(&self.0).arg("down").status();
-    }
-}
 
 fn ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap();
@@ -45,14 +27,14 @@ fn ok(cmd: &mut Command, what: &str) -> String {
 #[test]
 fn hooks_follow_takeovers_and_failovers_and_abort_when_they_must() {
     testkit::require_root("the lab needs network namespaces");
-    let lab = Lab(format!("pt{}x0", std::process::id()));
-    ok(runner(&lab.0).arg("up"), "primaryd-lab up");
+    let lab = RunnerLab::new(RUNNER, format!("pt{}x0", std::process::id()));
+    ok(lab.command().arg("up"), "primaryd-lab up");
     // The reports go to the lab's folder, which `down` removes.
-    let dir = Path::new(STATE_ROOT).join(&lab.0);
+    let dir = Path::new(LAB_STATE_ROOT).join(&lab.id);
 
     let bench = dir.join("bench.json");
     let table = ok(
-        runner(&lab.0)
+        lab.command()
             .args(["bench-hook", "--runs", "1", "--json"])
             .arg(&bench),
         "bench-hook",
@@ -69,7 +51,7 @@ fn hooks_follow_takeovers_and_failovers_and_abort_when_they_must() {
 
     let json = dir.join("drill.json");
     ok(
-        runner(&lab.0)
+        lab.command()
             .args(["orchestrator-drill", "--json"])
             .arg(&json),
         "orchestrator-drill",

@@ -5,42 +5,18 @@
 //! tests/drills.rs's (whose stale-lab cleanup covers it) and removed when the test ends, also
 //! on panic. Run as root; the test fails (never skips) otherwise.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
+use testkit::RunnerLab;
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_primaryd-lab");
-const STATE_ROOT: &str = "/var/tmp/primaryd-lab";
-
-fn runner(id: &str) -> Command {
-    let dir = Path::new(RUNNER).parent().unwrap();
-    let mut c = Command::new(RUNNER);
-    c.args(["--lab", id, "--state-root", STATE_ROOT])
-        .arg("--bin-dir")
-        .arg(dir)
-        .stdin(Stdio::null());
-    c
-}
-
-/// The lab, removed when dropped (the soak also removes a lab it brought up).
-struct Lab(String);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = runner(&self.0).arg("down").status();
-    }
-}
 
 #[test]
 fn three_minutes_of_faults_lose_nothing_they_must_not() {
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the soak builds the lab's network namespaces: run it as root"
-    );
-    let lab = Lab(format!("pt{}x0", std::process::id()));
-    let json = std::env::temp_dir().join(format!("{}-soak.json", lab.0));
-    let out = runner(&lab.0)
+    testkit::require_root("the soak builds the lab's network namespaces");
+    let lab = RunnerLab::new(RUNNER, format!("pt{}x0", std::process::id()));
+    let json = std::env::temp_dir().join(format!("{}-soak.json", lab.id));
+    let out = lab
+        .command()
         .args(["soak", "--minutes", "3", "--seed", "17", "--json"])
         .arg(&json)
         .output()

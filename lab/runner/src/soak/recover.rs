@@ -205,24 +205,7 @@ fn cast(s: &Soak, old: &str, new: &str) -> Result<Cast> {
 
 /// Starts a killed MariaDB again, read-only as a DBA starts a deposed primary.
 fn start_mariadb(lab: &Lab, node: &str) -> Result<()> {
-    let argv = [
-        "setsid",
-        "-f",
-        "mariadbd",
-        "--defaults-file=/etc/mysql/lab.cnf",
-        "--read-only=ON",
-    ];
-    let argv: Vec<String> = argv.map(String::from).to_vec();
-    let st = lab
-        .node_command(node, &argv)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .context("starting mariadbd")?;
-    if !st.success() {
-        bail!("starting mariadbd on {node}: {st}");
-    }
+    fault::start_mariadbd(lab, node, true)?;
     wait_for(MARIADB_WAIT, Duration::from_millis(100), || {
         lab.db_answers(node).then_some(())
     })
