@@ -5,6 +5,7 @@ pub mod announcer;
 pub mod bfd;
 pub mod bgp;
 pub mod blocking;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod health;

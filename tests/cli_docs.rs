@@ -1,7 +1,6 @@
 //! The man pages and shell completions in packaging/ are generated from the binaries' clap
-//! definitions (the very modules the binaries are built from, included below) and must be
-//! current: this test regenerates them and compares. After changing a flag or a help text,
-//! regenerate with
+//! definitions (`primaryd::cli`, which the binaries parse) and must be current: this test
+//! regenerates them and compares. After changing a flag or a help text, regenerate with
 //!
 //!     PRIMARYD_BLESS=1 cargo test --test cli_docs
 //!
@@ -13,13 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-#[allow(dead_code)]
-#[path = "../src/main.rs"]
-mod primaryd_main;
-
-#[allow(dead_code)]
-#[path = "../src/bin/primaryctl.rs"]
-mod primaryctl_main;
+use primaryd::cli::{ctl, daemon};
 
 fn packaging() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging")
@@ -29,8 +22,8 @@ fn packaging() -> PathBuf {
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let commands = [
-        primaryd_main::Args::command().name("primaryd"),
-        primaryctl_main::Cli::command().name("primaryctl"),
+        daemon::Args::command().name("primaryd"),
+        ctl::Cli::command().name("primaryctl"),
     ];
     for mut cmd in commands {
         cmd.build();

@@ -8,125 +8,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use primaryd::cli::ctl::Cli;
 use primaryd::operator::protocol::{Command, Request, Response, PROTOCOL_VERSION};
 use primaryd::operator::{render, views};
 
-/// Show what this host announces, to whom, and why; drain and reload primaryd.
-#[derive(Parser)]
-#[command(
-    version,
-    after_long_help = "Exit status: 0 on success; 1 when primaryd is not running, the socket \
-is not permitted, the daemon refused the request or the answer could not be written; for \
-check, 2 when a service is not announced."
-)]
-pub(crate) struct Cli {
-    /// primaryd's control socket ([control] socket in its config).
-    #[arg(long, global = true, default_value = "/run/primaryd/primaryd.sock")]
-    socket: PathBuf,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Show routes, peers or services.
-    Show {
-        #[command(subcommand)]
-        what: Show,
-    },
-    /// Withdraw a service's routes and hold them down (persists across restarts).
-    Drain(Target),
-    /// Let a drained service announce again once healthy.
-    Undrain(Target),
-    /// Re-read the configuration file (like SIGHUP).
-    Reload,
-    /// Vouch for this host's server as SERVICE's primary: clears a restart hold or a latched
-    /// conflict, and writes a new promotion term when a newer one was seen (docs/safety.md).
-    Confirm {
-        /// The service's name.
-        service: String,
-    },
-    /// Check now and say the result; a service that passes and may be announced is announced
-    /// before the answer. Exit status 0: announced; 2: not announced; 1: error.
-    Check(CheckArgs),
-}
-
-#[derive(Subcommand)]
-enum Show {
-    /// Per service prefix: health, announced or withdrawn, why, and per peer what was sent.
-    Routes {
-        /// `received`: what the peers sent us (Adj-RIB-In).
-        which: Option<Received>,
-        /// With `received`: only this peer.
-        #[arg(long)]
-        peer: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// BGP sessions: state, uptime, capabilities, counters, last error.
-    Peers {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Health checks: state, last result and latency, counters, reason.
-    Services {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Received {
-    Received,
-}
-
-#[derive(Args)]
-struct Target {
-    /// The service's name.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    service: Option<String>,
-    /// Every service.
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    #[command(flatten)]
-    target: Target,
-    /// Print the daemon's answer as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (command, json) = match cli.command {
-        Cmd::Show { what } => match what {
-            Show::Routes {
-                which: None, json, ..
-            } => (Command::ShowRoutes, json),
-            Show::Routes {
-                which: Some(Received::Received),
-                peer,
-                json,
-            } => (Command::ShowReceived { peer }, json),
-            Show::Peers { json } => (Command::ShowPeers, json),
-            Show::Services { json } => (Command::ShowServices, json),
-        },
-        Cmd::Drain(t) => (Command::Drain { service: t.service }, false),
-        Cmd::Undrain(t) => (Command::Undrain { service: t.service }, false),
-        Cmd::Reload => (Command::Reload, false),
-        Cmd::Confirm { service } => (Command::Confirm { service }, false),
-        Cmd::Check(c) => (
-            Command::Check {
-                service: c.target.service,
-            },
-            c.json,
-        ),
-    };
-    let response = match call(&cli.socket, &command) {
+    let socket = cli.socket.clone();
+    let (command, json) = cli.request();
+    let response = match call(&socket, &command) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
