@@ -287,14 +287,15 @@ pub(crate) fn old_state_checks(
     v
 }
 
-/// The keys of `run` that `old` holds and `new` does not (with their host: a key written again
-/// on the new primary after the old one committed it unanswered differs in its host).
-fn errant_keys(lab: &Lab, old: &str, new: &str, run: i64) -> Result<Vec<String>> {
+/// The keys of `run` from `from` on that `old` holds and `new` does not (with their host: a key
+/// written again on the new primary after the old one committed it unanswered differs in its
+/// host).
+fn errant_keys(lab: &Lab, old: &str, new: &str, run: i64, from: u64) -> Result<Vec<String>> {
     let keys = |n: &str| -> Result<std::collections::BTreeSet<(String, String)>> {
         Ok(sql::query(
             lab,
             n,
-            &format!("SELECT k, host FROM lab.writes WHERE run = {run}"),
+            &format!("SELECT k, host FROM lab.writes WHERE run = {run} AND k >= {from}"),
             10,
         )?
         .into_iter()
@@ -310,19 +311,19 @@ fn errant_keys(lab: &Lab, old: &str, new: &str, run: i64) -> Result<Vec<String>>
 }
 
 /// The old primary rejoins as a replica of the new one, so the lab is ready for another drill:
-/// fenced (read_only=1); its rows of this run that the new primary does not hold (the writes
-/// it took after the branch, and keys it committed without answering) set aside by deleting
-/// them outside the binlog; its binlog reset to the branch; then GTID replication from the new
+/// fenced (read_only=1); its rows of `runs` (each a writer's run and the first key to look at:
+/// the drill's writer, its pool probe, a soak's writer) that the new primary does not hold (the
+/// writes it took after the branch, and keys it committed without answering) set aside by
+/// deleting them outside the binlog; its binlog reset to the branch; then GTID replication from the new
 /// primary. A DBA rejoins a deposed primary the same way (orchestrator refuses errant GTIDs).
-pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Result<Check> {
+pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, runs: &[(i64, u64)]) -> Result<Check> {
     let lab = ctx.lab;
     let (old, new) = (c.old.as_str(), c.new.as_str());
     sql::exec(lab, old, "SET GLOBAL read_only=1")?;
-    // The drill's writer and its pool probe (waits.rs, run -run_id).
     let mut statements = String::from("SET sql_log_bin=0; ");
     let mut set_aside = 0;
-    for run in [run_id, -run_id] {
-        let errant = errant_keys(lab, old, new, run)?;
+    for &(run, from) in runs {
+        let errant = errant_keys(lab, old, new, run, from)?;
         if !errant.is_empty() {
             statements.push_str(&format!(
                 "DELETE FROM lab.writes WHERE run = {run} AND k IN ({}); ",
@@ -341,8 +342,9 @@ pub(crate) fn rejoin(ctx: &mut Ctx, c: &Cast, branch: &str, run_id: i64) -> Resu
         (r.len() == 1 && r[0].io_running == "Yes" && r[0].sql_running == "Yes").then_some(())
     });
     let detail = format!(
-        "read_only=1; {set_aside} rows of run {run_id} (and its probe's) only on {old} set \
-         aside; RESET MASTER; gtid_slave_pos={branch}; replicates from {new}"
+        "read_only=1; {set_aside} rows of runs {:?} only on {old} set aside; RESET MASTER; \
+         gtid_slave_pos={branch}; replicates from {new}",
+        runs.iter().map(|r| r.0).collect::<Vec<_>>()
     );
     ctx.at(
         "old_primary_rejoined",

@@ -160,6 +160,10 @@ pub struct Options {
     /// Promote the replica right after the fault instead of once no router leads to the old
     /// primary (the benchmark's client profiles, as issue 12 measured them).
     pub promote_at_fault: bool,
+    /// Another writer beside the drill's (the soak's): its run and the first key that may
+    /// differ between the servers. A rejoin sets aside its rows too, before replication
+    /// starts, as it does the drill's own.
+    pub also_set_aside: Option<(i64, u64)>,
 }
 
 impl Default for Options {
@@ -168,6 +172,7 @@ impl Default for Options {
             step: STEP,
             client: Client::Retry,
             promote_at_fault: false,
+            also_set_aside: None,
         }
     }
 }

@@ -94,6 +94,10 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
         readings: watch.snapshot(),
         polls: watch.polls(),
         run_id,
+        set_aside: [(run_id, 0), (-run_id, 0)]
+            .into_iter()
+            .chain(opts.also_set_aside)
+            .collect(),
     };
     drop((monitors, watch));
     Ok(conclude(
@@ -108,6 +112,9 @@ struct Record {
     readings: Vec<Reading>,
     polls: std::collections::BTreeMap<String, usize>,
     run_id: i64,
+    /// The writers' runs whose rows a rejoin sets aside, each from its first key that may
+    /// differ: the drill's writer, its pool probe, and another writer beside (the soak's).
+    set_aside: Vec<(i64, u64)>,
 }
 
 /// Waits until every router routes the service to the new primary, the new primary has
@@ -179,7 +186,7 @@ fn conclude(
             c.new, c.old
         ));
         // Leave the lab ready for another drill.
-        checks.push(match rejoin(&mut ctx, &c, branch, rec.run_id) {
+        checks.push(match rejoin(&mut ctx, &c, branch, &rec.set_aside) {
             Ok(c) => c,
             Err(e) => failed(&format!("{} rejoins as a replica", c.old), e),
         });

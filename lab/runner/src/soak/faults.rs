@@ -177,8 +177,14 @@ fn inject(s: &mut Soak, fault: Fault) -> Result<Done> {
 /// A drill on the lab as it is, then the recovery it leaves to the orchestrator.
 pub(crate) fn drill_step(s: &mut Soak, sc: Scenario) -> Result<Done> {
     let key = s.key();
-    let report = drill::run_with(s.lab, sc, None, &crate::scenario::Options::default())
-        .with_context(|| format!("drill {}", sc.name()))?;
+    // The split-brain drills rejoin the old primary themselves: the soak's writer's rows go
+    // aside with the drill's (see recover::set_aside for the 2000).
+    let opts = crate::scenario::Options {
+        also_set_aside: Some((s.run_id, key.saturating_sub(recover::SET_ASIDE_BACK))),
+        ..Default::default()
+    };
+    let report =
+        drill::run_with(s.lab, sc, None, &opts).with_context(|| format!("drill {}", sc.name()))?;
     let mut done = Done {
         detail: format!(
             "{}: {} -> {}, drill outage {}",
