@@ -57,7 +57,11 @@ use services::ServiceHandle;
 /// Time sessions get to withdraw, send Cease and close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const CONNECT_RETRY_MIN: Duration = Duration::from_secs(1);
-const CONNECT_RETRY_MAX: Duration = Duration::from_secs(30);
+/// The longest idle hold. A host whose session failed a few times in the last minute may be
+/// the new primary the moment its path is back: every second held is a second the service is
+/// refused. 5 s is BIRD's `error wait time 1, 5` of the ToR examples (the chaos soak found
+/// new primaries unannounced for 25-29 s with 30 s here).
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A session up this long has its earlier failures forgotten (the reconnect backoff resets).
 const STABLE_AFTER: Duration = Duration::from_secs(60);

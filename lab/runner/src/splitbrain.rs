@@ -68,9 +68,18 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
     ctx.at("fault_injected", Some(ctx.t0), Some(&c.old), detail);
     let branch = act_one(&mut ctx, scenario, &c, &watch, &mut checks, step);
     let settled = branch.is_some() && settle(&mut ctx, &c, &steady, &watch, &mut checks, step);
-    // Act two: the old primary comes back (or is simply watched), and must refuse.
+    // Act two: the old primary comes back (or is simply watched), and must refuse. Once a
+    // replica was promoted the fault ends even if the service did not settle in time (its
+    // check failed already): a drill that left the old server down or cut off would leave the
+    // lab broken for whatever runs next (the soak).
     let mut old_state = None;
-    if settled {
+    if !settled && branch.is_some() {
+        ctx.notes.push(format!(
+            "the service did not settle on {}; {} comes back all the same",
+            c.new, c.old
+        ));
+    }
+    if branch.is_some() {
         match act_two(&mut ctx, scenario, &c, &mut checks) {
             Ok(s) => old_state = s,
             Err(e) => checks.push(failed("the old primary comes back", e)),
