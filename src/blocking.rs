@@ -46,13 +46,19 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    on_thread(move || {
+        let _ = tx.send(f());
+    })?;
+    Ok(rx)
+}
+
+/// Starts `job` on a thread of its own.
+fn on_thread(job: impl FnOnce() + Send + 'static) -> Result<(), BlockingError> {
     std::thread::Builder::new()
         .name("primaryd-io".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| BlockingError::Failed(format!("cannot start a thread: {e}")))?;
-    Ok(rx)
+        .spawn(job)
+        .map(drop)
+        .map_err(|e| BlockingError::Failed(format!("cannot start a thread: {e}")))
 }
 
 /// Runs `f` on its own thread and waits at most `deadline` for its answer.
@@ -76,12 +82,9 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("primaryd-io".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| BlockingError::Failed(format!("cannot start a thread: {e}")))?;
+    on_thread(move || {
+        let _ = tx.send(f());
+    })?;
     match rx.recv_timeout(deadline) {
         Ok(v) => Ok(v),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(BlockingError::TimedOut(deadline)),

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::attempt::{acks_by, Outcome};
 use crate::clients::Client;
 use crate::fault::pid_of;
 use crate::lab::Lab;
-use crate::outcome::acks_by;
 use crate::routers::{db_names, Fabric};
 use crate::routes::Monitors;
 use crate::scenario::{Daemon, Scenario, POLL, WARM_ACKS};
 use crate::sql::{self, DbState};
 use crate::topo::Role;
 use crate::util::{self, now_ms, wait_for};
-use crate::writer::{Outcome, Writer};
+use crate::writer::Writer;
 
 /// The router a host hangs off (the other end of its first link).
 pub(crate) fn tor_of(lab: &Lab, node: &str) -> Option<String> {

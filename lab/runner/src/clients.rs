@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::attempt::{connect, insert_on, insert_sql, Log, Outcome, PACE, RETRY_PAUSE};
 use crate::lab::SERVICE_ADDR;
 use crate::util::now_ms;
-use crate::writer::{connect, insert_on, insert_sql, Log, Outcome, PACE, RETRY_PAUSE};
 
 /// The client that writes through the service address during a drill (`bench --client`).
 #[derive(
@@ -57,58 +57,6 @@ impl Client {
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cli's connect timeout (`--connect-timeout`, whole seconds).
 const CLI_CONNECT_TIMEOUT_S: u32 = 1;
-
-/// What a failed attempt met, from its error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// The connect was answered by an RST.
-    Refused,
-    /// An established connection was reset or closed under the client.
-    Reset,
-    /// No answer within the client's timeout.
-    Timeout,
-    /// The server answered with an error (e.g. read-only).
-    Server,
-    /// The run ended while the attempt waited.
-    Stopped,
-    Other,
-}
-
-impl Failure {
-    /// Classifies an error text of mysql_async, the `mariadb` client or the runner.
-    pub fn of(error: &str) -> Failure {
-        let e = error.to_ascii_lowercase();
-        let any = |w: &[&str]| w.iter().any(|x| e.contains(x));
-        if any(&["stopped while"]) {
-            Failure::Stopped
-        } else if any(&["refused", "(111)", "os error 111"]) {
-            Failure::Refused
-        } else if any(&[
-            "no answer in",
-            "timed out",
-            "(110)",
-            "(115)",
-            "cut off after",
-        ]) {
-            Failure::Timeout
-        } else if any(&[
-            "reset",
-            "(104)",
-            "broken pipe",
-            "lost connection",
-            "gone away",
-            "end of file",
-            "eof",
-        ]) {
-            Failure::Reset
-        } else if any(&["error 1", "server error", "read-only", "read_only"]) {
-            Failure::Server
-        } else {
-            Failure::Other
-        }
-    }
-}
 
 /// Runs `f` until it ends or the run stops (checked every 10 ms): None when stopped first.
 async fn until_stopped<T>(log: &Log, f: impl Future<Output = T>) -> Option<T> {
@@ -258,47 +206,4 @@ fn cli_write(log: &Log, run_id: i64, key: u64) -> Result<Outcome, String> {
             error: format!("{who}{}", err.lines().last().unwrap_or("mariadb failed")),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_classified_from_the_error_text() {
-        let cases = [
-            (
-                "ERROR 2002 (HY000): Can't connect to server on '192.0.2.10' (111)",
-                Failure::Refused,
-            ),
-            (
-                "ERROR 2002 (HY000): Can't connect to server on '192.0.2.10' (115)",
-                Failure::Timeout,
-            ),
-            (
-                "connect: Input/output error: Connection refused (os error 111)",
-                Failure::Refused,
-            ),
-            (
-                "db1: Input/output error: Connection reset by peer (os error 104)",
-                Failure::Reset,
-            ),
-            (
-                "ERROR 2013 (HY000) at line 1: Lost connection to server during query",
-                Failure::Reset,
-            ),
-            ("db1: no answer in 10s", Failure::Timeout),
-            ("mariadb: cut off after 10s", Failure::Timeout),
-            (
-                "db1: ERROR 1290 (HY000) at line 1: The MariaDB server is running with the \
-                 --read-only option",
-                Failure::Server,
-            ),
-            ("db1: stopped while waiting", Failure::Stopped),
-            ("spawn mariadb: No such file", Failure::Other),
-        ];
-        for (text, want) in cases {
-            assert_eq!(Failure::of(text), want, "{text}");
-        }
-    }
 }

@@ -16,17 +16,19 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::attempt::first_ack;
+use crate::attempt::Attempt;
 use crate::cast::{cast, steady, Cast, Steady};
 use crate::clients::Client;
 use crate::fault;
 use crate::lab::Lab;
 use crate::logparse;
-use crate::outcome::{client_events, first_ack, outcome_checks};
+use crate::outcome::{client_events, outcome_checks};
+use crate::primaryroute::RouteChange;
 use crate::promote::promote;
-use crate::routes::RouteChange;
 use crate::timeline::{daemon_events, exabgp_events, route_events};
 use crate::util::{now_ms, wait_for};
-use crate::writer::{Attempt, Writer};
+use crate::writer::Writer;
 
 // The drill's vocabulary, where the rest of the runner has always found it.
 use crate::scenario::Findings;

@@ -1,6 +1,7 @@
 //! `primaryd-lab`: builds the containerlab topology `lab/primaryd.clab.yml` as network
 //! namespaces on this machine (no Docker), and runs failover drills in it. See docs/lab.md.
 
+mod attempt;
 mod bench;
 mod bgptable;
 mod build;
@@ -220,6 +221,9 @@ enum Cmd {
         keep_going: bool,
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Only these faults, e.g. `uplink-loss,uplink-delay` [default: every fault].
+        #[arg(long, value_delimiter = ',', value_name = "FAULT")]
+        faults: Vec<String>,
     },
     /// The tables (and plot) of one or more `bench --json` files, e.g. one per speaker.
     BenchReport {
@@ -337,6 +341,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             seed,
             keep_going,
             json,
+            faults,
         } => {
             lab::require_root()?;
             let opts = soak::Options {
@@ -344,6 +349,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 seed: seed.unwrap_or_else(|| util::now_ms() as u64 % 1_000_000),
                 keep_going: *keep_going,
                 json: json.clone(),
+                faults: soak::Fault::by_names(faults)?,
             };
             soak::cli(&lab, &bin_dir(&cli)?, &opts)
         }

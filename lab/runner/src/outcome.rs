@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::attempt::{first_ack, Attempt, Outcome};
 use crate::cast::Cast;
 use crate::lab::Lab;
 use crate::scenario::{Check, Ctx, Scenario, Writes};
 use crate::sql;
-use crate::writer::{Attempt, Outcome};
 
 /// The client's events (last acknowledgement by the old primary, first failed attempt after
 /// the fault, first acknowledgement by the new primary); the write outage between the first
@@ -77,19 +77,6 @@ pub(crate) fn tally(attempts: &[Attempt], run_id: i64) -> Writes {
         }
     }
     writes
-}
-
-pub(crate) fn acks_by(attempts: &[Attempt], server: &str) -> usize {
-    attempts
-        .iter()
-        .filter(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
-        .count()
-}
-
-pub(crate) fn first_ack<'a>(attempts: &'a [Attempt], server: &str) -> Option<&'a Attempt> {
-    attempts
-        .iter()
-        .find(|a| matches!(&a.outcome, Outcome::Ack { server: s } if s == server))
 }
 
 /// Keys whose rows on the servers were written by two different servers, as (conflicts,

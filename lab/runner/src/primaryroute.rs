@@ -12,8 +12,16 @@ use std::sync::Mutex;
 
 use crate::bgptable::{BgpPath, Hosts, Mark, Reader, Reading};
 use crate::lab::Lab;
-use crate::routes::RouteChange;
 use crate::topo::{Role, Topology};
+
+/// One observed state of a router's route to the service: the next node, or None (no route).
+#[derive(Debug, Clone)]
+pub struct RouteChange {
+    pub t_ms: f64,
+    pub router: String,
+    pub next: Option<String>,
+    pub line: String,
+}
 
 /// One reader per router (by namespace) across calls: a reading then costs a fraction of a
 /// millisecond. A reader that fails is dropped and made again at the next call.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use crate::lab::{Lab, SERVICE_PREFIX};
+use crate::primaryroute::{primary_changes, RouteChange};
 use crate::topo::Topology;
 use crate::util::now_ms;
 
@@ -19,15 +20,6 @@ pub fn next_node(topo: &Topology, router: &str, line: &str) -> Option<String> {
         .position(|w| *w == "dev")
         .and_then(|i| f.get(i + 1))?;
     topo.peer_of(router, dev).map(|e| e.node.clone())
-}
-
-/// One observed state of a router's route to the service: the next node, or None (no route).
-#[derive(Debug, Clone)]
-pub struct RouteChange {
-    pub t_ms: f64,
-    pub router: String,
-    pub next: Option<String>,
-    pub line: String,
 }
 
 /// `ip -ts -n NS monitor route nexthop` on each router. Each change is stamped by `ip` itself
@@ -204,12 +196,7 @@ impl Monitors {
     pub fn snapshot(&self) -> Vec<RouteChange> {
         let kernel = self.changes.lock().unwrap().clone();
         match &self.bgp {
-            Some(w) => crate::primaryroute::primary_changes(
-                &self.topo,
-                &kernel,
-                &w.snapshot(),
-                SERVICE_PREFIX,
-            ),
+            Some(w) => primary_changes(&self.topo, &kernel, &w.snapshot(), SERVICE_PREFIX),
             None => kernel,
         }
     }

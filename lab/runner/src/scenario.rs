@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::attempt::Attempt;
 use crate::clients::Client;
 use crate::lab::Lab;
 use crate::logparse::LogLine;
-use crate::writer::Attempt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -116,8 +116,8 @@ pub fn run(lab: &Lab, scenario: Scenario, to: Option<&str>, opts: &Options) -> R
 
 /// What the drill's instruments recorded.
 struct Record {
-    attempts: Vec<crate::writer::Attempt>,
-    changes: Vec<crate::routes::RouteChange>,
+    attempts: Vec<crate::attempt::Attempt>,
+    changes: Vec<crate::primaryroute::RouteChange>,
     readings: Vec<Reading>,
     polls: std::collections::BTreeMap<String, usize>,
     run_id: i64,
@@ -139,7 +139,7 @@ fn settle(
     let lab = ctx.lab;
     let settled = wait_for(step, POLL, || {
         (c.fabric.all_lead_to(lab, &c.new)
-            && outcome::first_ack(&steady.writer.snapshot(), &c.new).is_some()
+            && crate::attempt::first_ack(&steady.writer.snapshot(), &c.new).is_some()
             && no_path_to(watch, &c.old))
         .then_some(())
     })
@@ -393,7 +393,7 @@ fn timeline(
     ctx: &mut Ctx,
     scenario: Scenario,
     c: &Cast,
-    changes: &[crate::routes::RouteChange],
+    changes: &[crate::primaryroute::RouteChange],
     readings: &[Reading],
 ) {
     let lab = ctx.lab;

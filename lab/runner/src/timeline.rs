@@ -4,7 +4,7 @@
 
 use crate::lab::SERVICE_PREFIX;
 use crate::logparse::{self, LogLine};
-use crate::routes::RouteChange;
+use crate::primaryroute::RouteChange;
 use crate::scenario::{Ctx, Report, Scenario};
 
 pub(crate) const MISSING_PD: &str = "not in primaryd's log";

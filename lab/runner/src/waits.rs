@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::attempt::{acks_by, first_ack, Attempt};
 use crate::clients::Client;
-use crate::drill::{Check, Event, Scenario};
 use crate::lab::Lab;
-use crate::outcome::{acks_by, first_ack};
+use crate::scenario::{Check, Event, Scenario, POLL};
 use crate::util::wait_for;
-use crate::writer::{Attempt, Writer};
+use crate::writer::Writer;
 
 /// The bound beyond the detection.
 pub const WAIT_BOUND_MS: f64 = 100.0;
@@ -120,7 +120,7 @@ pub fn timeout_of(lab: &Lab, node: &str) -> Option<f64> {
 pub fn start_probe(lab: &Lab, app: &str, old: &str, run_id: i64, step: Duration) -> Result<Writer> {
     let ns = format!("/run/netns/{}", lab.netns(app));
     let probe = Writer::start(ns.into(), -run_id, Client::Pool)?;
-    let warm = wait_for(step, crate::drill::POLL, || {
+    let warm = wait_for(step, POLL, || {
         (acks_by(&probe.snapshot(), old) >= PROBE_WARM_ACKS).then_some(())
     });
     if warm.is_none() {
@@ -172,7 +172,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::Outcome;
+    use crate::attempt::Outcome;
 
     fn a(start: f64, end: f64, key: u64, outcome: Outcome) -> Attempt {
         Attempt {

@@ -10,6 +10,7 @@
 //! Each connection asks the server who it is (`@@hostname`, `@@server_id`) right after
 //! connecting; an INSERT acknowledged on that connection was committed by that server. A key
 //! is retried until one server acknowledges it (or reports it already exists), then the next.
+//! The record and the SQL every profile shares are in attempt.rs.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -20,85 +21,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mysql_async::prelude::Queryable;
-use serde::{Deserialize, Serialize};
 
-use crate::clients::{Client, Failure};
-use crate::lab::SERVICE_ADDR;
+use crate::attempt::{connect, insert_on, Attempt, Log, PACE, RETRY_PAUSE};
+use crate::clients::Client;
 use crate::util::now_ms;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 const QUERY_TIMEOUT: Duration = Duration::from_millis(250);
-/// Pause after an acknowledged write, and after a failed attempt.
-pub(crate) const PACE: Duration = Duration::from_millis(5);
-pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(10);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// The INSERT was acknowledged by this server.
-    Ack {
-        server: String,
-    },
-    /// The server said the key exists: an earlier attempt whose answer was lost committed it.
-    Duplicate {
-        server: String,
-    },
-    Failed {
-        error: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Attempt {
-    /// When the answer (or the error) came, Unix ms.
-    pub t_ms: f64,
-    /// When the attempt began (its connect, when it needed one), Unix ms.
-    #[serde(default)]
-    pub start_ms: f64,
-    pub key: u64,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// What a failed attempt met.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
-}
-
-impl Attempt {
-    /// How long the attempt waited for its answer.
-    pub fn wait_ms(&self) -> f64 {
-        self.t_ms - self.start_ms
-    }
-}
-
-/// Where a client loop records its attempts.
-#[derive(Clone)]
-pub(crate) struct Log {
-    pub stop: Arc<AtomicBool>,
-    pub attempts: Arc<Mutex<Vec<Attempt>>>,
-}
-
-impl Log {
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    pub fn record(&self, start_ms: f64, key: u64, outcome: Outcome, failure: Option<Failure>) {
-        self.attempts.lock().unwrap().push(Attempt {
-            t_ms: now_ms(),
-            start_ms,
-            key,
-            outcome,
-            failure,
-        });
-    }
-
-    /// A failed attempt, classified from its error text.
-    pub fn failed(&self, start_ms: f64, key: u64, error: String) {
-        let f = Failure::of(&error);
-        self.record(start_ms, key, Outcome::Failed { error }, Some(f));
-    }
-}
 
 pub struct Writer {
     log: Log,
@@ -166,92 +95,6 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.halt();
-    }
-}
-
-/// The INSERT of one key: the row names the server that committed it.
-pub(crate) fn insert_sql(run_id: i64, key: u64) -> String {
-    format!(
-        "INSERT INTO writes (run, k, server_id, host) VALUES ({run_id}, {key}, @@server_id, @@hostname)"
-    )
-}
-
-pub(crate) fn opts() -> mysql_async::OptsBuilder {
-    mysql_async::OptsBuilder::default()
-        .ip_or_hostname(SERVICE_ADDR)
-        .tcp_port(3306)
-        .user(Some("app"))
-        .pass(Some("lab-app"))
-        .db_name(Some("lab"))
-        .prefer_socket(false)
-}
-
-/// Connects and asks who answered, each step bounded by its timeout.
-pub(crate) async fn connect(
-    connect_timeout: Duration,
-    query_timeout: Duration,
-) -> Result<(mysql_async::Conn, String), String> {
-    let mut conn = match tokio::time::timeout(connect_timeout, mysql_async::Conn::new(opts())).await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err(format!("connect: no answer in {connect_timeout:?}")),
-    };
-    let who = tokio::time::timeout(
-        query_timeout,
-        conn.query_first::<(String, u32), _>("SELECT @@hostname, @@server_id"),
-    )
-    .await;
-    match who {
-        Ok(Ok(Some((host, _id)))) => Ok((conn, host)),
-        Ok(Ok(None)) => Err("who are you: no row".into()),
-        Ok(Err(e)) => Err(format!("who are you: {e}")),
-        Err(_) => Err(format!("who are you: no answer in {query_timeout:?}")),
-    }
-}
-
-/// What one INSERT on a connection came to: the next key (None: the same key again, on a
-/// new connection).
-pub(crate) async fn insert_on(
-    log: &Log,
-    conn: &mut mysql_async::Conn,
-    server: &str,
-    start: f64,
-    run_id: i64,
-    key: u64,
-    timeout: Duration,
-) -> Option<u64> {
-    match tokio::time::timeout(timeout, conn.query_drop(insert_sql(run_id, key))).await {
-        Ok(Ok(())) => {
-            log.record(
-                start,
-                key,
-                Outcome::Ack {
-                    server: server.into(),
-                },
-                None,
-            );
-            Some(key + 1)
-        }
-        Ok(Err(mysql_async::Error::Server(e))) if e.code == 1062 => {
-            log.record(
-                start,
-                key,
-                Outcome::Duplicate {
-                    server: server.into(),
-                },
-                None,
-            );
-            Some(key + 1)
-        }
-        Ok(Err(e)) => {
-            log.failed(start, key, format!("{server}: {e}"));
-            None
-        }
-        Err(_) => {
-            log.failed(start, key, format!("{server}: no answer in {timeout:?}"));
-            None
-        }
     }
 }
 

@@ -144,46 +144,52 @@ mod tests {
     use super::super::flavour::Flavour;
     use super::*;
 
+    /// A server's error with this code.
+    fn server_error(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(ServerError {
+            code,
+            message: "m".into(),
+            state: "HY000".into(),
+        })
+    }
+
+    /// The kind and reason of a failed probe.
+    fn failed(r: ProbeResult) -> (FailureKind, String) {
+        match r {
+            ProbeResult::Failed { kind, reason } => (kind, reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn classify_errors() {
         let io = |k: io::ErrorKind| mysql_async::Error::Io(IoError::Io(io::Error::from(k)));
-        let kind = |r: ProbeResult| match r {
-            ProbeResult::Failed { kind, reason } => (kind, reason),
-            other => panic!("{other:?}"),
-        };
-        let (k, r) = kind(classify(
+        let (k, r) = failed(classify(
             io(io::ErrorKind::ConnectionRefused),
             Stage::Connect,
             None,
         ));
         assert_eq!(k, FailureKind::Lost);
         assert!(r.starts_with("connect failed: "), "{r}");
-        let (k, r) = kind(classify(
+        let (k, r) = failed(classify(
             io(io::ErrorKind::UnexpectedEof),
             Stage::Query("SHOW ALL SLAVES STATUS"),
             None,
         ));
         assert_eq!(k, FailureKind::Lost);
         assert!(r.starts_with("connection lost: "), "{r}");
-        let (k, _) = kind(classify(
+        let (k, _) = failed(classify(
             mysql_async::Error::Driver(DriverError::ConnectionClosed),
             Stage::Query("x"),
             None,
         ));
         assert_eq!(k, FailureKind::Lost);
-        let server = |code| {
-            mysql_async::Error::Server(ServerError {
-                code,
-                message: "m".into(),
-                state: "HY000".into(),
-            })
-        };
         assert_eq!(
-            kind(classify(server(1053), Stage::Query("x"), None)).0,
+            failed(classify(server_error(1053), Stage::Query("x"), None)).0,
             FailureKind::Lost
         );
-        let (k, r) = kind(classify(
-            server(1227),
+        let (k, r) = failed(classify(
+            server_error(1227),
             Stage::Query("SHOW ALL SLAVES STATUS"),
             Some(Flavour::MariaDb.privilege_hint()),
         ));
@@ -193,15 +199,15 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("SLAVE MONITOR"), "{r}");
-        match classify(server(3032), Stage::Connect, None) {
+        match classify(server_error(3032), Stage::Connect, None) {
             ProbeResult::Unhealthy(r) => {
                 assert!(r.to_string().starts_with("offline_mode=1 ("), "{r}")
             }
             other => panic!("{other:?}"),
         }
         // The hint is only for privilege errors.
-        let (_, r) = kind(classify(
-            server(1064),
+        let (_, r) = failed(classify(
+            server_error(1064),
             Stage::Query("x"),
             Some(Flavour::MariaDb.privilege_hint()),
         ));
@@ -214,35 +220,27 @@ mod tests {
             database: "primaryd".into(),
             table: "heartbeat".into(),
         };
-        let server = |code| {
-            mysql_async::Error::Server(ServerError {
-                code,
-                message: "m".into(),
-                state: "HY000".into(),
-            })
-        };
-        let failed = |r: ProbeResult| match r {
-            ProbeResult::Failed { kind, reason } => (kind, reason),
-            other => panic!("{other:?}"),
-        };
-        let (k, r) = failed(write_failure(server(1146), &t));
+        let (k, r) = failed(write_failure(server_error(1146), &t));
         assert_eq!(k, FailureKind::Query);
         assert!(
             r.ends_with("(create primaryd.heartbeat with the SQL in docs/health.md)"),
             "{r}"
         );
-        let (k, r) = failed(write_failure(server(1142), &t));
+        let (k, r) = failed(write_failure(server_error(1142), &t));
         assert_eq!(k, FailureKind::Query);
         assert!(
             r.contains("GRANT SELECT, INSERT, UPDATE ON primaryd.heartbeat"),
             "{r}"
         );
         assert_eq!(
-            failed(write_failure(server(1205), &t)).0,
+            failed(write_failure(server_error(1205), &t)).0,
             FailureKind::Timeout
         );
-        assert_eq!(failed(write_failure(server(1053), &t)).0, FailureKind::Lost);
-        match write_failure(server(1290), &t) {
+        assert_eq!(
+            failed(write_failure(server_error(1053), &t)).0,
+            FailureKind::Lost
+        );
+        match write_failure(server_error(1290), &t) {
             ProbeResult::Unhealthy(r) => {
                 assert!(r.to_string().starts_with("write probe refused: "), "{r}")
             }

@@ -320,25 +320,17 @@ mod tests {
     #[test]
     fn mariadb_stopped_replication_is_writable() {
         // A promoted replica keeps its (stopped) connection config: both threads "No".
-        let r = ReplicationThreads::from_result_set(
-            &columns(MARIADB_ALL_SLAVES_COLUMNS),
-            &[mariadb_row("", "No", "No")],
-        )
-        .unwrap();
+        let r = mariadb_threads(&[mariadb_row("", "No", "No")]);
         assert_eq!(shown(evaluate(&Flavour::MariaDb, &vars(false), &r)), Ok(()));
     }
 
     #[test]
     fn mariadb_multi_source_with_one_connection_running() {
-        let r = ReplicationThreads::from_result_set(
-            &columns(MARIADB_ALL_SLAVES_COLUMNS),
-            &[
-                mariadb_row("dc1", "No", "No"),
-                mariadb_row("x", "No", "Yes"),
-                mariadb_row("dc3", "No", "No"),
-            ],
-        )
-        .unwrap();
+        let r = mariadb_threads(&[
+            mariadb_row("dc1", "No", "No"),
+            mariadb_row("x", "No", "Yes"),
+            mariadb_row("dc3", "No", "No"),
+        ]);
         assert_eq!(r.len(), 3);
         assert_eq!(
             shown(evaluate(&Flavour::MariaDb, &vars(false), &r)),
@@ -348,11 +340,7 @@ mod tests {
 
     #[test]
     fn mariadb_connecting_io_thread_counts_as_running() {
-        let r = ReplicationThreads::from_result_set(
-            &columns(MARIADB_ALL_SLAVES_COLUMNS),
-            &[mariadb_row("", "Connecting", "No")],
-        )
-        .unwrap();
+        let r = mariadb_threads(&[mariadb_row("", "Connecting", "No")]);
         assert_eq!(
             shown(evaluate(&Flavour::MariaDb, &vars(false), &r)),
             Err("replication IO thread running on a primary (default connection)".to_string())
@@ -374,11 +362,7 @@ mod tests {
 
     #[test]
     fn mariadb_replica_lists_every_reason() {
-        let r = ReplicationThreads::from_result_set(
-            &columns(MARIADB_ALL_SLAVES_COLUMNS),
-            &[mariadb_row("", "Yes", "Yes")],
-        )
-        .unwrap();
+        let r = mariadb_threads(&[mariadb_row("", "Yes", "Yes")]);
         assert_eq!(
             shown(evaluate(&Flavour::MariaDb, &vars(true), &r)),
             Err(

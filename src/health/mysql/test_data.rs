@@ -2,7 +2,7 @@
 
 use mysql_async::Value;
 
-use super::answers::ServerVars;
+use super::answers::{ReplicationThreads, ServerVars};
 use super::flavour::Flavour;
 
 pub(super) fn b(s: &str) -> Value {
@@ -155,4 +155,10 @@ pub(super) fn mysql8_replica_row(
             _ => b(""),
         })
         .collect()
+}
+
+/// What `SHOW ALL SLAVES STATUS` with these rows reads as.
+pub(super) fn mariadb_threads(rows: &[Vec<Value>]) -> Vec<ReplicationThreads> {
+    ReplicationThreads::from_result_set(&columns(MARIADB_ALL_SLAVES_COLUMNS), rows)
+        .expect("MariaDB's columns")
 }

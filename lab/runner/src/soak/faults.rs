@@ -1,6 +1,6 @@
 //! The soak's faults: every drill (drill.rs, splitbrain.rs) with the recovery it leaves to an
 //! orchestrator (recover.rs), router-side faults (a ToR's BGP daemon restarted, a link flap,
-//! random loss on a DB host's uplink) and daemon-side ones (primaryd SIGKILLed and started
+//! random loss or delay on a DB host's uplink) and daemon-side ones (primaryd SIGKILLed and started
 //! again, SIGSTOPped and continued, SIGHUP reloads during a failover, `state_dir` on a full
 //! filesystem during a failover). Each step ends with the invariants (invariants.rs).
 
@@ -36,6 +36,8 @@ pub enum Fault {
     LinkFlap,
     /// Random drops (nftables `numgen random`) on a DB host's uplink, both ways.
     UplinkLoss,
+    /// Every packet on a DB host's uplink held for a while, both ways (delay.rs).
+    UplinkDelay,
     /// primaryd SIGKILLed on a DB host and started again.
     PrimarydKill,
     /// primaryd SIGSTOPped on a DB host, then SIGCONT.
@@ -62,6 +64,7 @@ impl Fault {
         Fault::TorBgpdRestart,
         Fault::LinkFlap,
         Fault::UplinkLoss,
+        Fault::UplinkDelay,
         Fault::PrimarydKill,
         Fault::PrimarydStop,
         Fault::ReloadDuringFailover,
@@ -75,12 +78,30 @@ impl Fault {
                 Fault::TorBgpdRestart => "tor-bgpd-restart",
                 Fault::LinkFlap => "link-flap",
                 Fault::UplinkLoss => "uplink-loss",
+                Fault::UplinkDelay => "uplink-delay",
                 Fault::PrimarydKill => "primaryd-kill",
                 Fault::PrimarydStop => "primaryd-stop",
                 Fault::ReloadDuringFailover => "reload-during-failover",
                 _ => "state-dir-full",
             },
         }
+    }
+
+    /// The faults named (as `name` spells them); an unknown name is an error that lists them.
+    pub fn by_names(names: &[String]) -> Result<Vec<Fault>> {
+        names
+            .iter()
+            .map(|n| {
+                Fault::ALL
+                    .iter()
+                    .copied()
+                    .find(|f| f.name() == n)
+                    .with_context(|| {
+                        let all: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                        format!("no fault {n:?}; the faults: {}", all.join(", "))
+                    })
+            })
+            .collect()
     }
 
     /// The drill this fault is.
@@ -167,6 +188,7 @@ fn inject(s: &mut Soak, fault: Fault) -> Result<Done> {
         Fault::TorBgpdRestart => tor_bgpd_restart(s),
         Fault::LinkFlap => link_flap(s),
         Fault::UplinkLoss => uplink_loss(s),
+        Fault::UplinkDelay => uplink_delay(s),
         Fault::PrimarydKill => primaryd_kill(s),
         Fault::PrimarydStop => primaryd_stop(s),
         Fault::ReloadDuringFailover => reload_during_failover(s),
@@ -298,10 +320,9 @@ fn link_flap(s: &mut Soak) -> Result<Done> {
     })
 }
 
-fn uplink_loss(s: &mut Soak) -> Result<Done> {
-    let node = target(s, 70)?;
-    let pct = *s.rng.pick(&[5u64, 20, 50, 80]);
-    let ms = s.rng.range(2000, 8000);
+/// A DB host (the primary's `pct` % of the time) and its uplink.
+fn uplink_of_target(s: &mut Soak, pct: u64) -> Result<(String, String)> {
+    let node = target(s, pct)?;
     let iface = s
         .lab
         .topo
@@ -309,11 +330,36 @@ fn uplink_loss(s: &mut Soak) -> Result<Done> {
         .first()
         .cloned()
         .context("no uplink")?;
+    Ok((node, iface))
+}
+
+fn uplink_loss(s: &mut Soak) -> Result<Done> {
+    let (node, iface) = uplink_of_target(s, 70)?;
+    let pct = *s.rng.pick(&[5u64, 20, 50, 80]);
+    let ms = s.rng.range(2000, 8000);
     recover::loss(s.lab, &node, &iface, pct)?;
     sleep_ms(ms);
     recover::no_loss(s.lab, &node)?;
     Ok(Done {
         detail: format!("{node} {iface}: {pct}% loss both ways for {ms} ms (nftables numgen)"),
+        ..Done::default()
+    })
+}
+
+/// Delays from a congested path (20, 100 ms) to ones past BFD's detection time (3 x 100 ms),
+/// which take the sessions down until the delay ends.
+fn uplink_delay(s: &mut Soak) -> Result<Done> {
+    let (node, iface) = uplink_of_target(s, 70)?;
+    let delay_ms = *s.rng.pick(&[20u64, 100, 250, 500]);
+    let ms = s.rng.range(2000, 8000);
+    let delay =
+        super::delay::Delay::start(&s.lab.netns(&node), &iface, Duration::from_millis(delay_ms))?;
+    sleep_ms(ms);
+    let packets = delay.stop()?;
+    Ok(Done {
+        detail: format!(
+            "{node} {iface}: {delay_ms} ms delay both ways for {ms} ms ({packets} packets, NFQUEUE)"
+        ),
         ..Done::default()
     })
 }

@@ -5,6 +5,7 @@
 //! (report.rs). Every choice comes from one seeded RNG, so a seed replays the same sequence of
 //! faults and parameters (the timings are the machine's).
 
+mod delay;
 mod faults;
 mod invariants;
 mod probe;
@@ -34,6 +35,8 @@ pub struct Options {
     /// Go on after a step whose invariants failed (default: stop, and report it).
     pub keep_going: bool,
     pub json: Option<PathBuf>,
+    /// The faults to pick from (empty: every one; the same seed then gives the same run).
+    pub faults: Vec<Fault>,
 }
 
 /// xorshift64*: small, seeded, the same sequence everywhere.
@@ -199,7 +202,11 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<report::Summary> {
         ));
     }
     while stopped.is_none() && Instant::now() < deadline {
-        let fault = *soak.rng.pick(Fault::ALL);
+        let fault = *soak.rng.pick(if opts.faults.is_empty() {
+            Fault::ALL
+        } else {
+            &opts.faults
+        });
         let step = faults::step(&mut soak, steps.len() + 1, fault);
         eprintln!("{}", report::step_line(&step));
         let ok = step.ok;

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::attempt::{Attempt, Outcome};
 use crate::lab::Lab;
 use crate::sql;
-use crate::writer::{Attempt, Outcome};
 
 use super::invariants::{Double, Fabric};
 use super::{Options, Step};

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::bgp::message::{AddPath, Capabilities, Family, GracefulRestart, Open};
+use crate::bgp::message::{AddPath, Family};
 
 const ADD_PATH_V4: CodecContext = CodecContext {
     add_path_ipv4: true,
@@ -46,23 +46,14 @@ fn tor_open(asn: u32, router_id: [u8; 4], send_receive: u8, gr_flags: u8, other:
         safi: 1,
         send_receive,
     };
-    Message::Open(Open {
+    super::captures::open(
         asn,
-        hold_time: 3,
-        router_id: router_id.into(),
-        capabilities: Capabilities {
-            four_octet_asn: Some(asn),
-            multiprotocol: vec![(1, 1), (2, 1)],
-            route_refresh: true,
-            add_path: vec![add_path(1), add_path(2)],
-            graceful_restart: Some(GracefulRestart {
-                flags: gr_flags,
-                restart_time: 120,
-                families: Vec::new(),
-            }),
-            other: other.to_vec(),
-        },
-    })
+        router_id,
+        &[(1, 1), (2, 1)],
+        &[add_path(1), add_path(2)],
+        gr_flags,
+        other,
+    )
 }
 
 /// One path to `prefix` learnt from DB host `host` (1 or 2, AS 420000001x), as the ToR of AS

@@ -9,7 +9,7 @@ use crate::bgp::message::{
 };
 
 /// FRR's and BIRD's OPENs differ in these only.
-fn open(
+pub(super) fn open(
     asn: u32,
     router_id: [u8; 4],
     families: &[(u16, u8)],

@@ -140,17 +140,7 @@ fn classic_nlri_and_mp_reach_in_one_update_share_the_attributes() {
 
 #[test]
 fn ipv4_unicast_in_mp_attributes_is_decoded() {
-    let attrs = [
-        origin_attr(2),
-        as_path_attr(2, &[ASN4]),
-        attribute(
-            0x80,
-            14,
-            &from_hex("0001 01 04 c6120101 00 20c000020a 18c61263"),
-        ),
-        attribute(0x80, 15, &from_hex("0001 01 20c000020b")),
-    ]
-    .concat();
+    let attrs = super::props::ipv4_mp_attribute_bytes();
     let u = decode_update_ok(&update_frame_raw(&[], &attrs, &[]), FOUR);
     let nlri = nets(&["192.0.2.10/32", "198.18.99.0/24"]);
     let mut a = path_attrs(&nlri, vec![ASN4]);

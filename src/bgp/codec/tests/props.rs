@@ -86,7 +86,7 @@ fn rich_attribute_bytes() -> Vec<u8> {
 }
 
 /// IPv4 unicast carried in MP_REACH/MP_UNREACH.
-fn ipv4_mp_attribute_bytes() -> Vec<u8> {
+pub(super) fn ipv4_mp_attribute_bytes() -> Vec<u8> {
     [
         origin_attr(2),
         as_path_attr(2, &[ASN4]),

@@ -102,11 +102,9 @@ fn a_peer_that_sends_no_end_of_rib_is_waited_for_only_so_long() {
     assert!(sent(&f.process(end_of_rib(Family::Ipv6Unicast))).is_empty());
 }
 
-#[test]
-fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
-    // FRR advertises graceful restart and sends its initial routes and End-of-RIB only after
-    // its update group's coalesce time (1.2 s with three peers), later than the 1 s default
-    // wait: announcing at 1 s would not know the other announcers yet.
+/// A session exporting 192.0.2.10/32 that has received the OPEN of a peer advertising graceful
+/// restart (and so promising End-of-RIB).
+fn opened_by_a_graceful_restart_peer() -> Fsm {
     let mut f = Fsm::new(cfg());
     let input = export(&f, routes(&["192.0.2.10/32"]));
     f.process(input);
@@ -114,6 +112,15 @@ fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
     let mut open = peer_open(3);
     open.capabilities.graceful_restart = Some(GracefulRestart::default());
     f.process(recv(Message::Open(open)));
+    f
+}
+
+#[test]
+fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
+    // FRR advertises graceful restart and sends its initial routes and End-of-RIB only after
+    // its update group's coalesce time (1.2 s with three peers), later than the 1 s default
+    // wait: announcing at 1 s would not know the other announcers yet.
+    let mut f = opened_by_a_graceful_restart_peer();
     let out = f.process(recv(Message::Keepalive));
     assert_eq!(f.state(), State::Established);
     assert!(out.contains(&Output::StartTimer(
@@ -125,13 +132,7 @@ fn a_peer_that_promised_end_of_rib_is_waited_for_longer() {
     assert!(f.initial_routes_done());
     assert_eq!(updates(&out)[0].nlri, [pfx("192.0.2.10/32")]);
     // Should it never come, the longer bound ends the wait all the same, and says so.
-    let mut f = Fsm::new(cfg());
-    let input = export(&f, routes(&["192.0.2.10/32"]));
-    f.process(input);
-    connected(&mut f);
-    let mut open = peer_open(3);
-    open.capabilities.graceful_restart = Some(GracefulRestart::default());
-    f.process(recv(Message::Open(open)));
+    let mut f = opened_by_a_graceful_restart_peer();
     f.process(recv(Message::Keepalive));
     let out = f.process(Input::TimerExpired(Timer::InitialRoutes));
     assert!(out
