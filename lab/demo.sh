@@ -27,6 +27,8 @@ have /usr/bin/mariadb || need+=(mariadb-client)
 have /usr/bin/nsenter || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ps >/dev/null || need+=(procps)
+# The DB hosts refuse the service address with nftables where they are not the primary.
+command -v nft >/dev/null || need+=(nftables)
 command -v cc >/dev/null || need+=(build-essential)
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
