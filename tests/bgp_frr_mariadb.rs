@@ -3,8 +3,13 @@
 //! sees: the /32 in the ToR's kernel table (installed by zebra, `proto bgp`) and FRR's own
 //! record of the session. Run as root; every test fails (never skips) otherwise.
 
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use testkit::{
-    wait_for, wait_until, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, DB_ASN, SERVICE_PREFIX, STEP,
+    ip, signal, tcp_connect, wait_for, wait_until, Lab, MariaDbOpts, PrimarydOpts, DB_ADDR, DB_ASN,
+    SERVICE_PREFIX, STEP,
 };
 
 /// The route is in the ToR's kernel table as zebra installs BGP routes, via the DB host.
@@ -184,5 +189,51 @@ fn sigterm_withdraws_sends_cease_and_exits_0() {
     // Withdraw first, then the NOTIFICATION.
     if let Err(e) = lab.withdrawn_before_notification(SERVICE_PREFIX) {
         panic!("{e}");
+    }
+}
+
+/// A TCP connect to the service address from the ToR: accepted, or how it failed.
+fn connect_from_tor(lab: &Lab) -> (Result<(), ErrorKind>, Duration) {
+    let addr: SocketAddr = "192.0.2.10:3306".parse().expect("address");
+    let (r, took) = tcp_connect(&lab.tor_ns, addr, Duration::from_secs(2));
+    (r.map(drop), took)
+}
+
+#[test]
+fn a_refused_host_stays_refused_after_primaryd_is_killed() {
+    // Fail closed (docs/clients.md): the refusal is an nftables table in the kernel, which
+    // nothing removes when primaryd dies; not even a server made writable afterwards opens it.
+    let mut lab = Lab::new();
+    let db = lab.add_mariadb(MariaDbOpts::primary());
+    let opts = PrimarydOpts {
+        fallback: true,
+        ..PrimarydOpts::default()
+    };
+    let pd = lab.start_primaryd(&db, opts);
+    assert_route_via_db(&lab);
+    // A route to the DB host that outlives the BGP session (zebra's has a lower metric).
+    ip(&format!(
+        "-n {} route add 192.0.2.10/32 via {DB_ADDR} metric 5000",
+        lab.tor_ns
+    ));
+    // The primary accepts: the path and the server are there.
+    wait_until(STEP, "the primary accepts on 192.0.2.10:3306", || {
+        connect_from_tor(&lab).0.is_ok()
+    });
+
+    db.set_read_only(true);
+    wait_until(STEP, "the read-only host refuses 192.0.2.10:3306", || {
+        connect_from_tor(&lab).0 == Err(ErrorKind::ConnectionRefused)
+    });
+    assert!(signal(pd.pid(), "KILL"), "SIGKILL primaryd");
+    pd.wait_exit(STEP);
+    db.set_read_only(false);
+    for _ in 0..5 {
+        let (r, took) = connect_from_tor(&lab);
+        assert_eq!(r, Err(ErrorKind::ConnectionRefused), "after primaryd died");
+        assert!(
+            took < Duration::from_millis(500),
+            "refused only after {took:?}"
+        );
     }
 }

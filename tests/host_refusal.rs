@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use primaryd::host::refuse::Refuser;
 use primaryd::host::reset;
-use testkit::{run_ok, Net};
+use testkit::{in_ns, run_ok, Net};
 
 const PORT: u16 = 33061;
 const V4: &str = "192.0.2.10";
@@ -22,18 +22,6 @@ const V6: &str = "2001:db8::10";
 const AT_ONCE: Duration = Duration::from_millis(500);
 /// How long a client waits before calling an answer silence.
 const PATIENCE: Duration = Duration::from_secs(3);
-
-/// Runs `f` on a thread that has entered namespace `ns` (children it starts are there too).
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter(ns);
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
 
 fn enter(ns: &str) {
     let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
